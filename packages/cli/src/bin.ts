@@ -1,0 +1,87 @@
+/**
+ * The one `portcullis` command. Thin: it parses the subcommand and dispatches to the package
+ * that owns it. Subcommand modules are imported lazily so that `portcullis check` does not pay
+ * for loading SQLite or the proxy.
+ *
+ * A user mistake never prints a stack trace: a PcxError (or a usage error) prints its message
+ * and exits 2; only an unexpected internal error prints a stack, and says so.
+ */
+import { isPcxError } from '@portcullis/protocol';
+import type { CommandIO } from './io.js';
+import { processIO } from './io.js';
+
+type Command = (argv: string[], io: CommandIO) => Promise<number>;
+
+interface CommandEntry {
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+const commands: Record<string, CommandEntry> = {
+  check: { summary: 'check policy files; print every diagnostic', load: async () => (await import('./policy-commands.js')).checkCommand },
+  fmt: { summary: 'format policy files canonically (--check, --write)', load: async () => (await import('./policy-commands.js')).fmtCommand },
+  eval: { summary: 'evaluate requests against a policy set', load: async () => (await import('./policy-commands.js')).evalCommand },
+  test: { summary: 'run policy tests kept next to the policies', load: async () => (await import('./policy-commands.js')).testCommand },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: portcullis <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "portcullis <command> --help" for a command's options.\n`;
+}
+
+function suggest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = c;
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+export async function main(argv: string[], io: CommandIO = processIO()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    const guess = suggest(name, Object.keys(commands));
+    io.stderr.write(`portcullis: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ''}\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const command = await entry.load();
+    return await command(rest, io);
+  } catch (e) {
+    if (isPcxError(e)) {
+      io.stderr.write(`portcullis ${name}: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}\n`);
+      return 2;
+    }
+    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr.write(`portcullis ${name}: ${e.message}\n`);
+      return 2;
+    }
+    io.stderr.write(`portcullis ${name}: internal error (this is a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+    return 70;
+  }
+}

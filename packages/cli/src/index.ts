@@ -1,0 +1,2 @@
+export { main, usage } from './bin.js';
+export type { CommandIO } from './io.js';

@@ -1,0 +1,2 @@
+export { readPolicySources } from './sources.js';
+export type { PolicySource } from './sources.js';

@@ -1,0 +1,57 @@
+/**
+ * Reading a policy path: a file, or a directory meaning every *.pol below it, loaded together
+ * as one policy set. Files are returned sorted by path so that the set (and its version hash)
+ * does not depend on directory order. Kubernetes ConfigMap volumes keep their files behind
+ * `..data` symlinks and timestamped `..2024_…` directories: entries whose names start with
+ * ".." are skipped, and symlinks are followed, so each file is read once via its visible name.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { PcxError } from '@portcullis/protocol';
+
+export interface PolicySource {
+  /** The path shown in diagnostics: relative to the working directory when below it. */
+  path: string;
+  text: string;
+}
+
+const MAX_POLICY_FILE_BYTES = 16 * 1024 * 1024;
+
+export async function readPolicySources(path: string, options: { cwd?: string } = {}): Promise<PolicySource[]> {
+  const cwd = options.cwd ?? process.cwd();
+  const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
+    throw new PcxError('PCX_POLICY_PATH', `cannot read policy path ${path}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.message}`);
+  });
+  const files: string[] = [];
+  if (info.isDirectory()) await walk(path, files);
+  else files.push(path);
+  files.sort();
+  const out: PolicySource[] = [];
+  for (const file of files) {
+    const st = await stat(file);
+    if (st.size > MAX_POLICY_FILE_BYTES) {
+      throw new PcxError('PCX_POLICY_TOO_LARGE', `${file} is ${st.size} bytes; policy files are limited to ${MAX_POLICY_FILE_BYTES} bytes`);
+    }
+    const rel = relative(cwd, file);
+    out.push({ path: rel.startsWith('..') || rel === '' ? file : rel, text: await readFile(file, 'utf8') });
+  }
+  return out;
+}
+
+async function walk(dir: string, into: string[]): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  for (const entry of entries) {
+    if (entry.name.startsWith('..')) continue;
+    const full = join(dir, entry.name);
+    let isDir = entry.isDirectory();
+    let isFile = entry.isFile();
+    if (entry.isSymbolicLink()) {
+      const target = await stat(full).catch(() => undefined);
+      if (!target) continue; // a dangling link: nothing to load
+      isDir = target.isDirectory();
+      isFile = target.isFile();
+    }
+    if (isDir) await walk(full, into);
+    else if (isFile && entry.name.endsWith('.pol')) into.push(full);
+  }
+}
