@@ -4,7 +4,7 @@
 //   npm test   → install + build on first run, then run every test
 // pnpm is pinned and installed into .tools/ with npm (no corepack, no global install).
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -50,6 +50,13 @@ function ensureInstalled() {
     console.error('bootstrap: installing dependencies with pnpm …');
     const frozen = existsSync(join(root, 'pnpm-lock.yaml')) ? ['--frozen-lockfile'] : [];
     must(pnpm, ['install', ...frozen, '--reporter=append-only'], 'pnpm install');
+  }
+  // tap compiles its plugin set into its runner; our set (TypeScript through tsx, not ts-node)
+  // differs from tap's default, so the runner is rebuilt whenever the root tap config changes.
+  const tapMarker = join(root, 'node_modules', '.portcullis-tap-built');
+  if (mtime(join(root, 'package.json')) > mtime(tapMarker)) {
+    must(join(root, 'node_modules', '.bin', 'tap'), ['build'], 'tap build');
+    writeFileSync(tapMarker, new Date().toISOString() + '\n');
   }
 }
 
