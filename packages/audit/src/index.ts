@@ -1,1 +1,17 @@
-export {};
+export { AuditLog } from './log.js';
+export type { AuditLogOptions, LogState } from './log.js';
+export { serveSink } from './server.js';
+export type { SinkServer, SinkServerOptions } from './server.js';
+export { verifyLog, readRecords } from './verify.js';
+export type { VerifyResult, VerifyOptions, Problem } from './verify.js';
+export { proveInclusion, checkInclusionProof } from './proof.js';
+export type { InclusionProof } from './proof.js';
+export { generateKey, parseSigningKey, parseVerifierKey, signCheckpoint, openCheckpoint, keyId } from './note.js';
+export type { Checkpoint, SigningKey, VerifierKey } from './note.js';
+export { CompactRange, leafHash, nodeHash, subtreeRoot, inclusionProof, consistencyProof, verifyInclusion, verifyConsistency, EMPTY_ROOT } from './merkle.js';
+export { openIndex, queryIndex } from './index-db.js';
+export type { QueryFilter } from './index-db.js';
+export { replay, replayRequest } from './replay.js';
+export type { ReplayDifference, ReplayResult } from './replay.js';
+export { auditCommand, auditUsage } from './commands.js';
+export type { AuditCommandIO } from './commands.js';

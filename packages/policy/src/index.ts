@@ -1,1 +1,9 @@
-export {};
+/**
+ * @portcullis/policy — parse → check → compile to decision trees → evaluate/explain; format.
+ * Pure: no I/O. This is the whole public surface; others code against exactly this.
+ */
+export type { Severity, Diagnostic } from './diagnostics.js';
+export { renderDiagnostic } from './diagnostics.js';
+export type { SourceFile, CompileOptions, CompileResult, CompiledPolicy, LeaseGrant, EvaluateOptions } from './policy.js';
+export { compile } from './policy.js';
+export { format } from './format.js';

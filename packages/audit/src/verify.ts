@@ -1,0 +1,220 @@
+/**
+ * The verifier: streams the segments once, checking for every record that it is canonical JSON,
+ * that its seq is the next one, that `prev` is the hash of the record before and that `hash` is
+ * right; it rebuilds the Merkle tree as it goes and, at each checkpoint's size, compares the
+ * recomputed root with the signed one. Successive checkpoints are then consistent by
+ * construction (both roots come from one sequence of leaves); a checkpoint whose size is past
+ * the end of the log means records were removed. Stops at the first bad record, since every
+ * record after it is suspect anyway, and says where.
+ */
+
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { hash as oneShotHash } from 'node:crypto';
+import { GENESIS_PREV, PcxError, canonicalize, type AuditRecord } from '@portcullis/protocol';
+import { CHECKPOINTS, CHECKPOINT_RE, ORIGIN_FILE, PUBKEY_FILE, SEGMENTS, SEGMENT_RE, checkpointName, hashInputOf, segmentName } from './format.js';
+import { CompactRange, leafHashInPlace } from './merkle.js';
+import { openCheckpoint, parseVerifierKey, type Checkpoint, type VerifierKey } from './note.js';
+
+export interface Problem {
+  /** The seq of the first bad record, when the problem is a record. */
+  seq?: number;
+  /** File (and line) or checkpoint the problem is in. */
+  where: string;
+  message: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  records: number;
+  checkpoints: number;
+  /** Records after the last checkpoint: chained but not yet covered by a signature. */
+  unsigned: number;
+  problems: Problem[];
+  warnings: string[];
+  latest?: Checkpoint;
+}
+
+export interface VerifyOptions {
+  /** The verifier key (note format). Default: DIR/pubkey, which only proves self-consistency. */
+  publicKey?: string;
+}
+
+export function loadVerifierKey(dir: string, publicKey: string | undefined): { key: VerifierKey; fromLog: boolean } {
+  if (publicKey !== undefined) return { key: parseVerifierKey(publicKey), fromLog: false };
+  const path = join(dir, PUBKEY_FILE);
+  if (!existsSync(path)) throw new PcxError('PCX_AUDIT_NO_KEY', `no public key given and ${path} does not exist`, { hint: 'pass --pubkey FILE (the .pub file written by "portcullis audit keygen")' });
+  return { key: parseVerifierKey(readFileSync(path, 'utf8')), fromLog: true };
+}
+
+export function listSegments(dir: string): number[] {
+  const segDir = join(dir, SEGMENTS);
+  if (!existsSync(segDir)) throw new PcxError('PCX_AUDIT_NOT_A_LOG', `${dir} is not an audit log directory (no ${SEGMENTS}/)`);
+  return readdirSync(segDir).filter((n) => SEGMENT_RE.test(n)).map((n) => Number(SEGMENT_RE.exec(n)![1])).sort((a, b) => a - b);
+}
+
+export async function verifyLog(dir: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  const { key, fromLog } = loadVerifierKey(dir, options.publicKey);
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  if (fromLog) warnings.push(`using the public key stored in the log (${join(dir, PUBKEY_FILE)}): this proves the log is self-consistent, not who signed it; pass --pubkey to check against a key you trust`);
+
+  const originPath = join(dir, ORIGIN_FILE);
+  const origin = existsSync(originPath) ? readFileSync(originPath, 'utf8').trim() : undefined;
+  if (origin === undefined) problems.push({ where: originPath, message: 'the origin file is missing' });
+
+  // Checkpoints: signatures and origins first; roots are compared while streaming the records.
+  const ckDir = join(dir, CHECKPOINTS);
+  const names = existsSync(ckDir) ? readdirSync(ckDir).filter((n) => !n.startsWith('.')).sort() : [];
+  const pending: Checkpoint[] = [];
+  for (const name of names) {
+    const where = `checkpoint ${join(CHECKPOINTS, name)}`;
+    if (!CHECKPOINT_RE.test(name)) {
+      problems.push({ where, message: 'unexpected file in the checkpoints directory' });
+      continue;
+    }
+    const opened = await openCheckpoint(readFileSync(join(ckDir, name), 'utf8'), key);
+    if ('error' in opened) problems.push({ where, message: opened.error });
+    else if (origin !== undefined && opened.origin !== origin) problems.push({ where, message: `origin "${opened.origin}" is not this log's origin "${origin}" (a checkpoint of another log)` });
+    else if (checkpointName(opened.size) !== name) problems.push({ where, message: `says tree size ${opened.size}, but its file name says ${Number(CHECKPOINT_RE.exec(name)![1])} (a copied or replayed checkpoint)` });
+    else pending.push(opened);
+  }
+  pending.sort((a, b) => a.size - b.size);
+  const checkpoints = pending.length;
+  let latest: Checkpoint | undefined;
+  let lastVerifiedSize = 0;
+
+  const tree = new CompactRange();
+  let seq = 0;
+  let prev = GENESIS_PREV;
+  const checkRoot = (): void => {
+    while (pending.length > 0 && pending[0]!.size === seq) {
+      const c = pending.shift()!;
+      if (tree.root().equals(c.root)) {
+        latest = c;
+        lastVerifiedSize = c.size;
+      } else {
+        problems.push({
+          where: `checkpoint ${join(CHECKPOINTS, checkpointName(c.size))}`,
+          message: `signed root does not match records 0..${c.size - 1}: a record between seq ${lastVerifiedSize} and ${c.size - 1} was changed, removed, inserted or reordered (and the chain rewritten to hide it)`,
+        });
+      }
+    }
+  };
+  checkRoot();
+
+  const segments = listSegments(dir);
+  let stop = false;
+  for (let i = 0; i < segments.length && !stop; i++) {
+    const n = segments[i]!;
+    if (n !== i + 1) {
+      problems.push({ seq, where: join(SEGMENTS, segmentName(n)), message: `segment ${segmentName(i + 1)} is missing` });
+      break;
+    }
+    const file = join(SEGMENTS, segmentName(n));
+    const buf = readFileSync(join(dir, file));
+    let start = 0;
+    let lineNo = 0;
+    while (start < buf.length) {
+      const nl = buf.indexOf(0x0a, start);
+      lineNo++;
+      if (nl < 0) {
+        if (i === segments.length - 1) warnings.push(`${file}: the last line is incomplete (${buf.length - start} bytes): a write cut short by a crash, or one in progress; the sink cuts it off when it starts`);
+        else {
+          problems.push({ seq, where: `${file}:${lineNo}`, message: 'incomplete line in the middle of the log' });
+          stop = true;
+        }
+        break;
+      }
+      const lineBytes = buf.subarray(start, nl);
+      const text = lineBytes.toString('utf8');
+      const where = `${file}:${lineNo}`;
+      const bad = checkRecord(text, seq, prev);
+      if (typeof bad === 'string') {
+        problems.push({ seq, where, message: bad });
+        stop = true;
+        break;
+      }
+      prev = bad.hash;
+      tree.append(leafHashInPlace(buf, start, nl));
+      seq++;
+      checkRoot();
+      start = nl + 1;
+    }
+  }
+  for (const c of pending) {
+    if (!stop) {
+      problems.push({
+        where: `checkpoint ${join(CHECKPOINTS, checkpointName(c.size))}`,
+        message: `covers ${c.size} records but the log has only ${seq}: records ${seq}..${c.size - 1} were removed (truncated)`,
+      });
+    }
+  }
+  const result: VerifyResult = { ok: problems.length === 0, records: seq, checkpoints, unsigned: seq - lastVerifiedSize, problems, warnings };
+  if (latest) result.latest = latest;
+  return result;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Check one record line; returns the parsed record, or what is wrong with it. */
+function checkRecord(text: string, seq: number, prev: string): AuditRecord | string {
+  let r: AuditRecord;
+  try {
+    r = JSON.parse(text) as AuditRecord;
+  } catch {
+    return `record ${seq} is not valid JSON`;
+  }
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return `record ${seq} is not a JSON object`;
+  if (r.seq !== seq) {
+    return typeof r.seq === 'number' && r.seq > seq
+      ? `expected seq ${seq}, found seq ${r.seq}: records ${seq}..${r.seq - 1} are missing (deleted) or the records were reordered`
+      : `expected seq ${seq}, found seq ${String(r.seq)}: a record was inserted, duplicated or reordered`;
+  }
+  if (r.prev !== prev) return `record ${seq}: prev does not match the hash of record ${seq - 1} (a record was changed, inserted, removed or reordered here)`;
+  // Canonical first (the parsed record re-serialises to exactly the line), then the hash over
+  // the line without its hash member: no second serialisation needed.
+  let canonical: string;
+  try {
+    canonical = canonicalize(r);
+  } catch (e) {
+    return `record ${seq} cannot be canonicalised: ${(e as Error).message}`;
+  }
+  if (canonical !== text) return `record ${seq} is not in canonical form (the line was edited)`;
+  const input = typeof r.hash === 'string' && HEX64.test(r.hash) ? hashInputOf(text, r.hash) : undefined;
+  if (input === undefined || oneShotHash('sha256', input, 'hex') !== r.hash) return `record ${seq}: hash does not match its content (the record was edited)`;
+  return r;
+}
+
+/** Every leaf hash of the log, in order (for proofs). */
+export function readLeaves(dir: string): Buffer[] {
+  const leaves: Buffer[] = [];
+  for (const n of listSegments(dir)) {
+    const buf = readFileSync(join(dir, SEGMENTS, segmentName(n)));
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, start)) {
+      leaves.push(leafHashInPlace(buf, start, nl));
+      start = nl + 1;
+    }
+  }
+  return leaves;
+}
+
+/** Records of the log in order, parsed (complete lines only). */
+export function* readRecords(dir: string): Generator<AuditRecord> {
+  for (const n of listSegments(dir)) {
+    const buf = readFileSync(join(dir, SEGMENTS, segmentName(n)));
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, start)) {
+      let r: AuditRecord;
+      try {
+        r = JSON.parse(buf.toString('utf8', start, nl)) as AuditRecord;
+      } catch {
+        throw new PcxError('PCX_AUDIT_LOG_CORRUPT', `${join(SEGMENTS, segmentName(n))} has a line that is not JSON`, { hint: `run "portcullis audit verify ${dir}" to find where` });
+      }
+      yield r;
+      start = nl + 1;
+    }
+  }
+}
+

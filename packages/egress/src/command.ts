@@ -1,0 +1,154 @@
+/**
+ * `portcullis egress`: run the proxy against a PDP socket and an audit sink socket. Thin: parse
+ * options, wire the protocol clients into the proxy core, log, stop cleanly on SIGTERM/SIGINT.
+ */
+import { parseArgs } from 'node:util';
+import { AuditClient, PcxError, PdpClient, type RequestContext } from '@portcullis/protocol';
+import { canonicalHost, parseCidr, splitHostPort } from './address.js';
+import { checkMetricsHost, EgressMetrics, serveMetrics } from './metrics.js';
+import { startEgressProxy } from './proxy.js';
+import { dnsResolver } from './resolve.js';
+
+/** What a command reads and writes (the CLI's CommandIO, structurally). */
+export interface CommandIO {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+const USAGE = `usage: portcullis egress --pdp SOCK --audit SOCK --principal ID [options]
+
+A deny-by-default HTTP/HTTPS forward proxy. Point clients at it with HTTP_PROXY/HTTPS_PROXY.
+Absolute-URI requests are checked as net.http, CONNECT tunnels as net.connect.
+
+options:
+  --listen HOST:PORT      where to listen (default 127.0.0.1:3128)
+  --pdp SOCK              the PDP's Unix socket
+  --audit SOCK            the audit sink's Unix socket
+  --principal ID          the agent this sidecar belongs to
+  --role ROLE             a role of the principal (repeatable)
+  --project P --blueprint B --session S
+                          the request context (a client may refine the session and send lease
+                          tokens with Proxy-Authorization: Basic base64(session:lease-token))
+  --mode enforce|report   report: would-deny requests are audited as such and forwarded
+  --allow-cidr CIDR       opt a range out of the built-in floor (loopback, link-local,
+                          metadata, unspecified); repeatable, e.g. --allow-cidr 10.1.2.0/24
+  --dns HOST:PORT         resolve with this DNS server instead of the system resolver (repeatable)
+  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)
+  --header-timeout MS     time allowed for a request head (default 10000)
+  --max-header-bytes N    largest request head accepted (default 16384)
+  --pdp-timeout MS        PDP deadline per decision (default 250)
+`;
+
+function positiveInt(name: string, text: string): number {
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) throw new PcxError('PCX_USAGE', `${name} ${text} is not a positive whole number`);
+  return n;
+}
+
+function endpoint(name: string, text: string): { host: string; port: number } {
+  let hp: { host: string; port: number };
+  try {
+    hp = splitHostPort(text, undefined, true);
+    const h = canonicalHost(hp.host);
+    if (h.kind !== 'ip') throw new Error('not an IP');
+    return { host: h.host, port: hp.port };
+  } catch {
+    throw new PcxError('PCX_USAGE', `${name} ${text} is not IP:PORT`, { hint: `e.g. ${name} 127.0.0.1:3128 or ${name} [::1]:3128` });
+  }
+}
+
+export async function egressCommand(argv: string[], io: CommandIO): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      listen: { type: 'string', default: '127.0.0.1:3128' },
+      pdp: { type: 'string' },
+      audit: { type: 'string' },
+      principal: { type: 'string' },
+      role: { type: 'string', multiple: true, default: [] },
+      project: { type: 'string' },
+      blueprint: { type: 'string' },
+      session: { type: 'string' },
+      mode: { type: 'string', default: 'enforce' },
+      'allow-cidr': { type: 'string', multiple: true, default: [] },
+      dns: { type: 'string', multiple: true, default: [] },
+      metrics: { type: 'string' },
+      'header-timeout': { type: 'string', default: '10000' },
+      'max-header-bytes': { type: 'string', default: '16384' },
+      'pdp-timeout': { type: 'string', default: '250' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  for (const required of ['pdp', 'audit', 'principal'] as const) {
+    if (!values[required]) throw new PcxError('PCX_USAGE', `missing --${required}`, { hint: 'see portcullis egress --help' });
+  }
+  if (values.mode !== 'enforce' && values.mode !== 'report') throw new PcxError('PCX_USAGE', `--mode ${values.mode} is neither enforce nor report`);
+  const mode = values.mode;
+  const allowCidrs = values['allow-cidr'];
+  allowCidrs.forEach(parseCidr); // refuse a bad CIDR before anything starts
+  const listen = endpoint('--listen', values.listen);
+  const metricsAt = values.metrics ? endpoint('--metrics', values.metrics) : undefined;
+  if (metricsAt) checkMetricsHost(metricsAt.host);
+  const context: RequestContext = {};
+  if (values.project) context.project = values.project;
+  if (values.blueprint) context.blueprint = values.blueprint;
+  if (values.session) context.session = values.session;
+
+  const say = (line: string): void => void io.stderr.write(`portcullis egress: ${line}\n`);
+  const pdp = new PdpClient({ socketPath: values.pdp!, timeoutMs: positiveInt('--pdp-timeout', values['pdp-timeout']), connections: 2 });
+  const audit = new AuditClient({ socketPath: values.audit!, connections: 2 });
+  const metrics = new EgressMetrics();
+
+  let onSignal: (s: NodeJS.Signals) => void = () => {};
+  const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  // Metrics first: if its port is taken, nothing else has started and nothing is left running.
+  const metricsServer = metricsAt ? await serveMetrics(metrics, metricsAt) : undefined;
+  const closeMetrics = (): Promise<void> => new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+  try {
+    const proxy = await startEgressProxy({
+      listen,
+      decide: (r) => pdp.decide(r),
+      audit: (record) => audit.append(record),
+      principal: { id: values.principal!, roles: values.role },
+      ...(Object.keys(context).length > 0 ? { context } : {}),
+      mode,
+      ...(values.dns.length > 0 ? { resolve: dnsResolver({ servers: values.dns }) } : {}),
+      allowCidrs,
+      headersTimeoutMs: positiveInt('--header-timeout', values['header-timeout']),
+      maxHeaderBytes: positiveInt('--max-header-bytes', values['max-header-bytes']),
+      metrics,
+      ...(metricsServer ? { selfEndpoints: [{ host: metricsAt!.host, port: (metricsServer.address() as { port: number }).port }] } : {}),
+      log: (e) => {
+        if (e.event !== 'listening') say(JSON.stringify(e));
+      },
+    });
+    const shown = proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host;
+    say(`listening on ${shown}:${proxy.address.port} (mode ${mode}); PDP ${values.pdp}, audit sink ${values.audit}`);
+    if (allowCidrs.length > 0) say(`floor opt-outs: ${allowCidrs.join(', ')}`);
+    if (metricsAt) say(`metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics`);
+    if (mode === 'report') {
+      say('*** REPORT-ONLY MODE: requests the policy denies are FORWARDED and audited as would-deny. Do not run this in production. ***');
+    }
+    const health = await pdp.health({ timeoutMs: 1000 });
+    if (health.status !== 'ok') say(`warning: the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); every request is denied until it answers`);
+    const signal = await signalled;
+    say(`${signal}: stopping`);
+    await proxy.close();
+    say('stopped');
+    return 0;
+  } finally {
+    await closeMetrics();
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
+    pdp.close();
+    audit.close();
+  }
+}

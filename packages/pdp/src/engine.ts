@@ -1,0 +1,119 @@
+/**
+ * The decision engine: the current compiled policy set (swapped atomically by one assignment,
+ * so a request is decided entirely by one set), leases, and what health reports. No I/O here:
+ * loading and watching live in the daemon shell (daemon.ts).
+ */
+import type { CompiledPolicy } from '@portcullis/policy';
+import type { Decision, ErrorInfo } from '@portcullis/protocol';
+import { LeaseVerifier, type LeaseResolution } from './leases.js';
+
+export interface LoadedPolicy {
+  policy: CompiledPolicy;
+  files: number;
+  loadedAt: string;
+}
+
+export interface ReloadStatus {
+  ok: boolean;
+  at: string;
+  /** The version that was loaded (ok) or that stays in force (failed). */
+  policy_version?: string;
+  /** Rendered diagnostics (errors and warnings) of the attempt. */
+  diagnostics: string[];
+  error?: ErrorInfo;
+}
+
+export interface Health {
+  status: 'ok' | 'no_policy';
+  policy_version?: string;
+  rule_count?: number;
+  files?: number;
+  loaded_at?: string;
+  last_reload?: ReloadStatus;
+  /** Set while the last reload failed and an older set is still in force. */
+  stale?: boolean;
+  leases: { keys: number; revoked: number };
+}
+
+export class Engine {
+  /** Read once per request: the swap is one assignment, so no request sees two sets. */
+  private current: LoadedPolicy | undefined;
+  private lastReload: ReloadStatus | undefined;
+  private noPolicy: Decision;
+  readonly leases: LeaseVerifier;
+
+  constructor(leases: LeaseVerifier) {
+    this.leases = leases;
+    this.noPolicy = noPolicyDecision('the PDP is starting and has not loaded a policy yet');
+  }
+
+  get policy(): CompiledPolicy | undefined {
+    return this.current?.policy;
+  }
+
+  install(loaded: LoadedPolicy, diagnostics: string[]): void {
+    this.current = loaded;
+    this.lastReload = { ok: true, at: loaded.loadedAt, policy_version: loaded.policy.version, diagnostics: capped(diagnostics) };
+  }
+
+  /** A reload failed: keep the last good set (if any) and remember why, for health and denials. */
+  reject(error: ErrorInfo, diagnostics: string[]): void {
+    const at = new Date().toISOString();
+    this.lastReload = { ok: false, at, diagnostics: capped(diagnostics), error, ...(this.current ? { policy_version: this.current.policy.version } : {}) };
+    // The first line of the first diagnostic ("file:line:col: CODE: message") says where to look.
+    if (!this.current) this.noPolicy = noPolicyDecision(`${error.message}${diagnostics.length ? `: ${diagnostics[0]!.split('\n')[0]}` : ''}`);
+  }
+
+  /**
+   * Decide one request. Synchronous unless the request carries a lease whose signature has not
+   * been verified yet. Never throws: the evaluator is total, and leases fail as "ignored".
+   */
+  decide(request: unknown): Decision | Promise<Decision> {
+    const loaded = this.current;
+    if (!loaded) return this.noPolicy;
+    const policy = loaded.policy;
+    const tokens = (request as { context?: { leases?: unknown } } | null)?.context?.leases;
+    if (tokens === undefined || (Array.isArray(tokens) && tokens.length === 0)) return policy.evaluate(request);
+    const r = this.leases.resolve(tokens, request, policy);
+    if (r instanceof Promise) return r.then((res) => withLeases(policy, request, res));
+    return withLeases(policy, request, r);
+  }
+
+  health(): Health {
+    const c = this.current;
+    const leases = { keys: this.leases.keyCount, revoked: this.leases.revokedCount };
+    if (!c) return { status: 'no_policy', ...(this.lastReload ? { last_reload: this.lastReload } : {}), leases };
+    return {
+      status: 'ok',
+      policy_version: c.policy.version,
+      rule_count: c.policy.ruleCount,
+      files: c.files,
+      loaded_at: c.loadedAt,
+      ...(this.lastReload ? { last_reload: this.lastReload, stale: !this.lastReload.ok } : {}),
+      leases,
+    };
+  }
+}
+
+function withLeases(policy: CompiledPolicy, request: unknown, res: LeaseResolution): Decision {
+  const d = policy.evaluate(request, res.grants.length > 0 ? { grants: res.grants } : undefined);
+  if (res.ignored.length === 0) return d;
+  // The evaluator's decision object is ours to extend; copy reasons so it is never aliased.
+  return { ...d, reasons: [...d.reasons, ...res.ignored] };
+}
+
+/** Health answers must stay far below the 1 MiB frame limit, however broken the policy is. */
+const MAX_HEALTH_DIAGNOSTICS = 20;
+function capped(diagnostics: string[]): string[] {
+  if (diagnostics.length <= MAX_HEALTH_DIAGNOSTICS) return diagnostics;
+  return [...diagnostics.slice(0, MAX_HEALTH_DIAGNOSTICS), `… and ${diagnostics.length - MAX_HEALTH_DIAGNOSTICS} more (see the PDP log)`];
+}
+
+function noPolicyDecision(why: string): Decision {
+  const error: ErrorInfo = {
+    code: 'PCX_PDP_NO_POLICY',
+    message: `no valid policy is loaded, so every request is denied (${why}); fix the policy files: the PDP reloads them on change`,
+  };
+  return { decision: 'deny', reasons: [{ error }], error };
+}
+

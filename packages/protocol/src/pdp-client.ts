@@ -1,0 +1,181 @@
+/**
+ * The PDP client every PEP and agent runtime uses. `decide` never rejects: every failure —
+ * the PDP unreachable, slow, closing the connection, answering garbage, an error frame, a
+ * malformed decision — becomes a deny whose reason carries an `error` with a stable code, so
+ * that the deny says "this was a failure, not policy" (DESIGN.md, "Fail closed, always").
+ *
+ * Optional decision cache (off by default): keyed by the canonical JSON of the whole request,
+ * bounded LRU with a TTL. Only well-formed answers without an `error` are cached; requests that
+ * carry leases are never cached, because a lease can expire or be revoked at any moment and
+ * the cache cannot know. A cached decision can be up to `ttlMs` older than a policy reload.
+ */
+import type { Decision, DecisionRequest, ErrorInfo, Reason } from './types.js';
+import { isPcxError } from './errors.js';
+import { RpcClient } from './rpc.js';
+import { canonicalize } from './audit-record.js';
+
+export interface PdpClientOptions {
+  /** The PDP's Unix socket (default /run/portcullis/pdp.sock). */
+  socketPath?: string;
+  /** Persistent connections (round-robin). Default 1. */
+  connections?: number;
+  /** Default per-decision deadline in milliseconds. Default 250. */
+  timeoutMs?: number;
+  /** Enable the decision cache. */
+  cache?: { maxEntries: number; ttlMs: number };
+}
+
+export interface PdpHealth {
+  /** "ok" and "no_policy" come from the PDP; "unavailable" means it could not be asked. */
+  status: 'ok' | 'no_policy' | 'unavailable';
+  policy_version?: string;
+  error?: ErrorInfo;
+  [field: string]: unknown;
+}
+
+const EFFECTS = new Set(['allow', 'deny', 'ask']);
+const REASON_STRING_FIELDS = ['effect', 'policy', 'rule', 'because', 'source', 'lease', 'ignored'] as const;
+
+export class PdpClient {
+  private readonly rpc: RpcClient;
+  private readonly cache: DecisionCache | undefined;
+
+  constructor(options: PdpClientOptions = {}) {
+    this.rpc = new RpcClient({
+      socketPath: options.socketPath ?? '/run/portcullis/pdp.sock',
+      connections: options.connections,
+      timeoutMs: options.timeoutMs,
+      peerName: 'PDP',
+    });
+    this.cache = options.cache ? new DecisionCache(options.cache.maxEntries, options.cache.ttlMs) : undefined;
+  }
+
+  /** Ask for a decision. Never rejects; a failure is a deny with `error` set. */
+  async decide(request: DecisionRequest, options: { timeoutMs?: number } = {}): Promise<Decision> {
+    let key: string | undefined;
+    if (this.cache && !carriesLeases(request)) {
+      try {
+        key = canonicalize(request);
+      } catch {
+        key = undefined; // not serialisable: the call below fails and reports it
+      }
+      const hit = key === undefined ? undefined : this.cache.get(key);
+      if (hit) return hit;
+    }
+    let frame: Record<string, unknown>;
+    try {
+      frame = await this.rpc.call({ request }, options);
+    } catch (e) {
+      return failure(transportCode(e), isPcxError(e) ? e.message : `could not send the request to the PDP: ${(e as Error)?.message ?? String(e)}`);
+    }
+    const d = parseDecision(frame);
+    if (key !== undefined && !d.error) this.cache!.set(key, d);
+    return d;
+  }
+
+  /** The PDP's health (loaded policy version, last reload). Never rejects. */
+  async health(options: { timeoutMs?: number } = {}): Promise<PdpHealth> {
+    try {
+      const frame = await this.rpc.call({ health: true }, options);
+      const h = frame.health as PdpHealth | undefined;
+      if (typeof h !== 'object' || h === null || (h.status !== 'ok' && h.status !== 'no_policy')) {
+        return { status: 'unavailable', error: { code: 'PCX_PDP_BAD_ANSWER', message: 'the PDP answered a health frame without a valid "health" object' } };
+      }
+      return h;
+    } catch (e) {
+      return { status: 'unavailable', error: { code: transportCode(e), message: isPcxError(e) ? e.message : String(e) } };
+    }
+  }
+
+  close(): void {
+    this.rpc.close();
+  }
+}
+
+function transportCode(e: unknown): string {
+  switch (isPcxError(e) ? e.code : '') {
+    case 'PCX_RPC_TIMEOUT':
+      return 'PCX_PDP_TIMEOUT';
+    case 'PCX_RPC_BAD_FRAME':
+      return 'PCX_PDP_BAD_ANSWER';
+    case 'PCX_RPC_OVERLOADED':
+      return 'PCX_PDP_OVERLOADED';
+    case 'PCX_RPC_FRAME_TOO_LARGE':
+      return 'PCX_PDP_REQUEST_TOO_LARGE';
+    case 'PCX_RPC_UNAVAILABLE':
+    case 'PCX_RPC_CLOSED':
+      return 'PCX_PDP_UNAVAILABLE';
+    default:
+      // e.g. a request that JSON cannot encode (a BigInt, a cycle): it never left this process.
+      return 'PCX_PDP_BAD_REQUEST';
+  }
+}
+
+function failure(code: string, message: string): Decision {
+  const error = { code, message };
+  return { decision: 'deny', reasons: [{ error }], error };
+}
+
+/** Strictly check an answer frame; anything unexpected is a failure, never a decision. */
+function parseDecision(frame: Record<string, unknown>): Decision {
+  if ('error' in frame && !('decision' in frame)) {
+    const e = frame.error as { code?: unknown; message?: unknown } | null;
+    const what = typeof e?.code === 'string' ? `${e.code}: ${typeof e.message === 'string' ? e.message : ''}` : 'an unspecified error';
+    return failure('PCX_PDP_ERROR', `the PDP refused the request (${what})`);
+  }
+  const bad = (why: string) => failure('PCX_PDP_BAD_ANSWER', `the PDP sent a malformed decision: ${why}`);
+  const { decision, reasons, policy_version, error } = frame;
+  if (typeof decision !== 'string' || !EFFECTS.has(decision)) return bad('"decision" is not allow, deny or ask');
+  if (!Array.isArray(reasons)) return bad('"reasons" is not a list');
+  for (const r of reasons) {
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) return bad('a reason is not an object');
+    for (const f of REASON_STRING_FIELDS) {
+      if ((r as Record<string, unknown>)[f] !== undefined && typeof (r as Record<string, unknown>)[f] !== 'string') return bad(`a reason's "${f}" is not a string`);
+    }
+    const re = (r as Reason).error;
+    if (re !== undefined && !isErrorInfo(re)) return bad("a reason's \"error\" is not {code, message}");
+  }
+  if (policy_version !== undefined && typeof policy_version !== 'string') return bad('"policy_version" is not a string');
+  if (error !== undefined && !isErrorInfo(error)) return bad('"error" is not {code, message}');
+  // An answer with an error is a deny whatever it says: fail closed on a confused peer.
+  if (error !== undefined && decision !== 'deny') return bad(`"error" is set on an "${decision}" decision`);
+  const d: Decision = { decision: decision as Decision['decision'], reasons: reasons as Reason[] };
+  if (policy_version !== undefined) d.policy_version = policy_version;
+  if (error !== undefined) d.error = error as ErrorInfo;
+  return d;
+}
+
+function isErrorInfo(v: unknown): v is ErrorInfo {
+  return typeof v === 'object' && v !== null && typeof (v as ErrorInfo).code === 'string' && typeof (v as ErrorInfo).message === 'string';
+}
+
+function carriesLeases(request: DecisionRequest): boolean {
+  const leases = request?.context?.leases as unknown;
+  return leases !== undefined && !(Array.isArray(leases) && leases.length === 0);
+}
+
+/** LRU (Map insertion order, re-inserted on hit) with a per-entry deadline. */
+class DecisionCache {
+  private readonly entries = new Map<string, { d: Decision; until: number }>();
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly ttlMs: number,
+  ) {}
+
+  get(key: string): Decision | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    this.entries.delete(key);
+    if (performance.now() >= e.until) return undefined;
+    this.entries.set(key, e);
+    return structuredClone(e.d); // callers may mutate their decision; the cached one stays intact
+  }
+
+  set(key: string, d: Decision): void {
+    if (this.maxEntries <= 0) return;
+    this.entries.delete(key);
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { d: structuredClone(d), until: performance.now() + this.ttlMs });
+  }
+}
