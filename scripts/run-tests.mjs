@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every test (unit tests in packages/*/test, end-to-end tests in test/, the conformance
 // corpus in dsl/) with tap, then prints the summary line CI reads: "N passed, N failed".
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -9,6 +9,17 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tap = join(root, 'node_modules', '.bin', 'tap');
 const args = process.argv.slice(2);
 const files = args.length > 0 ? args : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'dsl/**/*.test.ts'];
+
+// Tests run straight from TypeScript through tsx, which strips types without checking them, so
+// type-check the tests (and benchmarks) first; a type error counts as a failure.
+let typeErrors = 0;
+if (args.length === 0) {
+  const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.check.json'], { cwd: root, encoding: 'utf8' });
+  if (tsc.status !== 0) {
+    process.stdout.write(tsc.stdout + tsc.stderr);
+    typeErrors = 1;
+  }
+}
 
 const child = spawn(tap, ['--reporter=tap', ...files], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
 let summary = null;
@@ -29,7 +40,7 @@ child.stdout.on('data', (chunk) => {
 child.on('close', (code) => {
   const passed = summary?.pass ?? 0;
   // A run that ended without tap's summary (a crash) counts as one failure, never as green.
-  const failed = summary ? (summary.fail ?? 0) : 1;
+  const failed = (summary ? (summary.fail ?? 0) : 1) + typeErrors;
   console.log(`\n${passed} passed, ${failed} failed`);
   process.exit(code === 0 && failed === 0 ? 0 : 1);
 });

@@ -4,7 +4,7 @@
 // Every process started here is killed at teardown and every mount is unmounted.
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +103,12 @@ t.test('keygen: private key 0600, public key in verifier-key format, never overw
   t.equal(again.code, 2);
   t.match(again.err, /already exists; refusing to overwrite/);
   t.notMatch(again.err, /\n\s+at /, 'no stack trace');
+  // serve refuses a private key that others can read, and never prints the key.
+  chmodSync(key, 0o644);
+  const loose = await cli(t, ['audit', 'serve', '--dir', join(dir, 'log'), '--socket', join(dir, 's.sock'), '--key', key]);
+  t.equal(loose.code, 2);
+  t.match(loose.err, /readable by other users[\s\S]*chmod 600/);
+  t.notOk(loose.err.includes(readFileSync(key, 'utf8').trim().split('+').slice(4).join('+')), 'the key is not in the message');
 });
 
 t.test('kill -9 in the middle of a heavy write stream: every acked record survives, the tail is repaired, the chain goes on', async (t) => {
@@ -118,14 +124,16 @@ t.test('kill -9 in the middle of a heavy write stream: every acked record surviv
   let i = 0;
   // 8 producers, each with 16 appends in flight, until the sink dies under them.
   const producer = async (): Promise<void> => {
-    while (!killed || i < 0) {
+    while (!killed) {
       const batch = Array.from({ length: 16 }, () => client.append(rec(i++)).then((a) => void acked.set(a.seq, a.hash), () => void failures++));
       await Promise.all(batch);
       if (failures > 0) return;
     }
   };
   const producers = Array.from({ length: 8 }, producer);
-  while (acked.size < 3000) await new Promise((r) => setTimeout(r, 5));
+  const deadline = Date.now() + 60_000;
+  while (acked.size < 3000 && failures === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  t.equal(failures, 0, 'no append failed before the kill');
   sink.child.kill('SIGKILL');
   killed = true;
   await sink.exited;
@@ -228,6 +236,8 @@ t.test('full disk: the sink refuses, the client sees it (the PEP denies), nothin
   t.comment(mounted ? 'using a 64 KiB tmpfs' : 'mount refused: using RLIMIT_FSIZE=64 KiB via prlimit');
   const log = join(mnt, 'log');
   const socket = join(dir, 'sink.sock');
+  // Ballast that is removed later, to show the sink takes records again once there is room.
+  if (mounted) writeFileSync(join(mnt, 'ballast'), Buffer.alloc(16 * 1024));
   const sink = await serve(t, log, socket, key, ['--checkpoint-every', '1000000'], mounted ? [] : ['prlimit', '--fsize=65536']);
   const client = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
   const acked = new Map<number, string>();
@@ -245,6 +255,13 @@ t.test('full disk: the sink refuses, the client sees it (the PEP denies), nothin
   t.match(refusal?.message, mounted ? /the disk is full/ : /file size limit/);
   t.same((await client.health()).writable, false, 'health says the sink cannot write');
   await t.rejects(client.append(rec(1)), { code: 'PCX_AUDIT_WRITE_FAILED' }, 'still refusing, still alive');
+  if (mounted) {
+    rmSync(join(mnt, 'ballast'));
+    const a = await client.append(rec(2));
+    t.equal(a.seq, acked.size, 'with room again, the next record continues the chain');
+    acked.set(a.seq, a.hash);
+    t.same((await client.health()).writable, true);
+  }
   client.close();
   sink.child.kill('SIGTERM');
   t.equal(await sink.exited, 0);

@@ -34,25 +34,27 @@ export function segmentPath(dir: string, n: number): string {
 const BEFORE_HASH = ['action', 'context', 'decision', 'event_id'] as const;
 const AFTER_HASH = ['outcome', 'prev', 'principal', 'reasons', 'resource', 'seq', 'source', 'time'] as const;
 
+const MEMBERS = new Set<string>([...BEFORE_HASH, ...AFTER_HASH]);
+
 /**
  * Canonical line and hash of a record given without `hash`. The record is canonicalised once
  * (S, the hash input); the line is S with the hash member spliced in after the members that
- * sort before "hash", whose canonical length is measured on that prefix alone.
+ * sort before "hash". Where that is: the canonical text of those members is as long as their
+ * plain JSON.stringify text (the same members and values, at most in another order inside an
+ * object), so the plain text of the prefix gives the offset without a second canonicalisation.
  */
 export function encodeRecord(record: Omit<AuditRecord, 'hash'>): { line: string; hash: string } {
   const r = record as unknown as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    if (!(BEFORE_HASH as readonly string[]).includes(k) && !(AFTER_HASH as readonly string[]).includes(k)) throw new Error(`unknown record member "${k}"`);
-  }
+  for (const k of Object.keys(r)) if (!MEMBERS.has(k)) throw new Error(`unknown record member "${k}"`);
   const ordered: Record<string, unknown> = {};
   const prefix: Record<string, unknown> = {};
   for (const k of BEFORE_HASH) if (r[k] !== undefined) ordered[k] = prefix[k] = r[k];
   for (const k of AFTER_HASH) if (r[k] !== undefined) ordered[k] = r[k];
-  const s = canonicalize(ordered);
+  const s = canonicalize(ordered); // validates every value, so the JSON.stringify below is exact
   const hash = oneShotHash('sha256', s, 'hex');
-  const p = canonicalize(prefix);
+  const end = JSON.stringify(prefix).length - 1;
   // `action` and `decision` are always present, so the prefix has members; `prev` always follows.
-  return { line: p.slice(0, -1) + `,"hash":"${hash}",` + s.slice(p.length), hash };
+  return { line: s.slice(0, end) + `,"hash":"${hash}",` + s.slice(end + 1), hash };
 }
 
 /**

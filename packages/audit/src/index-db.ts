@@ -41,6 +41,16 @@ export interface IndexUpdate {
 
 /** Open the index and bring it up to date with the log. */
 export function openIndex(dir: string, options: { rebuild?: boolean } = {}): { db: Db; update: IndexUpdate } {
+  try {
+    return openIndexUnchecked(dir, options);
+  } catch (e) {
+    if (e instanceof PcxError) throw e;
+    throw new PcxError('PCX_AUDIT_INDEX', `cannot open or update the index ${join(dir, INDEX_FILE)}: ${(e as Error).message}`, { hint: 'the index needs a writable log directory; "--rebuild" recreates it' });
+  }
+}
+
+function openIndexUnchecked(dir: string, options: { rebuild?: boolean }): { db: Db; update: IndexUpdate } {
+  listSegments(dir); // refuses a directory that is not a log before creating anything in it
   const path = join(dir, INDEX_FILE);
   if (options.rebuild && existsSync(path)) unlinkSync(path);
   let db = new Database(path);

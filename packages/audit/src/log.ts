@@ -236,21 +236,37 @@ export class AuditLog {
 
   private async writeBatch(batch: Pending[]): Promise<void> {
     // Keep the pre-batch state: a failed write is rolled back as if the batch never came.
-    const before = { size: this.size, prev: this.prev, tree: this.tree.clone(), segmentSize: this.segmentSize };
+    const before = { size: this.size, prev: this.prev, tree: this.tree.clone() };
     const lines: string[] = [];
     const acks: AuditAck[] = [];
     const now = new Date().toISOString();
+    const accepted: Pending[] = [];
     for (const p of batch) {
-      const { line, hash } = encodeRecord({ ...p.input, seq: this.size, time: p.input.time ?? now, prev: this.prev });
-      lines.push(line);
-      acks.push({ seq: this.size, hash });
-      this.tree.append(leafHash(line));
-      this.prev = hash;
+      let enc: { line: string; hash: string };
+      try {
+        enc = encodeRecord({ ...p.input, seq: this.size, time: p.input.time ?? now, prev: this.prev });
+      } catch (e) {
+        // Only a record that bypassed prepareAuditRecord gets here; it must not stop the others.
+        p.reject(new PcxError('PCX_AUDIT_INVALID_RECORD', `invalid audit record: ${(e as Error).message}`));
+        continue;
+      }
+      lines.push(enc.line);
+      acks.push({ seq: this.size, hash: enc.hash });
+      accepted.push(p);
+      this.tree.append(leafHash(enc.line));
+      this.prev = enc.hash;
       this.size++;
     }
+    batch = accepted;
+    if (batch.length === 0) return;
     const data = Buffer.from(lines.join('\n') + '\n', 'utf8');
+    // Where this batch starts in the current segment (0 after a rotation).
+    let start = this.segmentSize;
     try {
-      if (this.segmentSize > 0 && this.segmentSize + data.length > this.options.segmentBytes) await this.rotate();
+      if (this.segmentSize > 0 && this.segmentSize + data.length > this.options.segmentBytes) {
+        await this.rotate();
+        start = 0;
+      }
       let off = 0;
       while (off < data.length) {
         const { bytesWritten } = await this.fh.write(data, off, data.length - off);
@@ -263,15 +279,17 @@ export class AuditLog {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
       // Cut off whatever part of the batch reached the file so that the log ends on a record boundary.
+      // (A rotation that failed after switching segments left segmentSize at 0: start there.)
+      start = Math.min(start, this.segmentSize);
       try {
-        await this.fh.truncate(before.segmentSize);
+        await this.fh.truncate(start);
       } catch {
         /* the next start repairs a torn tail */
       }
       this.size = before.size;
       this.prev = before.prev;
       this.tree = before.tree;
-      this.segmentSize = before.segmentSize;
+      this.segmentSize = start;
       const why = code === 'ENOSPC' ? 'the disk is full' : code === 'EFBIG' ? 'the file size limit was reached' : code === 'EACCES' || code === 'EROFS' ? 'the log is not writable' : `write failed (${code})`;
       this.writeError = new PcxError('PCX_AUDIT_WRITE_FAILED', `${why}; the record was not written`);
       for (const p of batch) p.reject(this.writeError);
@@ -281,12 +299,16 @@ export class AuditLog {
   }
 
   private async rotate(): Promise<void> {
-    await this.fh.datasync();
-    await this.fh.close();
+    // Swap in the new segment first, so that a timer fsync never runs on a closed handle; then
+    // make the old one durable (after any fsync already running on it) and close it.
+    const old = this.fh;
+    this.fh = await open(segmentPath(this.options.dir, this.segment + 1), 'a');
     this.segment++;
-    this.fh = await open(segmentPath(this.options.dir, this.segment), 'a');
     this.segmentSize = 0;
     fsyncDir(join(this.options.dir, SEGMENTS));
+    if (this.syncing) await this.syncing.catch(() => {});
+    await old.datasync();
+    await old.close();
   }
 
   private async writeCheckpoint(): Promise<void> {

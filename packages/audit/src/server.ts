@@ -72,7 +72,8 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
           return send(errorFrame(id, isPcxError(e) ? e.code : 'PCX_AUDIT_INVALID_RECORD', (e as Error).message));
         }
         log.append(input).then(
-          (ack) => send(encodeFrame({ id, ack })),
+          // Hand-built (hot path): id is a number from JSON.parse, seq an integer, hash hex.
+          (ack) => send(`{"id":${id},"ack":{"seq":${ack.seq},"hash":"${ack.hash}"}}\n`),
           (e: unknown) => send(errorFrame(id, isPcxError(e) ? e.code : 'PCX_AUDIT_WRITE_FAILED', isPcxError(e) ? e.message : 'the record was not written')),
         );
       },

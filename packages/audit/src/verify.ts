@@ -54,6 +54,7 @@ export function listSegments(dir: string): number[] {
 }
 
 export async function verifyLog(dir: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  listSegments(dir); // "not a log" before "no key"
   const { key, fromLog } = loadVerifierKey(dir, options.publicKey);
   const problems: Problem[] = [];
   const warnings: string[] = [];

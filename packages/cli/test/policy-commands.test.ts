@@ -1,6 +1,6 @@
 // `portcullis check`, `fmt` and `eval`: run in-process through the real command table (main
 // from bin.ts) on real files in temp dirs, plus the built bin spawned once as a real process.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,7 +25,7 @@ async function run(argv: string[], cwd: string, stdinText?: string): Promise<{ c
   return { code, out, err };
 }
 
-function copyFixtures(t: typeof import('tap').default): string {
+function copyFixtures(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-policy-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   cpSync(fixtures, dir, { recursive: true });

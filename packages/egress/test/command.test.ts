@@ -33,6 +33,15 @@ t.test('usage mistakes are PcxErrors with stable codes, before anything listens'
   tt.match(out.text(), /Proxy-Authorization/);
 });
 
+t.test('a port in use is PCX_EGRESS_LISTEN, not a crash', async (tt) => {
+  const { createServer } = await import('node:net');
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  tt.teardown(() => new Promise<void>((r) => busy.close(() => r())));
+  const port = (busy.address() as { port: number }).port;
+  tt.equal(await codeOf(['--pdp', '/nonexistent/pdp.sock', '--audit', '/nonexistent/audit.sock', '--principal', 'a', '--listen', `127.0.0.1:${port}`]), 'PCX_EGRESS_LISTEN');
+});
+
 t.test('the built CLI prints a usage mistake without a stack trace and exits 2', async (tt) => {
   const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'bin', 'portcullis.js');
   const r = spawnSync(process.execPath, [bin, 'egress', '--pdp', 'x', '--audit', 'y', '--principal', 'p', '--allow-cidr', '10.0.0.1/8'], { encoding: 'utf8' });

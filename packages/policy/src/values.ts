@@ -11,28 +11,41 @@ import { domainToASCII } from 'node:url';
 const FULLWIDTH_DOTS = /[\u3002\uff0e\uff61]/g;
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
-/** A normalised host, or undefined when malformed (precise rules 1–3). */
-/** True when h is already normal: lower-case ASCII labels of [a-z0-9_-], none empty. */
-function isNormalHost(h: string): boolean {
+const NORMAL = 0;
+const UPPER = 1;
+const OTHER = 2;
+
+/**
+ * Classifies h in one scan: ASCII labels of [a-z0-9_-], none empty (NORMAL: already
+ * normalised); the same with some A-Z (UPPER: lower-casing normalises it); anything else
+ * (OTHER: needs the full normalisation below).
+ */
+function asciiHostKind(h: string): number {
   const n = h.length;
-  if (n === 0) return false;
+  if (n === 0) return OTHER;
   let prevDot = true;
+  let upper = false;
   for (let i = 0; i < n; i++) {
     const c = h.charCodeAt(i);
     if (c === 46 /* . */) {
-      if (prevDot) return false;
+      if (prevDot) return OTHER;
       prevDot = true;
     } else if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95) prevDot = false;
-    else return false;
+    else if (c >= 65 && c <= 90) (prevDot = false), (upper = true);
+    else return OTHER;
   }
-  return !prevDot;
+  return prevDot ? OTHER : upper ? UPPER : NORMAL;
 }
 
+const XN = /xn--/i;
 const PUNYCODE = /(^|\.)xn--/i;
 
+/** A normalised host, or undefined when malformed (precise rules 1–3). */
 export function normalizeHost(raw: string): string | undefined {
-  // Fast path: already lower-case ASCII labels and no punycode label to validate: no allocation.
-  if (isNormalHost(raw) && !raw.includes('xn--')) return raw;
+  // Fast paths (every decision on a host runs this): plain ASCII labels with no punycode label
+  // to validate are returned as they are, or lower-cased: no regular expression, no IDNA.
+  const kind = asciiHostKind(raw);
+  if (kind !== OTHER && (raw.indexOf('--') < 0 || !XN.test(raw))) return kind === NORMAL ? raw : raw.toLowerCase();
   let h = raw.replace(FULLWIDTH_DOTS, '.');
   if (h.endsWith('.')) h = h.slice(0, -1);
   if (!ASCII_ONLY.test(h) || PUNYCODE.test(h)) {
@@ -43,7 +56,7 @@ export function normalizeHost(raw: string): string | undefined {
     h = a;
   }
   h = h.toLowerCase();
-  if (isNormalHost(h)) return h;
+  if (asciiHostKind(h) === NORMAL) return h;
   // An IPv6 literal (no brackets, no port) is a host too; keep its canonical text.
   if (h.includes(':')) {
     const ip = parseIp(h);

@@ -1,6 +1,6 @@
 // The checker and the parser's diagnostics: every rule of "Precise rules" that is a compile-time
 // error has a stable code, a position and a message that says how to fix it.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { compile, renderDiagnostic } from '../src/index.js';
 import type { Diagnostic } from '../src/index.js';
 
@@ -8,7 +8,7 @@ function diags(text: string): Diagnostic[] {
   return compile([{ path: 'c.pol', text }]).diagnostics;
 }
 
-function one(t: typeof import('tap').default, text: string, code: string, message: RegExp, at?: [number, number]): void {
+function one(t: Test, text: string, code: string, message: RegExp, at?: [number, number]): void {
   const ds = diags(text).filter((d) => d.severity === 'error');
   t.equal(ds.length, 1, `exactly one error for: ${text}\n${ds.map((d) => d.code + ' ' + d.message).join('\n')}`);
   t.equal(ds[0]?.code, code);

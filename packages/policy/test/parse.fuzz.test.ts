@@ -1,14 +1,14 @@
 // Parser fuzzing: random bytes, random token soup and mutations of valid policies never crash
 // or hang the parser/checker: each input yields either a policy or diagnostics with stable
 // codes and in-range positions, within a bounded time.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { compile, format } from '../src/index.js';
 import { policySetArb } from './gen.js';
 
 const TOKENS = ['policy', 'role', 'let', 'action', 'allow', 'deny', 'ask', 'when', 'because', 'and', 'or', 'not', 'in', 'matches', 'exists', 'scope', 'global', 'project', 'extends', '{', '}', '(', ')', '[', ']', ',', '==', '!=', '<', '>=', '"x"', '"**.a.com"', '"/a/**"', '"\\u{41}"', '"\\q', '42', '-1.5', 'true', 'resource.host', 'principal.roles', 'context.project', 'action', 'net.*', '*', 'fs.read', 'x', '#c\n', '\n', ' ', '"', '?', ':', '.', '\u00e9', '\u0000'];
 
-function assertWellFormed(t: Tap.Test, text: string): void {
+function assertWellFormed(t: Test, text: string): void {
   const started = performance.now();
   const files = [{ path: 'f.pol', text }];
   const r = compile(files);
@@ -23,10 +23,6 @@ function assertWellFormed(t: Tap.Test, text: string): void {
   if (f.text === undefined && !f.diagnostics.some((d) => d.code.startsWith('PCX_PARSE_'))) throw new Error(`format failed without a syntax error for ${JSON.stringify(text)}`);
   const ms = performance.now() - started;
   if (ms > 2000) throw new Error(`took ${ms} ms for ${JSON.stringify(text.slice(0, 200))}`);
-}
-
-namespace Tap {
-  export type Test = typeof t;
 }
 
 t.test('random strings never crash the parser', async (t) => {

@@ -6,7 +6,7 @@ export { RpcClient } from './rpc.js';
 export type { RpcClientOptions, ResponseFrame } from './rpc.js';
 export { AuditClient } from './audit-client.js';
 export type { AuditClientOptions, AuditAck, AuditHealth } from './audit-client.js';
-export { prepareAuditRecord, canonicalize, compareCodeUnits, REDACTED, GENESIS_PREV } from './audit-record.js';
+export { prepareAuditRecord, canonicalize, REDACTED, GENESIS_PREV } from './audit-record.js';
 export type { AuditRecord, AuditRecordInput, AuditOutcome } from './audit-record.js';
 export { PdpClient } from './pdp-client.js';
 export type { PdpClientOptions, PdpHealth } from './pdp-client.js';
