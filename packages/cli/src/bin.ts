@@ -83,7 +83,8 @@ export async function main(argv: string[], io: CommandIO = processIO()): Promise
       return 2;
     }
     if (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.stderr.write(`portcullis ${name}: ${e.message}\n`);
+      // node's parseArgs messages name the bad option but not the fix; point at the option list.
+      io.stderr.write(`portcullis ${name}: ${e.message}\n  hint: run "portcullis ${name} --help" for its options\n`);
       return 2;
     }
     io.stderr.write(`portcullis ${name}: internal error (this is a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);

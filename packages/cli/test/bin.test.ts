@@ -1,0 +1,47 @@
+// The dispatcher: unknown commands get a suggestion, option mistakes a hint, and no user mistake
+// ever prints a stack trace.
+import t from 'tap';
+import { PassThrough } from 'node:stream';
+import { main } from '../src/bin.js';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), cwd: process.cwd() });
+  return { code, out, err };
+}
+
+t.test('no command prints the usage and exits 2; --help exits 0', async (t) => {
+  const none = await run([]);
+  t.equal(none.code, 2);
+  t.match(none.out, /usage: portcullis <command>/);
+  for (const c of ['check', 'pdp', 'audit', 'egress', 'up']) t.match(none.out, new RegExp(`\\n  ${c} `), `usage lists ${c}`);
+  t.equal((await run(['--help'])).code, 0);
+});
+
+t.test('an unknown command suggests the nearest one', async (t) => {
+  const r = await run(['chek', 'x']);
+  t.equal(r.code, 2);
+  t.match(r.err, /unknown command "chek" \(did you mean "check"\?\)/);
+  const far = await run(['frobnicate']);
+  t.notMatch(far.err, /did you mean/);
+});
+
+t.test('an unknown option names the option and how to list the right ones, without a stack', async (t) => {
+  const r = await run(['pdp', '--polcy', 'x']);
+  t.equal(r.code, 2);
+  t.match(r.err, /Unknown option '--polcy'/);
+  t.match(r.err, /portcullis pdp --help/);
+  t.notMatch(r.err, /\n\s+at /, 'no stack trace');
+});
+
+t.test('a user mistake inside a command is a PcxError: message, exit 2, no stack', async (t) => {
+  const r = await run(['check', '/nonexistent/policies']);
+  t.equal(r.code, 2);
+  t.match(r.err, /cannot read policy path \/nonexistent\/policies: no such file or directory/);
+  t.notMatch(r.err, /\n\s+at /);
+});
