@@ -409,21 +409,16 @@ class Leaf {
   }
 }
 
-/**
- * The index entries a conjunct would file its rule under: a key space (attribute and kind of
- * index) and the values in it; undefined when it cannot be indexed. Values stay values (a Map
- * tells 1 from "1"), so counting them builds no strings: compile time at 100,000 rules.
- */
-interface IndexKeys { space: string; values: readonly unknown[] }
-function indexKeys(c: CondIR): IndexKeys | undefined {
+/** Index keys a conjunct would file its rule under, or undefined when it cannot be indexed. */
+function indexKeys(c: CondIR): string[] | undefined {
   if (c.k === 'true' || !('ref' in c)) return undefined;
+  const ref = `${c.ref.root}.${c.ref.name}`;
   // Scope values are indexed already; a condition on them discriminates nothing new.
   if (c.ref.root === 'context' && (c.ref.name === 'project' || c.ref.name === 'blueprint' || c.ref.name === 'session')) return undefined;
-  const ref = `${c.ref.root}.${c.ref.name}`;
-  if (c.k === 'eq' && !c.neg) return c.ip ? { space: `${ref}|ip`, values: [formatIp(c.ip)] } : { space: ref, values: [c.value] };
-  if (c.k === 'in' && c.values.length > 0 && c.values.length <= 64) return { space: ref, values: c.values };
-  if (c.k === 'contains') return { space: `${ref}|has`, values: [c.value] };
-  if (c.k === 'matches' && (c.ref.type === 'host' || c.ref.type === 'path')) return { space: `${ref}|glob`, values: c.globs };
+  if (c.k === 'eq' && !c.neg) return [c.ip ? `${ref}|ip|${formatIp(c.ip)}` : `${ref}|${typeof c.value}|${c.value}`];
+  if (c.k === 'in' && c.values.length > 0 && c.values.length <= 64) return c.values.map((v) => `${ref}|${typeof v}|${v}`);
+  if (c.k === 'contains') return [`${ref}|has|${typeof c.value}|${c.value}`];
+  if (c.k === 'matches' && (c.ref.type === 'host' || c.ref.type === 'path')) return c.globs.map((g) => `${ref}|glob|${g}`);
   return undefined;
 }
 
@@ -432,51 +427,26 @@ function indexKeys(c: CondIR): IndexKeys | undefined {
  * rules of the set (`count`), so that `port == 443 and host == "x"` is filed under its host,
  * not under a port that thousands of rules share. -1: no indexable conjunct (residual).
  */
-function discriminator(keys: readonly (IndexKeys | undefined)[], count: (k: IndexKeys) => number): number {
+function discriminator(conjuncts: CondIR[], count: (key: string) => number): number {
   let best = -1;
   let bestCost = Infinity;
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i];
-    if (k === undefined) continue;
-    const cost = count(k);
+  for (let i = 0; i < conjuncts.length; i++) {
+    const keys = indexKeys(conjuncts[i]!);
+    if (keys === undefined) continue;
+    let cost = 0;
+    for (const k of keys) cost += count(k);
     if (cost < bestCost) (best = i), (bestCost = cost);
   }
   return best;
-}
-
-/** How many rules file under each index key, per action (to pick each rule's discriminator). */
-class KeyCounts {
-  private readonly bySpace = new Map<string, Map<unknown, number>>();
-  add(actions: readonly string[], k: IndexKeys): void {
-    for (const a of actions) {
-      const space = `${a}|${k.space}`;
-      let m = this.bySpace.get(space);
-      if (m === undefined) this.bySpace.set(space, (m = new Map()));
-      for (const v of k.values) m.set(v, (m.get(v) ?? 0) + 1);
-    }
-  }
-  count(actions: readonly string[], k: IndexKeys): number {
-    let n = 0;
-    for (const a of actions) {
-      const m = this.bySpace.get(`${a}|${k.space}`);
-      if (m !== undefined) for (const v of k.values) n += m.get(v) ?? 0;
-    }
-    return n;
-  }
 }
 
 export function conjunctsOf(c: CondIR): CondIR[] {
   return c.k === 'and' ? c.args : c.k === 'true' ? [] : [c];
 }
 
-/** keys: indexKeys of each conjunct; count: rules sharing an index key (default: its values). */
-export function makeCRule(
-  ir: RuleIR,
-  keys: readonly (IndexKeys | undefined)[] = conjunctsOf(ir.cond).map(indexKeys),
-  count: (k: IndexKeys) => number = (k) => k.values.length,
-): { rule: CRule; disc: CondIR | undefined } {
+export function makeCRule(ir: RuleIR, count: (key: string) => number = () => 1): { rule: CRule; disc: CondIR | undefined } {
   const cs = conjunctsOf(ir.cond);
-  const d = discriminator(keys, count);
+  const d = discriminator(cs, count);
   const restIR = cs.filter((_, i) => i !== d);
   // Only the first residual conjunct becomes data: conjuncts keep their source order, so a
   // request whose attribute reads throw fails the same way as before.
@@ -557,20 +527,26 @@ export class Engine {
 
   constructor(readonly model: Model, readonly version: string) {
     this.ruleCount = model.rules.length;
-    const keys = model.rules.map((ir) => conjunctsOf(ir.cond).map(indexKeys));
-    const counts = new KeyCounts();
-    model.rules.forEach((ir, i) => {
-      for (const k of keys[i]!) if (k !== undefined) counts.add(ir.actions, k);
-    });
-    model.rules.forEach((ir, i) => {
-      const { rule, disc } = makeCRule(ir, keys[i], (k) => counts.count(ir.actions, k));
+    // How many rules share each index key (per action), to pick each rule's discriminator.
+    const counts = new Map<string, number>();
+    for (const ir of model.rules) {
+      for (const c of conjunctsOf(ir.cond)) {
+        for (const k of indexKeys(c) ?? []) for (const a of ir.actions) counts.set(`${a}|${k}`, (counts.get(`${a}|${k}`) ?? 0) + 1);
+      }
+    }
+    for (const ir of model.rules) {
+      const { rule, disc } = makeCRule(ir, (k) => {
+        let n = 0;
+        for (const a of ir.actions) n += counts.get(`${a}|${k}`) ?? 0;
+        return n;
+      });
       for (const a of ir.actions) {
         let ai = this.byAction.get(a);
         if (!ai) this.byAction.set(a, (ai = new ActionIndex()));
         const leaf = ai.split(ir.scope.kind, ir.scope.value).leaf(ir.role);
         leaf.add(rule, disc);
       }
-    });
+    }
     for (const ai of this.byAction.values()) {
       const splits = [ai.global, ...ai.project.values(), ...ai.blueprint.values(), ...ai.session.values()];
       for (const s of splits) for (const l of [s.none, ...s.byRole.values()]) if (l) l.seal();
