@@ -16,7 +16,7 @@
  * Figures are reported as ratios to baselines measured in this same run.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -34,6 +34,18 @@ interface Run {
   rps: number;
   p50: number;
   p99: number;
+  /** CPU time (user + system) the proxy's processes spent per request (portcullis: egress + PDP + sink). */
+  cpuUsPerRequest?: number;
+}
+
+/** CPU seconds a process has used so far (Linux /proc; the machine is shared, so this is what a request costs whatever the load). */
+function cpuSeconds(pids: number[]): number {
+  let s = 0;
+  for (const pid of pids) {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    s += (Number(f[11]) + Number(f[12])) / 100;
+  }
+  return s;
 }
 
 function which(cmd: string): string | undefined {
@@ -223,6 +235,8 @@ async function main(): Promise<void> {
   const missing = ['squid', 'tinyproxy'].filter((p) => !which(p));
   if (missing.length > 0) console.error(`bench/egress: ${missing.join(' and ')} not installed; they are skipped. Install: apt-get update && apt-get install -y ${missing.join(' ')}`);
 
+  // Other work on the machine skews every figure here; the load average is recorded with them.
+  const loadAtStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
   const dir = mkdtempSync(join(tmpdir(), 'pcx-bench-egress-'));
   chmodSync(dir, 0o777); // squid and tinyproxy drop privileges and write their logs here
   const ports: Partial<Record<Target, number>> = {};
@@ -238,8 +252,8 @@ async function main(): Promise<void> {
     );
     const kg = spawnSync(process.execPath, [bin, 'audit', 'keygen', '--name', 'bench', '--out', join(dir, 'audit.key')], { encoding: 'utf8' });
     if (kg.status !== 0) throw new Error(kg.stderr);
-    await start(process.execPath, [bin, 'pdp', '--policy', join(dir, 'bench.pol'), '--socket', join(dir, 'pdp.sock')], /listening on/, 'pdp');
-    await start(process.execPath, [bin, 'audit', 'serve', '--dir', join(dir, 'log'), '--socket', join(dir, 'audit.sock'), '--key', join(dir, 'audit.key')], /listening on/, 'audit sink');
+    const pdp = await start(process.execPath, [bin, 'pdp', '--policy', join(dir, 'bench.pol'), '--socket', join(dir, 'pdp.sock')], /listening on/, 'pdp');
+    const sink = await start(process.execPath, [bin, 'audit', 'serve', '--dir', join(dir, 'log'), '--socket', join(dir, 'audit.sock'), '--key', join(dir, 'audit.key')], /listening on/, 'audit sink');
     const eg = await start(
       process.execPath,
       [bin, 'egress', '--listen', '127.0.0.1:0', '--pdp', join(dir, 'pdp.sock'), '--audit', join(dir, 'audit.sock'), '--principal', 'bench', '--allow-cidr', '127.0.0.0/8'],
@@ -247,6 +261,7 @@ async function main(): Promise<void> {
       'egress',
     );
     ports.portcullis = Number(eg.match[1]);
+    const pids: Partial<Record<Target, number[]>> = { portcullis: [eg.child.pid!, pdp.child.pid!, sink.child.pid!] };
 
     if (which('squid')) {
       const port = await freePort();
@@ -275,6 +290,7 @@ async function main(): Promise<void> {
       children.push(child);
       await waitForPort(port);
       ports.squid = port;
+      pids.squid = [child.pid!];
     }
     if (which('tinyproxy')) {
       const port = await freePort();
@@ -301,6 +317,7 @@ async function main(): Promise<void> {
       children.push(child);
       await waitForPort(port);
       ports.tinyproxy = port;
+      pids.tinyproxy = [child.pid!];
     }
 
     const targets: Target[] = ['direct', 'portcullis', 'squid', 'tinyproxy'];
@@ -321,7 +338,9 @@ async function main(): Promise<void> {
         // Warm up connections, pools and JITs, then measure.
         const proxyUrl = t === 'direct' ? originUrl : `http://127.0.0.1:${ports[t]}/`;
         await wrk(proxyUrl, c, t === 'direct' ? undefined : originUrl).catch(() => undefined);
+        const cpu0 = pids[t] ? cpuSeconds(pids[t]!) : 0;
         http[t]![c] = await wrk(proxyUrl, c, t === 'direct' ? undefined : originUrl);
+        if (pids[t]) http[t]![c]!.cpuUsPerRequest = Math.round(((cpuSeconds(pids[t]!) - cpu0) * 1e6) / (http[t]![c]!.rps * SECONDS));
         console.log(`http   ${t.padEnd(10)} c=${String(c).padEnd(2)} ${fmt(http[t]![c]!)}`);
         tunnel[t]![c] = await tunnelLoad(t === 'direct' ? undefined : ports[t], originPort, c);
         console.log(`tunnel ${t.padEnd(10)} c=${String(c).padEnd(2)} ${fmt(tunnel[t]![c]!)}`);
@@ -348,6 +367,8 @@ async function main(): Promise<void> {
       'bulk MB/s, portcullis / direct (target >= 0.9)': ratio(bulkMBs.portcullis, bulkMBs.direct),
       'http req/s at c=64, squid / direct': ratio(http.squid?.[64]?.rps, http.direct?.[64]?.rps),
       'http req/s at c=64, portcullis / direct': ratio(http.portcullis?.[64]?.rps, http.direct?.[64]?.rps),
+      // The machine is shared: CPU per request says what a request costs whatever else runs.
+      'proxy CPU per http request at c=64, portcullis (egress + PDP + sink) / squid': ratio(http.portcullis?.[64]?.cpuUsPerRequest, http.squid?.[64]?.cpuUsPerRequest),
     };
     console.log('\nratios (same run):');
     for (const [k, v] of Object.entries(verdicts)) console.log(`  ${k}: ${v === null ? 'not measured' : v.toFixed(3)}`);
@@ -365,7 +386,7 @@ async function main(): Promise<void> {
       { title: 'requests inside CONNECT tunnels: requests/s (higher is better)', unit: 'req/s', categories: ['concurrency 1', 'concurrency 64'], series: flat(tunnel, (r) => r.rps), note: 'one keep-alive tunnel per client connection, plain HTTP inside; direct = the same client straight to the origin.' },
       { title: 'tunnel bulk throughput (higher is better)', unit: 'MB/s', categories: [`${BULK_BYTES / 2 ** 20} MiB download`], series: targets.map((t) => ({ name: t, values: [bulkMBs[t] ?? null] })) },
     ];
-    const out = writeReport('egress', { seconds: SECONDS, bulkBytes: BULK_BYTES, http, tunnel, bulkMBs, ratios: verdicts, missing, notes: 'portcullis: real PDP + audit sink processes, PDP decision cache off, every request audited (decision record acked before forwarding, closing record after).' }, charts);
+    const out = writeReport('egress', { seconds: SECONDS, bulkBytes: BULK_BYTES, http, tunnel, bulkMBs, ratios: verdicts, missing, notes: 'portcullis: real PDP + audit sink processes, PDP decision cache off, every request audited (decision record acked before forwarding, closing record written after the response without delaying it). cpuUsPerRequest: user+system CPU of the proxy processes per request (portcullis counts egress + PDP + sink).', loadAverageAtStart: loadAtStart }, charts);
     console.log(`\nwrote ${out.json} and ${out.svg}`);
   } finally {
     for (const c of children) c.kill('SIGTERM');
@@ -375,7 +396,7 @@ async function main(): Promise<void> {
 }
 
 function fmt(r: Run): string {
-  return `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms`;
+  return `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms${r.cpuUsPerRequest === undefined ? '' : `  proxy CPU ${r.cpuUsPerRequest} µs/req`}`;
 }
 
 await main();

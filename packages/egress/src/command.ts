@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { AuditClient, PcxError, PdpClient, type RequestContext } from '@portcullis/protocol';
 import { canonicalHost, parseCidr, splitHostPort } from './address.js';
+import { coalescePerTurn } from './coalesce.js';
 import { checkMetricsHost, EgressMetrics, serveMetrics } from './metrics.js';
 import { startEgressProxy } from './proxy.js';
 import { dnsResolver } from './resolve.js';
@@ -101,8 +102,10 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
   if (values.session) context.session = values.session;
 
   const say = (line: string): void => void io.stderr.write(`portcullis egress: ${line}\n`);
-  const pdp = new PdpClient({ socketPath: values.pdp!, timeoutMs: positiveInt('--pdp-timeout', values['pdp-timeout']), connections: 2 });
-  const audit = new AuditClient({ socketPath: values.audit!, connections: 2 });
+  // One pipelined connection to each peer: the calls of a loop turn are coalesced (below), and a
+  // second connection would only split each batch into two writes and two peer wake-ups.
+  const pdp = new PdpClient({ socketPath: values.pdp!, timeoutMs: positiveInt('--pdp-timeout', values['pdp-timeout']), connections: 1 });
+  const audit = new AuditClient({ socketPath: values.audit!, connections: 1 });
   const metrics = new EgressMetrics();
 
   let onSignal: (s: NodeJS.Signals) => void = () => {};
@@ -115,8 +118,9 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
   try {
     const proxy = await startEgressProxy({
       listen,
-      decide: (r) => pdp.decide(r),
-      audit: (record) => audit.append(record),
+      // Coalesced per loop turn: under load, one write to each peer per turn (see coalesce.ts).
+      decide: coalescePerTurn((r) => pdp.decide(r)),
+      audit: coalescePerTurn((record) => audit.append(record)),
       principal: { id: values.principal!, roles: values.role },
       ...(Object.keys(context).length > 0 ? { context } : {}),
       mode,

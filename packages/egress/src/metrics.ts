@@ -32,6 +32,7 @@ export class EgressMetrics {
     this.help.set('portcullis_egress_refusals_total', 'Requests refused before a decision (bad target, bad host, floor, limits), by code.');
     this.help.set('portcullis_egress_failures_total', 'Fail-closed answers because the PDP or the audit sink was unavailable.');
     this.help.set('portcullis_egress_bytes_total', 'Bytes forwarded, by direction.');
+    this.help.set('portcullis_egress_audit_close_failures_total', 'Closing records (the totals of a forwarded request or tunnel) the audit sink did not acknowledge.');
   }
 
   inc(name: string, labels: string, by = 1): void {

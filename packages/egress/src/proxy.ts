@@ -117,6 +117,8 @@ interface Verdict {
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 const tracer = trace.getTracer('@portcullis/egress');
+/** Longest a closing record waits for a decision record to travel with (see closingRecord). */
+const CLOSE_HOLD_MS = 10;
 
 class Answer extends Error {
   constructor(
@@ -168,6 +170,11 @@ class EgressCore {
   private readonly agent: Agent;
   private readonly metrics: EgressMetrics | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Closing records not yet acknowledged: off the response path, but awaited on shutdown. */
+  private readonly closing = new Set<Promise<unknown>>();
+  /** Closing records held back to ride with the next decision record (or until CLOSE_HOLD_MS). */
+  private held: EgressAuditRecord[] = [];
+  private heldTimer: NodeJS.Timeout | undefined;
   readonly log: (event: Record<string, unknown>) => void;
 
   constructor(options: EgressProxyOptions) {
@@ -180,7 +187,8 @@ class EgressCore {
     this.log = options.log ?? (() => {});
     // One keep-alive pool; node keys it by host:port, and the host is always the checked IP,
     // so connections are reused per checked address and never across addresses.
-    this.agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 128, scheduling: 'lifo', timeout: options.idleTimeoutMs ?? 300_000 });
+    // noDelay: a request head is written whole; Nagle would only hold it back behind an unacked segment.
+    this.agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 128, scheduling: 'lifo', timeout: options.idleTimeoutMs ?? 300_000, noDelay: true });
   }
 
   setSelf(address: string, port: number): void {
@@ -215,6 +223,9 @@ class EgressCore {
       for (const s of this.sockets) s.destroy();
     });
     this.agent.destroy();
+    this.sendClosing();
+    // Each append has the audit client's deadline, so this wait is bounded.
+    await Promise.allSettled([...this.closing]);
   }
 
   // ---- absolute-URI HTTP ----
@@ -415,6 +426,8 @@ class EgressCore {
       throw new Answer(503, verdict.unavailable.code, `the PDP could not decide (${verdict.unavailable.message}); nothing was forwarded`);
     }
     const record = this.record('decision', target, context, verdict, eventId, forwarded ? {} : { status: 403 });
+    // Held closing records leave in the same turn, hence the same write and sink batch.
+    this.sendClosing();
     try {
       // Fail closed: nothing is forwarded before the sink has acknowledged the decision.
       await this.options.audit(record);
@@ -532,11 +545,31 @@ class EgressCore {
   private closingRecord(target: Target, context: RequestContext | undefined, verdict: Verdict, eventId: string, outcome: Partial<EgressAuditRecord['outcome']>): void {
     if (outcome.error === undefined) delete outcome.error;
     if (outcome.status === undefined) delete outcome.status;
-    // The totals are best effort: the decision record was acknowledged before forwarding, so a
-    // lost closing record loses byte counts, never the fact that the request happened.
-    this.options.audit(this.record('close', target, context, verdict, eventId, outcome)).catch((e: unknown) => {
-      this.log({ event: 'audit_close_failed', event_id: eventId, error: isPcxError(e) ? e.code : 'error' });
-    });
+    // Hot path: the client is not kept waiting for this ack, and the record is held back to go
+    // out with the next decision record (one write, one sink batch, one ack read for both) or
+    // after CLOSE_HOLD_MS when no request follows. The decision record was acknowledged before
+    // forwarding, so a lost closing record loses byte counts, never the fact that the request
+    // happened; a loss is counted and logged, and shutdown sends and waits for those held.
+    this.held.push(this.record('close', target, context, verdict, eventId, outcome));
+    this.heldTimer ??= setTimeout(() => this.sendClosing(), CLOSE_HOLD_MS).unref();
+  }
+
+  private sendClosing(): void {
+    clearTimeout(this.heldTimer);
+    this.heldTimer = undefined;
+    const held = this.held;
+    this.held = [];
+    for (const record of held) {
+      const pending: Promise<void> = this.options.audit(record).then(
+        (): void => void this.closing.delete(pending),
+        (e: unknown): void => {
+          this.closing.delete(pending);
+          this.metrics?.inc('portcullis_egress_audit_close_failures_total', '');
+          this.log({ event: 'audit_close_failed', event_id: record.event_id, error: isPcxError(e) ? e.code : 'error' });
+        },
+      );
+      this.closing.add(pending);
+    }
   }
 
   private answerDecision(res: ServerResponse, verdict: Verdict, target: Target, eventId: string): void {
