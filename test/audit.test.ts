@@ -134,10 +134,15 @@ t.test('kill -9 in the middle of a heavy write stream: every acked record surviv
   const deadline = Date.now() + 60_000;
   while (acked.size < 3000 && failures === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   t.equal(failures, 0, 'no append failed before the kill');
+  // Freeze the sink mid-stream and send a few more, so that some are surely in flight when the
+  // kill lands (the producers' batches may all have been acked already: the sink is fast).
+  sink.child.kill('SIGSTOP');
+  const last = Array.from({ length: 16 }, () => client.append(rec(i++)).then((a) => void acked.set(a.seq, a.hash), () => void failures++));
+  await new Promise((r) => setTimeout(r, 20));
   sink.child.kill('SIGKILL');
   killed = true;
   await sink.exited;
-  await Promise.all(producers);
+  await Promise.all([...producers, ...last]);
   client.close();
   t.ok(failures > 0, 'records in flight at the kill were refused (so their PEPs deny)');
   t.ok(acked.size >= 3000, `${acked.size} records acked before the kill`);

@@ -6,6 +6,7 @@
  * (default) or an fdatasync (durable). Run: floor.ts SOCKET FILE [durable]
  */
 import { createServer } from 'node:net';
+import { writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { LineDecoder, encodeFrame } from '@portcullis/protocol';
 
@@ -23,8 +24,12 @@ async function pump(): Promise<void> {
   while (queue.length > 0) {
     const batch = queue;
     queue = [];
-    await fh.write(batch.map((b) => b.line).join('\n') + '\n');
-    if (durable) await fh.datasync();
+    // Written as the sink writes: synchronously in the default mode, async + fdatasync in durable.
+    const data = batch.map((b) => b.line).join('\n') + '\n';
+    if (durable) {
+      await fh.write(data);
+      await fh.datasync();
+    } else writeSync(fh.fd, data);
     for (const b of batch) b.done();
   }
   busy = false;

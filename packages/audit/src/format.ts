@@ -7,7 +7,7 @@
  */
 import { hash as oneShotHash } from 'node:crypto';
 import { join } from 'node:path';
-import { canonicalize, type AuditRecord } from '@portcullis/protocol';
+import { canonicalize, type AuditRecord, type AuditRecordInput } from '@portcullis/protocol';
 
 export const SEGMENTS = 'segments';
 export const CHECKPOINTS = 'checkpoints';
@@ -37,24 +37,32 @@ const AFTER_HASH = ['outcome', 'prev', 'principal', 'reasons', 'resource', 'seq'
 const MEMBERS = new Set<string>([...BEFORE_HASH, ...AFTER_HASH]);
 
 /**
- * Canonical line and hash of a record given without `hash`. The record is canonicalised once
- * (S, the hash input); the line is S with the hash member spliced in after the members that
- * sort before "hash". Where that is: the canonical text of those members is as long as their
- * plain JSON.stringify text (the same members and values, at most in another order inside an
- * object), so the plain text of the prefix gives the offset without a second canonicalisation.
+ * Canonical line and hash of a record given without `hash`, canonicalising each value once:
+ * the members that sort before "hash" and those after it are canonicalised as two objects, B
+ * and A. The hash input is B and A joined into one object, and the line is the same with the
+ * hash member between them — no second serialisation, no search for where `hash` goes.
  */
 export function encodeRecord(record: Omit<AuditRecord, 'hash'>): { line: string; hash: string } {
-  const r = record as unknown as Record<string, unknown>;
-  for (const k of Object.keys(r)) if (!MEMBERS.has(k)) throw new Error(`unknown record member "${k}"`);
-  const ordered: Record<string, unknown> = {};
-  const prefix: Record<string, unknown> = {};
-  for (const k of BEFORE_HASH) if (r[k] !== undefined) ordered[k] = prefix[k] = r[k];
-  for (const k of AFTER_HASH) if (r[k] !== undefined) ordered[k] = r[k];
-  const s = canonicalize(ordered); // validates every value, so the JSON.stringify below is exact
-  const hash = oneShotHash('sha256', s, 'hex');
-  const end = JSON.stringify(prefix).length - 1;
-  // `action` and `decision` are always present, so the prefix has members; `prev` always follows.
-  return { line: s.slice(0, end) + `,"hash":"${hash}",` + s.slice(end + 1), hash };
+  return encodeAppended(record, record.seq, record.time, record.prev);
+}
+
+/** encodeRecord of `input` with the writer's seq, time and prev (the writer's hot path: no merged copy of the record). */
+export function encodeAppended(input: AuditRecordInput, seq: number, time: string, prev: string): { line: string; hash: string } {
+  const r = input as unknown as Record<string, unknown>;
+  for (const k in r) if (!MEMBERS.has(k)) throw new Error(`unknown record member "${k}"`);
+  const before: Record<string, unknown> = {};
+  const after: Record<string, unknown> = {};
+  for (const k of BEFORE_HASH) if (r[k] !== undefined) before[k] = r[k];
+  for (const k of AFTER_HASH) {
+    const v = k === 'seq' ? seq : k === 'time' ? time : k === 'prev' ? prev : r[k];
+    if (v !== undefined) after[k] = v;
+  }
+  const b = canonicalize(before); // "{…}" or "{}"
+  const a = canonicalize(after);
+  const head = b.length > 2 ? b.slice(0, -1) + ',' : '{';
+  const tail = a.length > 2 ? ',' + a.slice(1) : '}';
+  const hash = oneShotHash('sha256', a.length > 2 ? head + a.slice(1) : b.length > 2 ? b : '{}', 'hex');
+  return { line: `${head}"hash":"${hash}"${tail}`, hash };
 }
 
 /**

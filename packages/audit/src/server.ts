@@ -71,10 +71,11 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
         } catch (e) {
           return send(errorFrame(id, isPcxError(e) ? e.code : 'PCX_AUDIT_INVALID_RECORD', (e as Error).message));
         }
-        log.append(input).then(
+        log.enqueue(
+          input,
           // Hand-built (hot path): id is a number from JSON.parse, seq an integer, hash hex.
           (ack) => send(`{"id":${id},"ack":{"seq":${ack.seq},"hash":"${ack.hash}"}}\n`),
-          (e: unknown) => send(errorFrame(id, isPcxError(e) ? e.code : 'PCX_AUDIT_WRITE_FAILED', isPcxError(e) ? e.message : 'the record was not written')),
+          (e) => send(errorFrame(id, e.code, e.message)),
         );
       },
       () => fatal(errorFrame(null, 'PCX_AUDIT_FRAME_TOO_LARGE', `frame is over ${MAX_FRAME_BYTES} bytes; closing the connection`)),

@@ -147,7 +147,10 @@ t.test('checkpoints come every N records and every T ms', async (t) => {
 
   const s = await startSink(t, { checkpointEvery: 1_000_000, checkpointIntervalMs: 50 });
   await s.client.append(sampleRecord(0));
-  await new Promise((r) => setTimeout(r, 200));
-  t.same(readdirSync(join(s.dir, 'checkpoints')), ['0000000000000001.note'], 'timer checkpoint');
+  // Checkpoints are written in the background (temp file, fsync, rename): wait for it, bounded.
+  const notes = () => readdirSync(join(s.dir, 'checkpoints')).filter((f) => !f.startsWith('.'));
+  for (const until = Date.now() + 5000; notes().length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200)); // several more timer periods: no new records, so no new checkpoint
+  t.same(notes(), ['0000000000000001.note'], 'timer checkpoint');
   await s.stop();
 });

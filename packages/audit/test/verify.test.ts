@@ -2,7 +2,8 @@ import t from 'tap';
 import { cpSync, readFileSync, readdirSync, renameSync, truncateSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog } from '../src/log.js';
-import { encodeRecord } from '../src/format.js';
+import { createHash } from 'node:crypto';
+import { encodeRecord, hashInputOf } from '../src/format.js';
 import { verifyLog, readRecords } from '../src/verify.js';
 import { checkInclusionProof, proveInclusion } from '../src/proof.js';
 import { parseVerifierKey } from '../src/note.js';
@@ -221,4 +222,42 @@ t.test('a missing segment and an unknown file are reported', async (t) => {
   renameSync(seg(d), join(d, 'segments', '000002.log'));
   await expectProblem(t, d, { message: /segment 000001\.log is missing/ });
   t.ok(readdirSync(join(d, 'segments')).length === 1);
+});
+
+t.test('lines that are valid JSON with a correct textual hash but not canonical are refused (verifier fast path)', async (t) => {
+  const rehash = (line: string): string => {
+    const old = /"hash":"([0-9a-f]{64})"/.exec(line)![1]!;
+    return line.replace(old, createHash('sha256').update(hashInputOf(line, old)!).digest('hex'));
+  };
+  const variants: [string, (l: string) => string][] = [
+    ['whitespace', (l) => l.replace('"decision":', '"decision": ')],
+    ['a number not in ECMAScript form', (l) => l.replace('"status":200', '"status":2e2')],
+    ['members out of order', (l) => l.replace(/"host":"api\.example\.com","path":"([^"]*)"/, '"path":"$1","host":"api.example.com"')],
+    ['a duplicate member', (l) => l.replace('"status":200', '"status":200,"status":200')],
+  ];
+  for (const [name, edit] of variants) {
+    const d = copy();
+    const ls = lines(d);
+    const edited = rehash(edit(ls[20]!));
+    t.not(edited, ls[20], `${name}: the edit applies`);
+    ls[20] = edited;
+    write(d, ls);
+    await expectProblem(t, d, { seq: 20, where: /000001\.log:21$/, message: /not in canonical form/ });
+  }
+});
+
+t.test('records with non-ASCII text, escapes and long lines verify (reference path) and chain with fast-path ones', async (t) => {
+  const d = join(root, 'unicode');
+  const log = await AuditLog.open({ dir: d, key, checkpointEvery: 3 });
+  const odd = ['café ☕ 𝄞', 'quote " and backslash \\', 'tab\tand\u0001control', 'x'.repeat(5 << 20)];
+  for (let i = 0; i < 8; i++) await log.append({ ...sampleRecord(i), resource: { path: i % 2 === 0 ? odd[i / 2]! : `/plain/${i}` } });
+  await log.close();
+  const r = await verifyLog(d, { publicKey });
+  t.ok(r.ok, JSON.stringify(r.problems));
+  t.equal(r.records, 8);
+  const ls = readFileSync(seg(d), 'utf8').trimEnd().split('\n');
+  ls[2] = ls[2]!.replace('\\\\', '\\u005c');
+  writeFileSync(seg(d), ls.join('\n') + '\n');
+  const bad = await verifyLog(d, { publicKey });
+  t.equal(bad.problems[0]?.seq, 2, 'an escape edited in a non-ASCII line is found');
 });

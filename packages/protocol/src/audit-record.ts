@@ -81,13 +81,15 @@ export function prepareAuditRecord(value: unknown): AuditRecordInput {
   if (!Array.isArray(v.reasons) || !v.reasons.every(isObject)) throw invalid('"reasons" must be an array of objects');
   if (v.outcome !== undefined && !isObject(v.outcome)) throw invalid('"outcome" must be an object');
   // Canonical JSON must be possible (finite numbers, well-formed strings, plain data), checked
-  // here so that a bad value is refused with a reason instead of failing at write time.
+  // here so that a bad value is refused with a reason instead of failing at write time. The
+  // check is made by the redacting copy itself (one walk instead of two: this runs for every
+  // record in the client and again in the sink); values that get redacted are not checked,
+  // since they are not kept.
   try {
-    check(v);
+    return redact(v) as unknown as AuditRecordInput;
   } catch (e) {
     throw invalid((e as Error).message);
   }
-  return redact(v) as unknown as AuditRecordInput;
 }
 
 function redact(record: Record<string, unknown>): Record<string, unknown> {
@@ -112,15 +114,37 @@ function isSecretName(k: string): boolean {
   return v;
 }
 
+/** A checked, redacted deep copy; throws (as check does) on what canonical JSON cannot hold. */
 function redactValue(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(redactValue);
-  if (!isObject(v)) return v;
-  // Members are copied in code-unit order, so that canonicalising the record later takes the
-  // fast path (see canonicalize).
-  // (Array.prototype.sort's default order is by UTF-16 code units, as RFC 8785 wants.)
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v).sort()) out[k] = isSecretName(k) ? REDACTED : redactValue(v[k]);
-  return out;
+  switch (typeof v) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+      check(v);
+      return v;
+    case 'object': {
+      if (v === null) return v;
+      if (Array.isArray(v)) {
+        return v.map((x) => {
+          if (x === undefined) throw new Error('an array holds undefined, which is not JSON data');
+          return redactValue(x);
+        });
+      }
+      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') throw new Error('an object with toJSON() is not plain JSON data');
+      // Members are copied in code-unit order, so that canonicalising the record later takes the
+      // fast path (see canonicalize).
+      // (Array.prototype.sort's default order is by UTF-16 code units, as RFC 8785 wants.)
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) {
+        if (ANY_SURROGATE.test(k) && LONE_SURROGATE.test(k)) throw new Error('a member name contains a lone surrogate (not valid Unicode)');
+        const x = (v as Record<string, unknown>)[k];
+        if (x !== undefined) out[k] = isSecretName(k) ? REDACTED : redactValue(x); // undefined: an absent member, as JSON.stringify
+      }
+      return out;
+    }
+    default:
+      return check(v); // throws: not JSON data
+  }
 }
 
 /**
