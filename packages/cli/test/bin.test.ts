@@ -1,19 +1,9 @@
 // The dispatcher: unknown commands get a suggestion, option mistakes a hint, and no user mistake
 // ever prints a stack trace.
 import t from 'tap';
-import { PassThrough } from 'node:stream';
-import { main } from '../src/bin.js';
+import { runCli } from './run-cli.js';
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), cwd: process.cwd() });
-  return { code, out, err };
-}
+const run = (argv: string[]) => runCli(argv);
 
 t.test('no command prints the usage and exits 2; --help exits 0', async (t) => {
   const none = await run([]);

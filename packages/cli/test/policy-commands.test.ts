@@ -5,25 +5,13 @@ import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { main } from '../src/bin.js';
+import { runCli } from './run-cli.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const fixtures = join(root, 'testdata', 'policy');
 
-async function run(argv: string[], cwd: string, stdinText?: string): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const stdin = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  if (stdinText !== undefined) stdin.end(stdinText);
-  const code = await main(argv, { stdout, stderr, stdin, cwd });
-  return { code, out, err };
-}
+const run = (argv: string[], cwd: string, stdin?: string) => runCli(argv, stdin === undefined ? { cwd } : { cwd, stdin });
 
 function copyFixtures(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-policy-cli-'));
