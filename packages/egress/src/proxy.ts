@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, request as httpRequest, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { SpanKind, SpanStatusCode, context as otelContext, trace, type Span } from '@opentelemetry/api';
@@ -337,8 +337,8 @@ class EgressCore {
     this.decideAndAudit(target, context, eventId, span).then(
       (verdict) => {
         if (!verdict.dial) {
-          const [status, text, body, headers] = decisionAnswer(verdict, target, eventId, this.mode);
-          return writeRaw(client, status, text, body, eventId, headers);
+          const [status, body, headers] = decisionAnswer(verdict, target, eventId, this.mode);
+          return writeRaw(client, status, body, eventId, headers);
         }
         if (client.destroyed) return this.closingRecord(target, context, verdict, eventId, { error: { code: 'PCX_EGRESS_CLIENT_CLOSED', message: 'the client closed the connection before the tunnel was opened' } });
         this.tunnel(client, head, target, context, verdict, eventId, started);
@@ -376,12 +376,12 @@ class EgressCore {
     });
     upstream.on('timeout', () => {
       error ??= { code: established ? 'PCX_EGRESS_IDLE_TIMEOUT' : 'PCX_EGRESS_UPSTREAM_TIMEOUT', message: `upstream ${ip}:${target.port} timed out` };
-      if (!established) writeRaw(client, 504, 'Gateway Timeout', { error }, eventId);
+      if (!established) writeRaw(client, 504, { error }, eventId);
       finish();
     });
     upstream.on('error', (e: NodeJS.ErrnoException) => {
       error ??= { code: 'PCX_EGRESS_UPSTREAM', message: `upstream ${ip}:${target.port}: ${e.code ?? e.message}` };
-      if (!established) writeRaw(client, 502, 'Bad Gateway', { error }, eventId);
+      if (!established) writeRaw(client, 502, { error }, eventId);
       finish();
     });
     upstream.on('close', finish);
@@ -392,20 +392,20 @@ class EgressCore {
     this.track(socket);
     socket.on('error', () => socket.destroy());
     this.metrics?.inc('portcullis_egress_refusals_total', 'code="PCX_EGRESS_UPGRADE"');
-    writeRaw(socket, 501, 'Not Implemented', { error: { code: 'PCX_EGRESS_UPGRADE', message: `protocol upgrade (${printable(String(req.headers.upgrade ?? ''))}) through an absolute-URI request is not supported; use a CONNECT tunnel (wss://, https://)` } }, randomUUID());
+    writeRaw(socket, 501, { error: { code: 'PCX_EGRESS_UPGRADE', message: `protocol upgrade (${printable(String(req.headers.upgrade ?? ''))}) through an absolute-URI request is not supported; use a CONNECT tunnel (wss://, https://)` } }, randomUUID());
   }
 
   onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     socket.on('error', () => socket.destroy());
-    const [status, text, code, message] =
+    const [status, code, message] =
       err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'Request Header Fields Too Large', 'PCX_EGRESS_HEADERS_TOO_LARGE', `the request head is larger than ${this.options.maxHeaderBytes ?? 16384} bytes`]
+        ? [431, 'PCX_EGRESS_HEADERS_TOO_LARGE', `the request head is larger than ${this.options.maxHeaderBytes ?? 16384} bytes`]
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT'
-          ? [408, 'Request Timeout', 'PCX_EGRESS_HEADERS_TIMEOUT', `the request head did not arrive within ${this.options.headersTimeoutMs ?? 10000} ms`]
-          : [400, 'Bad Request', 'PCX_EGRESS_BAD_REQUEST', `malformed HTTP request (${err.code ?? 'parse error'}); ambiguous framing such as conflicting Content-Length/Transfer-Encoding is refused`];
+          ? [408, 'PCX_EGRESS_HEADERS_TIMEOUT', `the request head did not arrive within ${this.options.headersTimeoutMs ?? 10000} ms`]
+          : [400, 'PCX_EGRESS_BAD_REQUEST', `malformed HTTP request (${err.code ?? 'parse error'}); ambiguous framing such as conflicting Content-Length/Transfer-Encoding is refused`];
     this.metrics?.inc('portcullis_egress_refusals_total', `code="${code}"`);
     if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
-    else writeRaw(socket, status, text, { error: { code, message } }, randomUUID());
+    else writeRaw(socket, status, { error: { code, message } }, randomUUID());
   }
 
   // ---- the decision ----
@@ -573,7 +573,7 @@ class EgressCore {
   }
 
   private answerDecision(res: ServerResponse, verdict: Verdict, target: Target, eventId: string): void {
-    const [status, , body, headers] = decisionAnswer(verdict, target, eventId, this.mode);
+    const [status, body, headers] = decisionAnswer(verdict, target, eventId, this.mode);
     sendJson(res, status, body, headers);
   }
 
@@ -588,7 +588,7 @@ class EgressCore {
   private refuseRaw(socket: Socket, e: unknown, eventId: string, what: Refused): void {
     const a = toAnswer(e, this.log);
     this.auditRefusal(a, eventId, what);
-    writeRaw(socket, a.status, STATUS_TEXT[a.status] ?? 'Error', { error: { code: a.code, message: a.message } }, eventId);
+    writeRaw(socket, a.status, { error: { code: a.code, message: a.message } }, eventId);
   }
 
   /**
@@ -628,8 +628,6 @@ interface Refused {
   context?: RequestContext | undefined;
   raw?: string | undefined;
 }
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 405: 'Method Not Allowed', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
 
 function toAnswer(e: unknown, log: (event: Record<string, unknown>) => void): Answer {
   if (e instanceof Answer) return e;
@@ -730,14 +728,14 @@ function stripHopByHop(raw: string[]): string[] {
 }
 
 /** 403 for deny and ask, with what to do about it; the reason header names the rule. */
-function decisionAnswer(verdict: Verdict, target: Target, eventId: string, mode: string): [number, string, Record<string, unknown>, Record<string, string>] {
+function decisionAnswer(verdict: Verdict, target: Target, eventId: string, mode: string): [number, Record<string, unknown>, Record<string, string>] {
   const first = verdict.reasons.find((r) => r.effect === verdict.decision) ?? verdict.reasons[0];
   const reasonText = first ? `${first.rule ?? first.policy ?? 'rule'}: ${first.because ?? first.error?.message ?? verdict.decision}` : `default deny: no rule allows ${target.action} to ${target.host.host}:${target.port}`;
   const body: Record<string, unknown> = { decision: verdict.decision, action: target.action, resource: resourceOf(target), reasons: verdict.reasons, event_id: eventId, mode };
   if (verdict.decision === 'ask') {
     body.request = { action: target.action, resource: resourceOf(target), how: 'ask a human for a lease that allows this, then send it as the password in Proxy-Authorization (Basic session:lease-token)' };
   }
-  return [403, 'Forbidden', body, { 'x-portcullis-reason': headerSafe(reasonText), 'x-portcullis-decision': verdict.decision, 'x-portcullis-event': eventId }];
+  return [403, body, { 'x-portcullis-reason': headerSafe(reasonText), 'x-portcullis-decision': verdict.decision, 'x-portcullis-event': eventId }];
 }
 
 /** Header values must be visible ASCII: escape the rest (a `because` may be any language). */
@@ -751,10 +749,11 @@ function sendJson(res: ServerResponse, status: number, body: Record<string, unkn
   res.end(text);
 }
 
-function writeRaw(socket: Socket, status: number, text: string, body: Record<string, unknown>, eventId: string, headers: Record<string, string> = {}): void {
+/** Answer on a raw socket (CONNECT, parse errors), with node's own reason phrase for the status. */
+function writeRaw(socket: Socket, status: number, body: Record<string, unknown>, eventId: string, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body) + '\n';
   const extra = Object.entries({ 'x-portcullis-event': eventId, ...headers })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
-  if (!socket.destroyed) socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`);
+  if (!socket.destroyed) socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`);
 }
