@@ -49,6 +49,10 @@ export async function auditCommand(argv: string[], io: AuditCommandIO): Promise<
   }
   const sub = subcommands[name];
   if (!sub) throw new PcxError('PCX_USAGE', `unknown audit subcommand "${name}"`, { hint: `one of: ${Object.keys(subcommands).join(', ')}, replay` });
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(`usage: portcullis audit ${name} — ${sub.summary}\n`);
+    return 0;
+  }
   return sub.run(rest, io);
 }
 

@@ -9,10 +9,18 @@ import { PcxError } from '@portcullis/protocol';
 import { auditCommand as packageAuditCommand, auditUsage, readRecords, replay } from '@portcullis/audit';
 import type { CommandIO } from './io.js';
 
+const REPLAY_SUMMARY = 're-evaluate recorded requests: DIR --policy PATH [--json]; lists decisions that would differ';
+
 export async function auditCommand(argv: string[], io: CommandIO): Promise<number> {
-  if (argv[0] === 'replay') return replayCommand(argv.slice(1), io);
+  if (argv[0] === 'replay') {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      io.stdout.write(`usage: portcullis audit replay — ${REPLAY_SUMMARY}\n`);
+      return 0;
+    }
+    return replayCommand(argv.slice(1), io);
+  }
   if (argv[0] === undefined || argv[0] === '--help' || argv[0] === '-h') {
-    io.stdout.write(auditUsage({ replay: 're-evaluate recorded requests: DIR --policy PATH [--json]; lists decisions that would differ' }));
+    io.stdout.write(auditUsage({ replay: REPLAY_SUMMARY }));
     return argv[0] === undefined ? 2 : 0;
   }
   return packageAuditCommand(argv, io);

@@ -35,3 +35,11 @@ t.test('a user mistake inside a command is a PcxError: message, exit 2, no stack
   t.match(r.err, /cannot read policy path \/nonexistent\/policies: no such file or directory/);
   t.notMatch(r.err, /\n\s+at /);
 });
+
+t.test('each audit subcommand answers --help with its options', async (t) => {
+  for (const sub of ['serve', 'keygen', 'verify', 'prove', 'query', 'replay']) {
+    const r = await run(['audit', sub, '--help']);
+    t.equal(r.code, 0, `audit ${sub} --help exits 0`);
+    t.match(r.out, new RegExp(`^usage: portcullis audit ${sub} — .*--`), `audit ${sub} --help names its options`);
+  }
+});
