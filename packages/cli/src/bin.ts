@@ -6,7 +6,7 @@
  * A user mistake never prints a stack trace: a PcxError (or a usage error) prints its message
  * and exits 2; only an unexpected internal error prints a stack, and says so.
  */
-import { isPcxError } from '@portcullis/protocol';
+import { closestName, isPcxError } from '@portcullis/protocol';
 import type { CommandIO } from './io.js';
 import { processIO } from './io.js';
 
@@ -35,33 +35,6 @@ export function usage(): string {
   return `usage: portcullis <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "portcullis <command> --help" for a command's options.\n`;
 }
 
-function suggest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word, c);
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = c;
-    }
-  }
-  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
-
 export async function main(argv: string[], io: CommandIO = processIO()): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -70,7 +43,7 @@ export async function main(argv: string[], io: CommandIO = processIO()): Promise
   }
   const entry = commands[name];
   if (!entry) {
-    const guess = suggest(name, Object.keys(commands));
+    const guess = closestName(name, Object.keys(commands));
     io.stderr.write(`portcullis: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ''}\n\n${usage()}`);
     return 2;
   }

@@ -10,3 +10,4 @@ export { prepareAuditRecord, canonicalize, REDACTED, GENESIS_PREV } from './audi
 export type { AuditRecord, AuditRecordInput, AuditOutcome } from './audit-record.js';
 export { PdpClient } from './pdp-client.js';
 export type { PdpClientOptions, PdpHealth } from './pdp-client.js';
+export { closestName } from './suggest.js';
