@@ -5,9 +5,8 @@
  * A frame that is not JSON, has no numeric id or is over 1 MiB gets an error and the connection
  * is closed; an invalid record only gets an error. No input can stop the daemon.
  */
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
-import { LineDecoder, MAX_FRAME_BYTES, PcxError, encodeFrame, isPcxError, prepareAuditRecord } from '@portcullis/protocol';
+import { createServer, type Server, type Socket } from 'node:net';
+import { LineDecoder, MAX_FRAME_BYTES, encodeFrame, isPcxError, listenUnixSocket, prepareAuditRecord } from '@portcullis/protocol';
 import type { AuditLog } from './log.js';
 
 export interface SinkServerOptions {
@@ -25,7 +24,6 @@ function errorFrame(id: unknown, code: string, message: string): string {
 
 export async function serveSink(options: SinkServerOptions): Promise<SinkServer> {
   const { socketPath, log } = options;
-  await removeStaleSocket(socketPath);
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -82,21 +80,7 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
     );
     socket.on('data', (chunk: Buffer) => decoder.push(chunk));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new PcxError('PCX_AUDIT_SOCKET', `cannot listen on ${socketPath}: ${e.code ?? e.message}`, { hint: 'the socket directory must exist and be writable' })),
-    );
-    // Create the socket without group/other write access from the start, then set 0660: no window
-    // in which another user could connect.
-    // (bind happens synchronously inside listen(), so the umask is restored right after it).
-    const old = process.umask(0o177);
-    try {
-      server.listen(socketPath, () => resolve());
-    } finally {
-      process.umask(old);
-    }
-  });
-  chmodSync(socketPath, 0o660);
+  await listenUnixSocket(server, socketPath, { codePrefix: 'PCX_AUDIT' });
   server.on('error', () => {});
   return {
     async close() {
@@ -109,19 +93,4 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
       });
     },
   };
-}
-
-/** A socket file nobody listens on is left over from a killed sink: remove it. A live one is an error. */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  const live = await new Promise<boolean>((resolve) => {
-    const c = createConnection({ path });
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new PcxError('PCX_AUDIT_SOCKET_IN_USE', `something is already listening on ${path}`, { hint: 'stop it, or pass another --socket' });
-  unlinkSync(path);
 }

@@ -10,12 +10,11 @@
  * Protocol errors (bad JSON, not an object, no id, a frame over 1 MiB) get an error frame with
  * the id when known (else null) and the connection is closed; the daemon never dies from input.
  */
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { createServer, type Server, type Socket } from 'node:net';
+import { stat, unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { trace, SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import { LineDecoder, MAX_FRAME_BYTES, PcxError, type Decision } from '@portcullis/protocol';
+import { LineDecoder, MAX_FRAME_BYTES, listenUnixSocket, type Decision } from '@portcullis/protocol';
 import type { Engine } from './engine.js';
 import type { PdpMetrics } from './metrics.js';
 
@@ -58,7 +57,6 @@ export class PdpServer {
   }
 
   static async listen(options: ServerOptions): Promise<PdpServer> {
-    await prepareSocketPath(options.socketPath);
     const s = new PdpServer(options);
     await s.bind();
     return s;
@@ -73,27 +71,7 @@ export class PdpServer {
   }
 
   private async bind(): Promise<void> {
-    const path = this.options.socketPath;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new PcxError('PCX_PDP_LISTEN', `cannot listen on ${path}: ${e.code ?? e.message}`, { hint: 'check that the directory exists and is writable' })),
-      );
-      // The socket must never be connectable by others, not even for the moment between bind
-      // and chmod: bind happens synchronously inside listen(), so a umask around it covers it.
-      let old: number | undefined;
-      try {
-        old = process.umask(0o117);
-      } catch {
-        // Worker threads cannot change the umask; the chmod below still applies.
-      }
-      try {
-        this.server.listen(path, () => resolve());
-      } finally {
-        if (old !== undefined) process.umask(old);
-      }
-    });
-    await chmod(path, 0o660);
-    this.socketIno = (await stat(path)).ino;
+    this.socketIno = (await listenUnixSocket(this.server, this.options.socketPath, { codePrefix: 'PCX_PDP' })).ino;
   }
 
   private accept(socket: Socket): void {
@@ -400,37 +378,3 @@ function internalError(e: unknown, log: Log): Decision {
  * Make the socket path bindable: create its directory, and remove a socket file left by a
  * crashed PDP (nobody accepts on it) — but never a live one, and never a non-socket file.
  */
-async function prepareSocketPath(path: string): Promise<void> {
-  const st = await lstat(path).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return undefined;
-    throw new PcxError('PCX_PDP_SOCKET_PATH', `cannot inspect ${path}: ${e.code ?? e.message}`);
-  });
-  if (!st) {
-    await mkdir(dirname(path), { recursive: true, mode: 0o750 }).catch((e: NodeJS.ErrnoException) => {
-      throw new PcxError('PCX_PDP_SOCKET_PATH', `cannot create the socket directory ${dirname(path)}: ${e.code ?? e.message}`, {
-        hint: 'create it with the right owner, or choose another --socket',
-      });
-    });
-    return;
-  }
-  if (!st.isSocket()) {
-    throw new PcxError('PCX_PDP_SOCKET_PATH', `${path} exists and is not a socket; refusing to replace it`, { hint: 'remove it, or choose another --socket' });
-  }
-  const alive = await new Promise<boolean>((resolve, reject) => {
-    const probe = createConnection({ path });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') resolve(false);
-      else reject(new PcxError('PCX_PDP_SOCKET_PATH', `cannot probe ${path}: ${e.code ?? e.message}`));
-    });
-  });
-  if (alive) {
-    throw new PcxError('PCX_PDP_SOCKET_IN_USE', `another process is serving ${path}`, { hint: 'stop it first, or choose another --socket' });
-  }
-  await unlink(path).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw new PcxError('PCX_PDP_SOCKET_PATH', `cannot remove the stale socket ${path}: ${e.code}`);
-  });
-}

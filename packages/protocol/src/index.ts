@@ -11,3 +11,5 @@ export type { AuditRecord, AuditRecordInput, AuditOutcome } from './audit-record
 export { PdpClient } from './pdp-client.js';
 export type { PdpClientOptions, PdpHealth } from './pdp-client.js';
 export { closestName } from './suggest.js';
+export { listenUnixSocket } from './unix-socket.js';
+export type { ListenUnixOptions } from './unix-socket.js';

@@ -1,0 +1,75 @@
+/**
+ * Serving on a Unix socket the way every Portcullis daemon must (DESIGN.md, "Identity and
+ * context"): the socket file is mode 0660 from the moment it exists, a stale socket left by a
+ * crashed daemon is replaced, and a live one, or a path that is not a socket, is never touched.
+ */
+import { createConnection, type Server } from 'node:net';
+import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { PcxError } from './errors.js';
+
+export interface ListenUnixOptions {
+  /** Prefix of the error codes: `${codePrefix}_SOCKET_PATH`, `_SOCKET_IN_USE`, `_LISTEN`. */
+  codePrefix: string;
+}
+
+/** Listen on `path`; resolves with the socket file's inode (so a daemon removes only its own file on exit). */
+export async function listenUnixSocket(server: Server, path: string, options: ListenUnixOptions): Promise<{ ino: number }> {
+  const code = options.codePrefix;
+  await prepareSocketPath(path, code);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new PcxError(`${code}_LISTEN`, `cannot listen on ${path}: ${e.code ?? e.message}`, { hint: 'check that the directory exists and is writable' })),
+    );
+    // The socket must never be connectable by others, not even for the moment between bind
+    // and chmod: bind happens synchronously inside listen(), so a umask around it covers it.
+    let old: number | undefined;
+    try {
+      old = process.umask(0o117);
+    } catch {
+      // Worker threads cannot change the umask; the chmod below still applies.
+    }
+    try {
+      server.listen(path, () => resolve());
+    } finally {
+      if (old !== undefined) process.umask(old);
+    }
+  });
+  await chmod(path, 0o660);
+  return { ino: (await stat(path)).ino };
+}
+
+async function prepareSocketPath(path: string, code: string): Promise<void> {
+  const st = await lstat(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw new PcxError(`${code}_SOCKET_PATH`, `cannot inspect ${path}: ${e.code ?? e.message}`);
+  });
+  if (!st) {
+    await mkdir(dirname(path), { recursive: true, mode: 0o750 }).catch((e: NodeJS.ErrnoException) => {
+      throw new PcxError(`${code}_SOCKET_PATH`, `cannot create the socket directory ${dirname(path)}: ${e.code ?? e.message}`, {
+        hint: 'create it with the right owner, or choose another --socket',
+      });
+    });
+    return;
+  }
+  if (!st.isSocket()) {
+    throw new PcxError(`${code}_SOCKET_PATH`, `${path} exists and is not a socket; refusing to replace it`, { hint: 'remove it, or choose another --socket' });
+  }
+  const alive = await new Promise<boolean>((resolve, reject) => {
+    const probe = createConnection({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') resolve(false);
+      else reject(new PcxError(`${code}_SOCKET_PATH`, `cannot probe ${path}: ${e.code ?? e.message}`));
+    });
+  });
+  if (alive) {
+    throw new PcxError(`${code}_SOCKET_IN_USE`, `another process is serving ${path}`, { hint: 'stop it first, or choose another --socket' });
+  }
+  await unlink(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw new PcxError(`${code}_SOCKET_PATH`, `cannot remove the stale socket ${path}: ${e.code}`);
+  });
+}
