@@ -25,10 +25,14 @@ for (const name of names.length > 0 ? names : available) {
   console.log(`\n=== bench/${name} ===`);
   const started = Date.now();
   // --expose-gc lets a benchmark collect garbage between phases instead of inside a timed batch.
-  const r = spawnSync(process.execPath, ['--expose-gc', '--conditions=portcullis-source', '--import', 'tsx', join(benchDir, name, 'run.ts')], {
-    cwd: join(benchDir, '..'),
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--conditions=portcullis-source', '--import', 'tsx', join(benchDir, name, 'run.ts')],
+    {
+      cwd: join(benchDir, '..'),
+      stdio: 'inherit',
+    },
+  );
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   if (r.status !== 0) {
     failed++;

@@ -43,7 +43,11 @@ function mtime(p) {
 function ensureInstalled() {
   if (!existsSync(pnpm)) {
     console.error('bootstrap: installing the pinned pnpm into .tools/ …');
-    must('npm', ['install', '--prefix', join(root, '.tools'), '--no-audit', '--no-fund', '--loglevel=error'], 'installing pnpm');
+    must(
+      'npm',
+      ['install', '--prefix', join(root, '.tools'), '--no-audit', '--no-fund', '--loglevel=error'],
+      'installing pnpm',
+    );
   }
   const marker = join(root, 'node_modules', '.modules.yaml');
   if (!existsSync(marker) || mtime(join(root, 'pnpm-lock.yaml')) > mtime(marker)) {

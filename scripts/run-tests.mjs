@@ -14,7 +14,10 @@ const files = args.length > 0 ? args : ['packages/*/test/**/*.test.ts', 'test/**
 // type-check the tests (and benchmarks) first; a type error counts as a failure.
 let typeErrors = 0;
 if (args.length === 0) {
-  const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.check.json'], { cwd: root, encoding: 'utf8' });
+  const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.check.json'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   if (tsc.status !== 0) {
     process.stdout.write(tsc.stdout + tsc.stderr);
     typeErrors = 1;

@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
 const policies = join('examples', 'policies');
-for (const args of [['check', policies], ['test', policies]]) {
+for (const args of [
+  ['check', policies],
+  ['test', policies],
+]) {
   console.log(`$ portcullis ${args.join(' ')}`);
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);

@@ -4,7 +4,17 @@
 // Every process started here is killed at teardown and every mount is unmounted.
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +43,10 @@ interface Proc {
 
 function run(t: TestT, args: string[], prefix: string[] = []): Proc {
   const [cmd, ...pre] = prefix.length ? prefix : [process.execPath];
-  const child = spawn(cmd!, [...pre, ...(prefix.length ? [process.execPath] : []), ...nodeArgs, ...args], { cwd: here, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(cmd!, [...pre, ...(prefix.length ? [process.execPath] : []), ...nodeArgs, ...args], {
+    cwd: here,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
@@ -50,18 +63,34 @@ function run(t: TestT, args: string[], prefix: string[] = []): Proc {
  * bin calls, to keep this file fast (each spawn costs ~1 s of TypeScript loading); the daemon and
  * everything about processes (kill -9, locks, exit codes of serve) use real processes.
  */
-async function cli(_t: TestT, args: string[], stdin?: string): Promise<{ code: number | null; out: string; err: string }> {
+async function cli(
+  _t: TestT,
+  args: string[],
+  stdin?: string,
+): Promise<{ code: number | null; out: string; err: string }> {
   const out = new PassThrough();
   const err = new PassThrough();
   let o = '';
   let e = '';
   out.on('data', (c: Buffer) => (o += c.toString()));
   err.on('data', (c: Buffer) => (e += c.toString()));
-  const code = await main(args, { stdout: out, stderr: err, stdin: Readable.from([Buffer.from(stdin ?? '')]), cwd: here });
+  const code = await main(args, {
+    stdout: out,
+    stderr: err,
+    stdin: Readable.from([Buffer.from(stdin ?? '')]),
+    cwd: here,
+  });
   return { code, out: o, err: e };
 }
 
-async function serve(t: TestT, dir: string, socket: string, key: string, extra: string[] = [], prefix: string[] = []): Promise<Proc> {
+async function serve(
+  t: TestT,
+  dir: string,
+  socket: string,
+  key: string,
+  extra: string[] = [],
+  prefix: string[] = [],
+): Promise<Proc> {
   const p = run(t, ['audit', 'serve', '--dir', dir, '--socket', socket, '--key', key, ...extra], prefix);
   const deadline = Date.now() + 20_000;
   while (!p.out().includes('listening')) {
@@ -85,7 +114,11 @@ const rec = (i: number): AuditRecordInput => ({
 const logLines = (dir: string): string[] =>
   readdirSync(join(dir, 'segments'))
     .sort()
-    .flatMap((f) => readFileSync(join(dir, 'segments', f), 'utf8').split('\n').filter((l) => l.length > 0));
+    .flatMap((f) =>
+      readFileSync(join(dir, 'segments', f), 'utf8')
+        .split('\n')
+        .filter((l) => l.length > 0),
+    );
 
 async function keygen(t: TestT, dir: string): Promise<{ key: string; pub: string }> {
   const key = join(dir, 'audit.key');
@@ -105,115 +138,158 @@ t.test('keygen: private key 0600, public key in verifier-key format, never overw
   t.notMatch(again.err, /\n\s+at /, 'no stack trace');
   // serve refuses a private key that others can read, and never prints the key.
   chmodSync(key, 0o644);
-  const loose = await cli(t, ['audit', 'serve', '--dir', join(dir, 'log'), '--socket', join(dir, 's.sock'), '--key', key]);
+  const loose = await cli(t, [
+    'audit',
+    'serve',
+    '--dir',
+    join(dir, 'log'),
+    '--socket',
+    join(dir, 's.sock'),
+    '--key',
+    key,
+  ]);
   t.equal(loose.code, 2);
   t.match(loose.err, /readable by other users[\s\S]*chmod 600/);
-  t.notOk(loose.err.includes(readFileSync(key, 'utf8').trim().split('+').slice(4).join('+')), 'the key is not in the message');
+  t.notOk(
+    loose.err.includes(readFileSync(key, 'utf8').trim().split('+').slice(4).join('+')),
+    'the key is not in the message',
+  );
 });
 
-t.test('kill -9 in the middle of a heavy write stream: every acked record survives, the tail is repaired, the chain goes on', async (t) => {
-  const dir = tempDir(t);
-  const { key, pub } = await keygen(t, dir);
-  const log = join(dir, 'log');
-  const socket = join(dir, 'sink.sock');
-  const sink = await serve(t, log, socket, key, ['--checkpoint-every', '500']);
-  const client = new AuditClient({ socketPath: socket, connections: 4, timeoutMs: 20_000 });
-  const acked = new Map<number, string>();
-  let failures = 0;
-  let killed = false;
-  let i = 0;
-  // 8 producers, each with 16 appends in flight, until the sink dies under them.
-  const producer = async (): Promise<void> => {
-    while (!killed) {
-      const batch = Array.from({ length: 16 }, () => client.append(rec(i++)).then((a) => void acked.set(a.seq, a.hash), () => void failures++));
-      await Promise.all(batch);
-      if (failures > 0) return;
-    }
-  };
-  const producers = Array.from({ length: 8 }, producer);
-  const deadline = Date.now() + 60_000;
-  while (acked.size < 3000 && failures === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  t.equal(failures, 0, 'no append failed before the kill');
-  // Freeze the sink mid-stream and send a few more, so that some are surely in flight when the
-  // kill lands (the producers' batches may all have been acked already: the sink is fast).
-  sink.child.kill('SIGSTOP');
-  const last = Array.from({ length: 16 }, () => client.append(rec(i++)).then((a) => void acked.set(a.seq, a.hash), () => void failures++));
-  await new Promise((r) => setTimeout(r, 20));
-  sink.child.kill('SIGKILL');
-  killed = true;
-  await sink.exited;
-  await Promise.all([...producers, ...last]);
-  client.close();
-  t.ok(failures > 0, 'records in flight at the kill were refused (so their PEPs deny)');
-  t.ok(acked.size >= 3000, `${acked.size} records acked before the kill`);
-  // Simulate the torn write a crash can leave (a kill -9 between two write() calls of a batch
-  // cannot, since a batch is one write; a power loss or a full page can): the sink must cut it.
-  appendFileSync(join(log, 'segments', readdirSync(join(log, 'segments')).sort().at(-1)!), '{"action":"http.get","cont');
+t.test(
+  'kill -9 in the middle of a heavy write stream: every acked record survives, the tail is repaired, the chain goes on',
+  async (t) => {
+    const dir = tempDir(t);
+    const { key, pub } = await keygen(t, dir);
+    const log = join(dir, 'log');
+    const socket = join(dir, 'sink.sock');
+    const sink = await serve(t, log, socket, key, ['--checkpoint-every', '500']);
+    const client = new AuditClient({ socketPath: socket, connections: 4, timeoutMs: 20_000 });
+    const acked = new Map<number, string>();
+    let failures = 0;
+    let killed = false;
+    let i = 0;
+    // 8 producers, each with 16 appends in flight, until the sink dies under them.
+    const producer = async (): Promise<void> => {
+      while (!killed) {
+        const batch = Array.from({ length: 16 }, () =>
+          client.append(rec(i++)).then(
+            (a) => void acked.set(a.seq, a.hash),
+            () => void failures++,
+          ),
+        );
+        await Promise.all(batch);
+        if (failures > 0) return;
+      }
+    };
+    const producers = Array.from({ length: 8 }, producer);
+    const deadline = Date.now() + 60_000;
+    while (acked.size < 3000 && failures === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    t.equal(failures, 0, 'no append failed before the kill');
+    // Freeze the sink mid-stream and send a few more, so that some are surely in flight when the
+    // kill lands (the producers' batches may all have been acked already: the sink is fast).
+    sink.child.kill('SIGSTOP');
+    const last = Array.from({ length: 16 }, () =>
+      client.append(rec(i++)).then(
+        (a) => void acked.set(a.seq, a.hash),
+        () => void failures++,
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    sink.child.kill('SIGKILL');
+    killed = true;
+    await sink.exited;
+    await Promise.all([...producers, ...last]);
+    client.close();
+    t.ok(failures > 0, 'records in flight at the kill were refused (so their PEPs deny)');
+    t.ok(acked.size >= 3000, `${acked.size} records acked before the kill`);
+    // Simulate the torn write a crash can leave (a kill -9 between two write() calls of a batch
+    // cannot, since a batch is one write; a power loss or a full page can): the sink must cut it.
+    appendFileSync(
+      join(log, 'segments', readdirSync(join(log, 'segments')).sort().at(-1)!),
+      '{"action":"http.get","cont',
+    );
 
-  const sink2 = await serve(t, log, socket, key);
-  t.match(sink2.err(), /repaired a torn last line/);
-  const before = logLines(log).length;
-  const c2 = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
-  const next = await c2.append(rec(-1));
-  t.equal(next.seq, before, 'the chain goes on at the next seq');
-  c2.close();
-  sink2.child.kill('SIGTERM');
-  t.equal(await sink2.exited, 0, 'SIGTERM stops the sink cleanly');
+    const sink2 = await serve(t, log, socket, key);
+    t.match(sink2.err(), /repaired a torn last line/);
+    const before = logLines(log).length;
+    const c2 = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
+    const next = await c2.append(rec(-1));
+    t.equal(next.seq, before, 'the chain goes on at the next seq');
+    c2.close();
+    sink2.child.kill('SIGTERM');
+    t.equal(await sink2.exited, 0, 'SIGTERM stops the sink cleanly');
 
-  const lines = logLines(log);
-  let missing = 0;
-  for (const [seq, hash] of acked) if (JSON.parse(lines[seq]!).hash !== hash) missing++;
-  t.equal(missing, 0, 'every acknowledged record is in the log with the acked hash');
-  const v = await cli(t, ['audit', 'verify', log, '--pubkey', pub]);
-  t.equal(v.code, 0, v.out + v.err);
-  t.match(v.out, new RegExp(`ok: ${lines.length} records`));
-});
+    const lines = logLines(log);
+    let missing = 0;
+    for (const [seq, hash] of acked) if (JSON.parse(lines[seq]!).hash !== hash) missing++;
+    t.equal(missing, 0, 'every acknowledged record is in the log with the acked hash');
+    const v = await cli(t, ['audit', 'verify', log, '--pubkey', pub]);
+    t.equal(v.code, 0, v.out + v.err);
+    t.match(v.out, new RegExp(`ok: ${lines.length} records`));
+  },
+);
 
-t.test('CLI verify, prove, verify-proof, query and tail on a real log; verify reports the first bad record', async (t) => {
-  const dir = tempDir(t);
-  const { key, pub } = await keygen(t, dir);
-  const log = join(dir, 'log');
-  const socket = join(dir, 'sink.sock');
-  const sink = await serve(t, log, socket, key, ['--durable', '--checkpoint-every', '20']);
-  const client = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
-  for (let i = 0; i < 45; i++) await client.append(rec(i));
-  client.close();
-  sink.child.kill('SIGTERM');
-  await sink.exited;
+t.test(
+  'CLI verify, prove, verify-proof, query and tail on a real log; verify reports the first bad record',
+  async (t) => {
+    const dir = tempDir(t);
+    const { key, pub } = await keygen(t, dir);
+    const log = join(dir, 'log');
+    const socket = join(dir, 'sink.sock');
+    const sink = await serve(t, log, socket, key, ['--durable', '--checkpoint-every', '20']);
+    const client = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
+    for (let i = 0; i < 45; i++) await client.append(rec(i));
+    client.close();
+    sink.child.kill('SIGTERM');
+    await sink.exited;
 
-  const proof = await cli(t, ['audit', 'prove', log, '--seq', '13', '--pubkey', pub]);
-  t.equal(proof.code, 0, proof.err);
-  const ok = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], proof.out);
-  t.equal(ok.code, 0, ok.out + ok.err);
-  t.match(ok.out, /ok: record 13 is included in the log of 45 records signed by e2e\.audit/);
-  const forged = JSON.parse(proof.out) as { record: string };
-  forged.record = forged.record.replace('"http.get"', '"http.post"');
-  const bad = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], JSON.stringify(forged));
-  t.equal(bad.code, 1);
-  t.match(bad.out, /FAIL/);
+    const proof = await cli(t, ['audit', 'prove', log, '--seq', '13', '--pubkey', pub]);
+    t.equal(proof.code, 0, proof.err);
+    const ok = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], proof.out);
+    t.equal(ok.code, 0, ok.out + ok.err);
+    t.match(ok.out, /ok: record 13 is included in the log of 45 records signed by e2e\.audit/);
+    const forged = JSON.parse(proof.out) as { record: string };
+    forged.record = forged.record.replace('"http.get"', '"http.post"');
+    const bad = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], JSON.stringify(forged));
+    t.equal(bad.code, 1);
+    t.match(bad.out, /FAIL/);
 
-  const q = await cli(t, ['audit', 'query', log, '--principal', 'agent-1', '--decision', 'deny']);
-  t.equal(q.code, 0, q.err);
-  const got = q.out.trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
-  t.same(got.map((r) => r.seq), Array.from({ length: 45 }, (_, i) => i).filter((i) => i % 3 === 1 && i % 4 === 0));
-  const badQ = await cli(t, ['audit', 'query', log, '--since', 'last tuesday']);
-  t.equal(badQ.code, 2);
-  t.match(badQ.err, /--since "last tuesday" is not a date-time/);
+    const q = await cli(t, ['audit', 'query', log, '--principal', 'agent-1', '--decision', 'deny']);
+    t.equal(q.code, 0, q.err);
+    const got = q.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number });
+    t.same(
+      got.map((r) => r.seq),
+      Array.from({ length: 45 }, (_, i) => i).filter((i) => i % 3 === 1 && i % 4 === 0),
+    );
+    const badQ = await cli(t, ['audit', 'query', log, '--since', 'last tuesday']);
+    t.equal(badQ.code, 2);
+    t.match(badQ.err, /--since "last tuesday" is not a date-time/);
 
-  const tail = await cli(t, ['audit', 'tail', log, '-n', '3']);
-  t.same(tail.out.trim().split('\n').map((l) => JSON.parse(l).seq), [42, 43, 44]);
+    const tail = await cli(t, ['audit', 'tail', log, '-n', '3']);
+    t.same(
+      tail.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).seq),
+      [42, 43, 44],
+    );
 
-  const lines = logLines(log);
-  lines[30] = lines[30]!.replace('"deny"', '"allow"').replace('"allow"', '"deny"');
-  writeFileSync(join(log, 'segments', '000001.log'), lines.join('\n') + '\n');
-  const v = await cli(t, ['audit', 'verify', log, '--pubkey', pub]);
-  t.equal(v.code, 1);
-  t.match(v.out, /FAIL seq 30 \(segments\/000001\.log:31\): record 30: hash does not match/);
+    const lines = logLines(log);
+    lines[30] = lines[30]!.replace('"deny"', '"allow"').replace('"allow"', '"deny"');
+    writeFileSync(join(log, 'segments', '000001.log'), lines.join('\n') + '\n');
+    const v = await cli(t, ['audit', 'verify', log, '--pubkey', pub]);
+    t.equal(v.code, 1);
+    t.match(v.out, /FAIL seq 30 \(segments\/000001\.log:31\): record 30: hash does not match/);
 
-  const nolog = await cli(t, ['audit', 'verify', join(dir, 'nothing-here')]);
-  t.equal(nolog.code, 2);
-  t.notMatch(nolog.err, /\n\s+at /);
-});
+    const nolog = await cli(t, ['audit', 'verify', join(dir, 'nothing-here')]);
+    t.equal(nolog.code, 2);
+    t.notMatch(nolog.err, /\n\s+at /);
+  },
+);
 
 t.test('a second sink on the same log refuses to start', async (t) => {
   const dir = tempDir(t);
@@ -243,7 +319,14 @@ t.test('full disk: the sink refuses, the client sees it (the PEP denies), nothin
   const socket = join(dir, 'sink.sock');
   // Ballast that is removed later, to show the sink takes records again once there is room.
   if (mounted) writeFileSync(join(mnt, 'ballast'), Buffer.alloc(16 * 1024));
-  const sink = await serve(t, log, socket, key, ['--checkpoint-every', '1000000'], mounted ? [] : ['prlimit', '--fsize=65536']);
+  const sink = await serve(
+    t,
+    log,
+    socket,
+    key,
+    ['--checkpoint-every', '1000000'],
+    mounted ? [] : ['prlimit', '--fsize=65536'],
+  );
   const client = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
   const acked = new Map<number, string>();
   let refusal: PcxError | undefined;
@@ -303,18 +386,42 @@ t.test('replay: re-evaluates recorded requests against another policy set and li
   const hosts = ['ok.example', 'evil.example', 'other.example', 'ok.example'];
   const decided = { 'ok.example': 'allow', 'evil.example': 'deny', 'other.example': 'deny' } as const;
   for (const [i, host] of hosts.entries()) {
-    await w.append({ source: 'egress', principal: { id: 'agent-7' }, action: 'net.connect', resource: { host, port: 443 }, context: { project: 'p', leases: ['lease-1'] }, decision: decided[host as keyof typeof decided], reasons: [{ rule: `r${i}` }] });
+    await w.append({
+      source: 'egress',
+      principal: { id: 'agent-7' },
+      action: 'net.connect',
+      resource: { host, port: 443 },
+      context: { project: 'p', leases: ['lease-1'] },
+      decision: decided[host as keyof typeof decided],
+      reasons: [{ rule: `r${i}` }],
+    });
   }
   await w.close();
-  writeFileSync(join(dir, 'a.pol'), `policy "a" {\n  allow net.connect when resource.host == "ok.example"\n  deny net.connect when resource.host == "evil.example"\n}\n`);
-  writeFileSync(join(dir, 'b.pol'), `policy "b" {\n  deny net.connect when resource.host == "ok.example"\n  allow net.connect when resource.host == "other.example"\n}\n`);
+  writeFileSync(
+    join(dir, 'a.pol'),
+    `policy "a" {\n  allow net.connect when resource.host == "ok.example"\n  deny net.connect when resource.host == "evil.example"\n}\n`,
+  );
+  writeFileSync(
+    join(dir, 'b.pol'),
+    `policy "b" {\n  deny net.connect when resource.host == "ok.example"\n  allow net.connect when resource.host == "other.example"\n}\n`,
+  );
   const same = await cli(t, ['audit', 'replay', log, '--policy', join(dir, 'a.pol')]);
   t.equal(same.code, 0, same.err);
   t.match(same.out, /0 of 4 decisions would differ/);
   const diff = await cli(t, ['audit', 'replay', log, '--policy', join(dir, 'b.pol'), '--json']);
   t.equal(diff.code, 1, diff.err);
-  const r = JSON.parse(diff.out) as { total: number; differences: { seq: number; recorded: string; replayed: string }[] };
-  t.same(r.differences.map((d) => [d.seq, d.recorded, d.replayed]), [[0, 'allow', 'deny'], [2, 'deny', 'allow'], [3, 'allow', 'deny']]);
+  const r = JSON.parse(diff.out) as {
+    total: number;
+    differences: { seq: number; recorded: string; replayed: string }[];
+  };
+  t.same(
+    r.differences.map((d) => [d.seq, d.recorded, d.replayed]),
+    [
+      [0, 'allow', 'deny'],
+      [2, 'deny', 'allow'],
+      [3, 'allow', 'deny'],
+    ],
+  );
   writeFileSync(join(dir, 'bad.pol'), 'policy "x" { allow }\n');
   const bad = await cli(t, ['audit', 'replay', log, '--policy', join(dir, 'bad.pol')]);
   t.equal(bad.code, 2);

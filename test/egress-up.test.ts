@@ -15,9 +15,15 @@ import { origin } from '../packages/egress/test/fixtures.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 30_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(cmd, args, { timeout: 30_000, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -38,9 +44,27 @@ t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', async 
     await web.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  writeFileSync(join(dir, 'p.pol'), `policy "up" scope global {\n  allow net.http when resource.ip in ["127.0.0.1/32"] and resource.port == ${web.port} because "the local origin"\n}\n`);
+  writeFileSync(
+    join(dir, 'p.pol'),
+    `policy "up" scope global {\n  allow net.http when resource.ip in ["127.0.0.1/32"] and resource.port == ${web.port} because "the local origin"\n}\n`,
+  );
   const port = await freePort();
-  const up = spawn(process.execPath, [bin, 'up', '--policy', join(dir, 'p.pol'), '--dir', join(dir, 'state'), '--listen', `127.0.0.1:${port}`, '--allow-cidr', '127.0.0.0/8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const up = spawn(
+    process.execPath,
+    [
+      bin,
+      'up',
+      '--policy',
+      join(dir, 'p.pol'),
+      '--dir',
+      join(dir, 'state'),
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--allow-cidr',
+      '127.0.0.0/8',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   up.stdout.on('data', (d) => (out += d));
   up.stderr.on('data', (d) => (out += d));
@@ -54,7 +78,11 @@ t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', async 
   const proxyEnv = { http_proxy: `http://127.0.0.1:${port}`, https_proxy: `http://127.0.0.1:${port}`, no_proxy: '' };
   const allowed = await run('curl', ['-sS', `http://127.0.0.1:${web.port}/via-up`], proxyEnv);
   tt.match(allowed.stdout, /hello from origin GET \/via-up/);
-  const denied = await run('curl', ['-sS', '-i', `http://127.0.0.1:${web.port + (web.port === 65535 ? -1 : 1)}/`], proxyEnv);
+  const denied = await run(
+    'curl',
+    ['-sS', '-i', `http://127.0.0.1:${web.port + (web.port === 65535 ? -1 : 1)}/`],
+    proxyEnv,
+  );
   tt.match(denied.stdout, /^HTTP\/1\.1 403/);
 
   up.kill('SIGINT');
@@ -64,7 +92,14 @@ t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', async 
   tt.match(out, /\[pdp\] .*stopped/);
   const after = await run('curl', ['-sS', '--max-time', '2', `http://127.0.0.1:${port}/`]);
   tt.equal(after.code, 7, 'the proxy port is closed (curl: could not connect)');
-  const verify = await run(process.execPath, [bin, 'audit', 'verify', join(dir, 'state', 'audit-log'), '--pubkey', join(dir, 'state', 'audit.key.pub')]);
+  const verify = await run(process.execPath, [
+    bin,
+    'audit',
+    'verify',
+    join(dir, 'state', 'audit-log'),
+    '--pubkey',
+    join(dir, 'state', 'audit.key.pub'),
+  ]);
   tt.equal(verify.code, 0, verify.stdout + verify.stderr);
   tt.match(verify.stdout + verify.stderr, /ok: [2-9]\d* records/);
 });

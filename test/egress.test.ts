@@ -14,11 +14,22 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { readRecords } from '@portcullis/audit';
-import { canary, dnsDouble, gitBackendHandler, origin, tlsOrigin, type Canary, type DnsDouble, type Origin, type TlsOrigin } from '../packages/egress/test/fixtures.js';
+import {
+  canary,
+  dnsDouble,
+  gitBackendHandler,
+  origin,
+  tlsOrigin,
+  type Canary,
+  type DnsDouble,
+  type Origin,
+  type TlsOrigin,
+} from '../packages/egress/test/fixtures.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
-if (!existsSync(join(root, 'packages', 'cli', 'dist', 'bin.js'))) throw new Error('build first: node scripts/bootstrap.mjs build');
+if (!existsSync(join(root, 'packages', 'cli', 'dist', 'bin.js')))
+  throw new Error('build first: node scripts/bootstrap.mjs build');
 
 interface Daemon {
   child: ChildProcess;
@@ -63,11 +74,20 @@ async function stop(d: Daemon): Promise<void> {
   await exited;
 }
 
-function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 30_000, env: { ...process.env, ...options.env }, cwd: options.cwd }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      cmd,
+      args,
+      { timeout: 30_000, env: { ...process.env, ...options.env }, cwd: options.cwd },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -99,13 +119,19 @@ t.before(async () => {
   web = await origin();
   tls = await tlsOrigin();
   bad = await canary('127.0.0.1');
-  dns = await dnsDouble((name, type) => (type === 'A' && ['allowed.test', 'denied.test', 'ask.test'].includes(name) ? ['127.0.0.1'] : []));
+  dns = await dnsDouble((name, type) =>
+    type === 'A' && ['allowed.test', 'denied.test', 'ask.test'].includes(name) ? ['127.0.0.1'] : [],
+  );
 
   // A bare repository with one commit, served over smart HTTP and over HTTPS.
   const repos = join(dir, 'repos');
   mkdirSync(repos);
   const work = join(dir, 'work');
-  const git = (args: string[], cwd: string) => run('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'init.defaultBranch=main', ...args], { cwd, env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir } });
+  const git = (args: string[], cwd: string) =>
+    run('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'init.defaultBranch=main', ...args], {
+      cwd,
+      env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir },
+    });
   mkdirSync(work);
   await git(['init', '-q'], work);
   writeFileSync(join(work, 'README'), 'hello through the proxy\n');
@@ -116,19 +142,44 @@ t.before(async () => {
   await new Promise<void>((r) => gitHttp.listen(0, '127.0.0.1', r));
   gitHttpPort = (gitHttp.address() as AddressInfo).port;
   const certDir = dirname(tls.certFile);
-  gitHttps = createHttpsServer({ key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(tls.certFile) }, gitBackendHandler(repos));
+  gitHttps = createHttpsServer(
+    { key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(tls.certFile) },
+    gitBackendHandler(repos),
+  );
   await new Promise<void>((r) => gitHttps.listen(0, '127.0.0.1', r));
   gitHttpsPort = (gitHttps.address() as AddressInfo).port;
 
-  writeFileSync(join(dir, 'policy.pol'), POLICY.replace('PORTS', `[${web.port}, ${tls.port}, ${gitHttpPort}, ${gitHttpsPort}]`));
+  writeFileSync(
+    join(dir, 'policy.pol'),
+    POLICY.replace('PORTS', `[${web.port}, ${tls.port}, ${gitHttpPort}, ${gitHttpsPort}]`),
+  );
   const key = join(dir, 'audit.key');
   const kg = await run(process.execPath, [bin, 'audit', 'keygen', '--name', 'e2e', '--out', key]);
   if (kg.code !== 0) throw new Error(kg.stderr);
   logDir = join(dir, 'log');
   pdp = await daemon(['pdp', '--policy', join(dir, 'policy.pol'), '--socket', join(dir, 'pdp.sock')], /listening on/);
-  sink = await daemon(['audit', 'serve', '--dir', logDir, '--socket', join(dir, 'audit.sock'), '--key', key], /listening on/);
+  sink = await daemon(
+    ['audit', 'serve', '--dir', logDir, '--socket', join(dir, 'audit.sock'), '--key', key],
+    /listening on/,
+  );
   const e = await daemon(
-    ['egress', '--listen', '127.0.0.1:0', '--pdp', join(dir, 'pdp.sock'), '--audit', join(dir, 'audit.sock'), '--principal', 'agent-7', '--project', 'alpha', '--allow-cidr', '127.0.0.0/8', '--dns', `127.0.0.1:${dns.port}`],
+    [
+      'egress',
+      '--listen',
+      '127.0.0.1:0',
+      '--pdp',
+      join(dir, 'pdp.sock'),
+      '--audit',
+      join(dir, 'audit.sock'),
+      '--principal',
+      'agent-7',
+      '--project',
+      'alpha',
+      '--allow-cidr',
+      '127.0.0.0/8',
+      '--dns',
+      `127.0.0.1:${dns.port}`,
+    ],
     /listening on 127\.0\.0\.1:(\d+)/,
   );
   egress = e;
@@ -137,7 +188,14 @@ t.before(async () => {
 
 t.teardown(async () => {
   for (const d of daemons) await stop(d);
-  await Promise.all([web.close(), tls.close(), bad.close(), dns.close(), new Promise((r) => gitHttp.close(r)), new Promise((r) => gitHttps.close(r))]);
+  await Promise.all([
+    web.close(),
+    tls.close(),
+    bad.close(),
+    dns.close(),
+    new Promise((r) => gitHttp.close(r)),
+    new Promise((r) => gitHttps.close(r)),
+  ]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -147,7 +205,14 @@ t.test('curl: allowed http, allowed https (CONNECT), denied with the rule and it
   const a = await run('curl', ['-sS', '--proxy', proxyUrl(), `http://allowed.test:${web.port}/e2e`]);
   tt.equal(a.code, 0, a.stderr);
   tt.match(a.stdout, /hello from origin GET \/e2e/);
-  const b = await run('curl', ['-sS', '--proxy', proxyUrl(), '--cacert', tls.certFile, `https://allowed.test:${tls.port}/e2e`]);
+  const b = await run('curl', [
+    '-sS',
+    '--proxy',
+    proxyUrl(),
+    '--cacert',
+    tls.certFile,
+    `https://allowed.test:${tls.port}/e2e`,
+  ]);
   tt.equal(b.code, 0, b.stderr);
   tt.match(b.stdout, /hello over tls \/e2e/);
   const c = await run('curl', ['-sS', '-i', '--proxy', proxyUrl(), `http://denied.test:${web.port}/`]);
@@ -162,28 +227,52 @@ t.test('curl: allowed http, allowed https (CONNECT), denied with the rule and it
 
 t.test('git clone over smart HTTP through the proxy (http.proxy)', async (tt) => {
   const dest = join(dir, 'clone-http');
-  const r = await run('git', ['-c', `http.proxy=${proxyUrl()}`, 'clone', '-q', `http://allowed.test:${gitHttpPort}/demo.git`, dest], { env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir } });
+  const r = await run(
+    'git',
+    ['-c', `http.proxy=${proxyUrl()}`, 'clone', '-q', `http://allowed.test:${gitHttpPort}/demo.git`, dest],
+    { env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir } },
+  );
   tt.equal(r.code, 0, r.stderr);
   tt.equal(readFileSync(join(dest, 'README'), 'utf8'), 'hello through the proxy\n');
 });
 
 t.test('git clone over HTTPS through a CONNECT tunnel', async (tt) => {
   const dest = join(dir, 'clone-https');
-  const r = await run('git', ['-c', `http.proxy=${proxyUrl()}`, 'clone', '-q', `https://allowed.test:${gitHttpsPort}/demo.git`, dest], { env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir, GIT_SSL_CAINFO: tls.certFile } });
+  const r = await run(
+    'git',
+    ['-c', `http.proxy=${proxyUrl()}`, 'clone', '-q', `https://allowed.test:${gitHttpsPort}/demo.git`, dest],
+    { env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir, GIT_SSL_CAINFO: tls.certFile } },
+  );
   tt.equal(r.code, 0, r.stderr);
   tt.equal(readFileSync(join(dest, 'README'), 'utf8'), 'hello through the proxy\n');
 });
 
 t.test('git clone from a denied host fails with the 403', async (tt) => {
-  const r = await run('git', ['-c', `http.proxy=${proxyUrl()}`, 'clone', '-q', `http://denied.test:${gitHttpPort}/demo.git`, join(dir, 'clone-denied')], { env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir, GIT_TERMINAL_PROMPT: '0' } });
+  const r = await run(
+    'git',
+    [
+      '-c',
+      `http.proxy=${proxyUrl()}`,
+      'clone',
+      '-q',
+      `http://denied.test:${gitHttpPort}/demo.git`,
+      join(dir, 'clone-denied'),
+    ],
+    { env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir, GIT_TERMINAL_PROMPT: '0' } },
+  );
   tt.not(r.code, 0);
   tt.match(r.stderr, /403/);
   tt.notOk(existsSync(join(dir, 'clone-denied', 'README')));
 });
 
 t.test('Python requests through HTTP_PROXY/HTTPS_PROXY', async (tt) => {
-  const script = 'import requests,sys\nr=requests.get(sys.argv[1],timeout=10,verify=sys.argv[2])\nprint(r.status_code, r.text.strip())\nr=requests.get(sys.argv[3],timeout=10)\nprint(r.status_code, r.headers.get("x-portcullis-reason"))';
-  const r = await run('python3', ['-c', script, `https://allowed.test:${tls.port}/py`, tls.certFile, `http://denied.test:${web.port}/py`], { env: { HTTP_PROXY: proxyUrl(), HTTPS_PROXY: proxyUrl(), NO_PROXY: '' } });
+  const script =
+    'import requests,sys\nr=requests.get(sys.argv[1],timeout=10,verify=sys.argv[2])\nprint(r.status_code, r.text.strip())\nr=requests.get(sys.argv[3],timeout=10)\nprint(r.status_code, r.headers.get("x-portcullis-reason"))';
+  const r = await run(
+    'python3',
+    ['-c', script, `https://allowed.test:${tls.port}/py`, tls.certFile, `http://denied.test:${web.port}/py`],
+    { env: { HTTP_PROXY: proxyUrl(), HTTPS_PROXY: proxyUrl(), NO_PROXY: '' } },
+  );
   tt.equal(r.code, 0, r.stderr);
   tt.match(r.stdout, /^200 hello over tls \/py\n403 egress-e2e#\d+: denied\.test is off limits/);
 });
@@ -195,12 +284,18 @@ t.test('every request and tunnel is in the audit log: decision and closing recor
   tt.ok(egressRecords.length >= 10, `${egressRecords.length} records`);
   const decisions = egressRecords.filter((r) => (r.outcome as { phase?: string }).phase === 'decision');
   const closes = egressRecords.filter((r) => (r.outcome as { phase?: string }).phase === 'close');
-  for (const c of closes) tt.ok(decisions.some((d) => d.event_id === c.event_id), `close ${c.event_id} has its decision record`);
+  for (const c of closes)
+    tt.ok(
+      decisions.some((d) => d.event_id === c.event_id),
+      `close ${c.event_id} has its decision record`,
+    );
   const denied = decisions.find((d) => d.resource.host === 'denied.test')!;
   tt.equal(denied.decision, 'deny');
   tt.equal(denied.reasons[0]?.because, 'denied.test is off limits');
   tt.match(denied.reasons[0]?.source ?? '', /policy\.pol:\d+:\d+/);
-  const tunnel = closes.find((c) => c.action === 'net.connect' && (c.outcome as { bytes_down?: number }).bytes_down! > 0);
+  const tunnel = closes.find(
+    (c) => c.action === 'net.connect' && (c.outcome as { bytes_down?: number }).bytes_down! > 0,
+  );
   tt.ok(tunnel, 'a tunnel closing record with bytes');
   tt.equal(decisions.find((d) => d.resource.path === '/e2e')?.context?.project, 'alpha');
 });

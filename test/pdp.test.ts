@@ -55,7 +55,11 @@ async function startPdp(t: Test, dir: string, extra: string[] = []): Promise<Pro
   return p;
 }
 
-async function cli(t: Test, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function cli(
+  t: Test,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [bin, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -70,13 +74,45 @@ t.test('leases issued with the CLI are honoured by the daemon; the token never r
   writeFileSync(join(dir, 'policy.pol'), POLICY_A);
   t.equal((await cli(t, ['lease', 'keygen', '--out', '.'], dir)).code, 0);
   t.equal(statSync(join(dir, 'lease-signing.jwk')).mode & 0o777, 0o600, 'private key mode 0600');
-  const issued = await cli(t, ['lease', 'issue', '--key', 'lease-signing.jwk', '--sub', 'agent-7', '--session', 's-1', '--ttl', '10m', '--grant', 'allow net.connect when resource.host == "lease.example"'], dir);
+  const issued = await cli(
+    t,
+    [
+      'lease',
+      'issue',
+      '--key',
+      'lease-signing.jwk',
+      '--sub',
+      'agent-7',
+      '--session',
+      's-1',
+      '--ttl',
+      '10m',
+      '--grant',
+      'allow net.connect when resource.host == "lease.example"',
+    ],
+    dir,
+  );
   t.equal(issued.code, 0, issued.stderr);
   const token = issued.stdout.trim();
   const jti = /lease (\S+) for agent-7/.exec(issued.stderr)?.[1];
   t.ok(jti, 'the jti is reported on stderr');
   t.notOk(issued.stderr.includes(token), 'the token is only on stdout');
-  const refused = await cli(t, ['lease', 'issue', '--key', 'lease-signing.jwk', '--sub', 'a', '--ttl', '10m', '--grant', 'allow net.connect when resource.nosuch == 1'], dir);
+  const refused = await cli(
+    t,
+    [
+      'lease',
+      'issue',
+      '--key',
+      'lease-signing.jwk',
+      '--sub',
+      'a',
+      '--ttl',
+      '10m',
+      '--grant',
+      'allow net.connect when resource.nosuch == 1',
+    ],
+    dir,
+  );
   t.equal(refused.code, 2, 'an invalid grant is refused before signing');
   t.equal(refused.stdout, '');
   t.notMatch(refused.stderr, /^\s+at /m, 'no stack trace');
@@ -96,52 +132,69 @@ t.test('leases issued with the CLI are honoured by the daemon; the token never r
   t.notOk(pdp.stderr().includes(token), 'the daemon never printed the token');
 });
 
-t.test('kill -9 while clients are calling: they deny (failure, not policy), then recover when it is back', async (t) => {
-  const dir = tempDir(t);
-  writeFileSync(join(dir, 'policy.pol'), POLICY_A);
-  const socketPath = join(dir, 'pdp.sock');
-  let pdp = await startPdp(t, dir);
-  const client = new PdpClient({ socketPath, connections: 4, timeoutMs: 250 });
-  t.teardown(() => client.close());
-  const results: Decision[] = [];
-  let rejected = 0;
-  let stop = false;
-  const callers = Array.from({ length: 16 }, async () => {
-    while (!stop) {
-      await client.decide(req('ok.example')).then((d) => results.push(d), () => rejected++);
-      if (results.length % 64 === 0) await new Promise((r) => setImmediate(r));
-    }
-  });
-  const waitFor = async (pred: () => boolean, ms = 10_000) => {
-    const deadline = Date.now() + ms;
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error('timed out');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  await waitFor(() => results.some((d) => d.decision === 'allow'));
-  pdp.child.kill('SIGKILL');
-  await pdp.exited;
-  const killedAt = results.length;
-  await waitFor(() => results.slice(killedAt).filter((d) => d.error).length >= 50);
-  t.ok(existsSync(socketPath), 'the crash left a stale socket file');
-  pdp = await startPdp(t, dir);
-  const restartedAt = results.length;
-  await waitFor(() => results.slice(restartedAt).some((d) => d.decision === 'allow'));
-  stop = true;
-  await Promise.all(callers);
-  t.equal(rejected, 0, 'decide never rejected');
-  const failures = results.filter((d) => d.error);
-  t.ok(failures.length >= 50, `${failures.length} calls failed while the PDP was down`);
-  t.ok(
-    failures.every((d) => d.decision === 'deny' && ['PCX_PDP_UNAVAILABLE', 'PCX_PDP_TIMEOUT'].includes(d.error!.code) && d.reasons[0]?.error?.code === d.error!.code),
-    'every failure is a deny whose reason is the failure',
-  );
-  t.ok(results.every((d) => d.decision === 'allow' || d.error), 'nothing but allows and failure-denies');
-  t.ok(results.slice(restartedAt).some((d) => d.decision === 'allow' && !d.error), 'recovered after the restart');
-  pdp.child.kill('SIGTERM');
-  t.equal(await pdp.exited, 0);
-});
+t.test(
+  'kill -9 while clients are calling: they deny (failure, not policy), then recover when it is back',
+  async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'policy.pol'), POLICY_A);
+    const socketPath = join(dir, 'pdp.sock');
+    let pdp = await startPdp(t, dir);
+    const client = new PdpClient({ socketPath, connections: 4, timeoutMs: 250 });
+    t.teardown(() => client.close());
+    const results: Decision[] = [];
+    let rejected = 0;
+    let stop = false;
+    const callers = Array.from({ length: 16 }, async () => {
+      while (!stop) {
+        await client.decide(req('ok.example')).then(
+          (d) => results.push(d),
+          () => rejected++,
+        );
+        if (results.length % 64 === 0) await new Promise((r) => setImmediate(r));
+      }
+    });
+    const waitFor = async (pred: () => boolean, ms = 10_000) => {
+      const deadline = Date.now() + ms;
+      while (!pred()) {
+        if (Date.now() > deadline) throw new Error('timed out');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    await waitFor(() => results.some((d) => d.decision === 'allow'));
+    pdp.child.kill('SIGKILL');
+    await pdp.exited;
+    const killedAt = results.length;
+    await waitFor(() => results.slice(killedAt).filter((d) => d.error).length >= 50);
+    t.ok(existsSync(socketPath), 'the crash left a stale socket file');
+    pdp = await startPdp(t, dir);
+    const restartedAt = results.length;
+    await waitFor(() => results.slice(restartedAt).some((d) => d.decision === 'allow'));
+    stop = true;
+    await Promise.all(callers);
+    t.equal(rejected, 0, 'decide never rejected');
+    const failures = results.filter((d) => d.error);
+    t.ok(failures.length >= 50, `${failures.length} calls failed while the PDP was down`);
+    t.ok(
+      failures.every(
+        (d) =>
+          d.decision === 'deny' &&
+          ['PCX_PDP_UNAVAILABLE', 'PCX_PDP_TIMEOUT'].includes(d.error!.code) &&
+          d.reasons[0]?.error?.code === d.error!.code,
+      ),
+      'every failure is a deny whose reason is the failure',
+    );
+    t.ok(
+      results.every((d) => d.decision === 'allow' || d.error),
+      'nothing but allows and failure-denies',
+    );
+    t.ok(
+      results.slice(restartedAt).some((d) => d.decision === 'allow' && !d.error),
+      'recovered after the restart',
+    );
+    pdp.child.kill('SIGTERM');
+    t.equal(await pdp.exited, 0);
+  },
+);
 
 t.test('SIGTERM drains: every request already sent is answered, then the process exits 0', async (t) => {
   const dir = tempDir(t);
@@ -229,39 +282,48 @@ t.test('reload under load: no failed decision, and every answer is the decision 
   t.equal(results.filter((d) => d.error).length, 0, 'no failed decision');
   const mismatched = results.filter((d) => expected[d.policy_version!] !== d.decision);
   t.equal(mismatched.length, 0, 'every decision matches the policy version it carries');
-  t.ok(results.some((d) => d.policy_version === vA) && results.some((d) => d.policy_version === vB), 'both versions served');
-  t.ok(results.every((d) => (d.decision === 'allow' ? d.reasons[0]?.policy === 'a' : d.reasons[0]?.policy === 'b')), 'reasons come from the same set');
+  t.ok(
+    results.some((d) => d.policy_version === vA) && results.some((d) => d.policy_version === vB),
+    'both versions served',
+  );
+  t.ok(
+    results.every((d) => (d.decision === 'allow' ? d.reasons[0]?.policy === 'a' : d.reasons[0]?.policy === 'b')),
+    'reasons come from the same set',
+  );
   const reloads = (pdp.stderr().match(/loaded policy/g) ?? []).length;
   t.ok(reloads >= 20, `${reloads} reloads happened`);
   pdp.child.kill('SIGTERM');
   t.equal(await pdp.exited, 0);
 });
 
-t.test('no valid policy at start: the daemon runs, denies everything and says why; usage errors exit 2 without a stack', async (t) => {
-  const dir = tempDir(t);
-  writeFileSync(join(dir, 'policy.pol'), 'policy "x" {\n  allow bogus.action\n}\n');
-  const pdp = await startPdp(t, dir);
-  t.match(pdp.stderr(), /policy reload failed/);
-  const client = new PdpClient({ socketPath: join(dir, 'pdp.sock'), timeoutMs: 2000 });
-  t.teardown(() => client.close());
-  const d = await client.decide(req('ok.example'));
-  t.equal(d.decision, 'deny');
-  t.equal(d.error?.code, 'PCX_PDP_NO_POLICY');
-  t.match(d.error?.message, /policy\.pol:2/);
-  const h = await client.health();
-  t.equal(h.status, 'no_policy');
-  pdp.child.kill('SIGTERM');
-  t.equal(await pdp.exited, 0);
+t.test(
+  'no valid policy at start: the daemon runs, denies everything and says why; usage errors exit 2 without a stack',
+  async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'policy.pol'), 'policy "x" {\n  allow bogus.action\n}\n');
+    const pdp = await startPdp(t, dir);
+    t.match(pdp.stderr(), /policy reload failed/);
+    const client = new PdpClient({ socketPath: join(dir, 'pdp.sock'), timeoutMs: 2000 });
+    t.teardown(() => client.close());
+    const d = await client.decide(req('ok.example'));
+    t.equal(d.decision, 'deny');
+    t.equal(d.error?.code, 'PCX_PDP_NO_POLICY');
+    t.match(d.error?.message, /policy\.pol:2/);
+    const h = await client.health();
+    t.equal(h.status, 'no_policy');
+    pdp.child.kill('SIGTERM');
+    t.equal(await pdp.exited, 0);
 
-  const inUse = await startPdp(t, dir);
-  const second = await cli(t, ['pdp', '--policy', 'policy.pol', '--socket', join(dir, 'pdp.sock')], dir);
-  t.equal(second.code, 2);
-  t.match(second.stderr, /another process is serving/);
-  t.notMatch(second.stderr, /^\s+at /m);
-  inUse.child.kill('SIGTERM');
-  await inUse.exited;
-  const bad = await cli(t, ['pdp', '--policy', 'policy.pol', '--bogus'], dir);
-  t.equal(bad.code, 2);
-  t.notMatch(bad.stderr, /^\s+at /m);
-  t.ok(readFileSync(join(dir, 'policy.pol'), 'utf8').length > 0);
-});
+    const inUse = await startPdp(t, dir);
+    const second = await cli(t, ['pdp', '--policy', 'policy.pol', '--socket', join(dir, 'pdp.sock')], dir);
+    t.equal(second.code, 2);
+    t.match(second.stderr, /another process is serving/);
+    t.notMatch(second.stderr, /^\s+at /m);
+    inUse.child.kill('SIGTERM');
+    await inUse.exited;
+    const bad = await cli(t, ['pdp', '--policy', 'policy.pol', '--bogus'], dir);
+    t.equal(bad.code, 2);
+    t.notMatch(bad.stderr, /^\s+at /m);
+    t.ok(readFileSync(join(dir, 'policy.pol'), 'utf8').length > 0);
+  },
+);

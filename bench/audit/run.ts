@@ -115,13 +115,36 @@ async function drive(socketPath: string, producers: number, shared: boolean, ser
   const cpu = cpuUs(server.pid!) - cpu0;
   for (const c of new Set(clients)) c.close();
   latencies.sort((a, b) => a - b);
-  const q = (p: number): number => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN) * 1000) / 1000;
-  return { recordsPerSec: Math.round(latencies.length / SECONDS), serverCpuUsPerRecord: Math.round((cpu / latencies.length) * 10) / 10, p50Ms: q(0.5), p99Ms: q(0.99), acked: latencies.length };
+  const q = (p: number): number =>
+    Math.round((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN) * 1000) / 1000;
+  return {
+    recordsPerSec: Math.round(latencies.length / SECONDS),
+    serverCpuUsPerRecord: Math.round((cpu / latencies.length) * 10) / 10,
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    acked: latencies.length,
+  };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'pcx-bench-audit-'));
 try {
-  const keygen = spawn(process.execPath, [...tsNode, '--input-type=module', '-e', CLI, '--', 'audit', 'keygen', '--name', 'bench', '--out', join(dir, 'key')], { cwd: here, stdio: 'ignore' });
+  const keygen = spawn(
+    process.execPath,
+    [
+      ...tsNode,
+      '--input-type=module',
+      '-e',
+      CLI,
+      '--',
+      'audit',
+      'keygen',
+      '--name',
+      'bench',
+      '--out',
+      join(dir, 'key'),
+    ],
+    { cwd: here, stdio: 'ignore' },
+  );
   await new Promise((r) => keygen.on('exit', r));
 
   const modes = ['default', 'durable'] as const;
@@ -137,24 +160,47 @@ try {
       const label = `${mode}, ${name}`;
       // Floor first, then the sink, with fresh files each.
       const floorSock = join(dir, `floor-${mode}-${p}${shared ? 's' : ''}.sock`);
-      const floor = await start([...tsNode, join(here, 'floor.ts'), floorSock, join(dir, `floor-${mode}-${p}${shared ? 's' : ''}.log`), mode], /listening/);
+      const floor = await start(
+        [...tsNode, join(here, 'floor.ts'), floorSock, join(dir, `floor-${mode}-${p}${shared ? 's' : ''}.log`), mode],
+        /listening/,
+      );
       const f = await drive(floorSock, p, shared, floor);
       await stop(floor);
       const logDir = join(dir, `log-${mode}-${p}${shared ? '-shared' : ''}`);
       const sinkSock = join(dir, `sink-${mode}-${p}${shared ? 's' : ''}.sock`);
       const sink = await start(
-        [...tsNode, '--input-type=module', '-e', CLI, '--', 'audit', 'serve', '--dir', logDir, '--socket', sinkSock, '--key', join(dir, 'key'), ...(mode === 'durable' ? ['--durable'] : [])],
+        [
+          ...tsNode,
+          '--input-type=module',
+          '-e',
+          CLI,
+          '--',
+          'audit',
+          'serve',
+          '--dir',
+          logDir,
+          '--socket',
+          sinkSock,
+          '--key',
+          join(dir, 'key'),
+          ...(mode === 'durable' ? ['--durable'] : []),
+        ],
         /listening on/,
       );
       const s = await drive(sinkSock, p, shared, sink);
       await stop(sink);
       if (mode === 'default' && p === 32 && !shared) verifyDir = logDir;
       results[label] = { floor: f, sink: s };
-      console.log(`${label}: sink ${s.recordsPerSec} rec/s p99 ${s.p99Ms} ms ${s.serverCpuUsPerRecord} µs CPU/rec | floor ${f.recordsPerSec} rec/s p99 ${f.p99Ms} ms ${f.serverCpuUsPerRecord} µs CPU/rec | ratio ${(s.recordsPerSec / f.recordsPerSec).toFixed(2)}`);
+      console.log(
+        `${label}: sink ${s.recordsPerSec} rec/s p99 ${s.p99Ms} ms ${s.serverCpuUsPerRecord} µs CPU/rec | floor ${f.recordsPerSec} rec/s p99 ${f.p99Ms} ms ${f.serverCpuUsPerRecord} µs CPU/rec | ratio ${(s.recordsPerSec / f.recordsPerSec).toFixed(2)}`,
+      );
     }
   }
 
-  const bytes = readdirSync(join(verifyDir, 'segments')).reduce((n, f) => n + statSync(join(verifyDir, 'segments', f)).size, 0);
+  const bytes = readdirSync(join(verifyDir, 'segments')).reduce(
+    (n, f) => n + statSync(join(verifyDir, 'segments', f)).size,
+    0,
+  );
   // One untimed run first (JIT warm-up, page cache), then the best of three.
   let secs = Infinity;
   let v = await verifyLog(verifyDir);
@@ -164,27 +210,76 @@ try {
     secs = Math.min(secs, (performance.now() - t0) / 1000);
   }
   if (!v.ok) throw new Error(`the benchmark log does not verify: ${JSON.stringify(v.problems[0])}`);
-  const verify = { records: v.records, seconds: Math.round(secs * 1000) / 1000, recordsPerSec: Math.round(v.records / secs), MBPerSec: Math.round((bytes / 2 ** 20 / secs) * 10) / 10 };
-  console.log(`verify: ${verify.records} records in ${verify.seconds} s = ${verify.recordsPerSec} rec/s (${verify.MBPerSec} MB/s)`);
+  const verify = {
+    records: v.records,
+    seconds: Math.round(secs * 1000) / 1000,
+    recordsPerSec: Math.round(v.records / secs),
+    MBPerSec: Math.round((bytes / 2 ** 20 / secs) * 10) / 10,
+  };
+  console.log(
+    `verify: ${verify.records} records in ${verify.seconds} s = ${verify.recordsPerSec} rec/s (${verify.MBPerSec} MB/s)`,
+  );
 
   const labels = Object.keys(results);
   const at = (l: string): Record<string, Result> => results[l]!;
-  const ratios: Record<string, number> = Object.fromEntries(labels.map((l) => [l, Math.round((at(l).sink!.recordsPerSec / at(l).floor!.recordsPerSec) * 100) / 100]));
+  const ratios: Record<string, number> = Object.fromEntries(
+    labels.map((l) => [l, Math.round((at(l).sink!.recordsPerSec / at(l).floor!.recordsPerSec) * 100) / 100]),
+  );
   const targets = {
     'default, 32 producers ≥ 50,000 rec/s (own connections)': at('default, 32 producers').sink!.recordsPerSec >= 50_000,
-    'default, 32 producers ≥ 50,000 rec/s (shared client)': at('default, 32 producers, shared client').sink!.recordsPerSec >= 50_000,
+    'default, 32 producers ≥ 50,000 rec/s (shared client)':
+      at('default, 32 producers, shared client').sink!.recordsPerSec >= 50_000,
     'within 2× of the floor, every configuration': Object.values(ratios).every((r) => r >= 0.5),
     'verify ≥ 500,000 rec/s': verify.recordsPerSec >= 500_000,
   };
   const charts: Chart[] = [
-    { title: 'acknowledged records/s (higher is better)', unit: 'rec/s', categories: labels, series: [{ name: 'portcullis sink', values: labels.map((l) => at(l).sink!.recordsPerSec) }, { name: 'floor (plain appends)', values: labels.map((l) => at(l).floor!.recordsPerSec) }] },
-    { title: 'p99 ack latency (lower is better)', unit: 'ms', categories: labels, series: [{ name: 'portcullis sink', values: labels.map((l) => at(l).sink!.p99Ms) }, { name: 'floor (plain appends)', values: labels.map((l) => at(l).floor!.p99Ms) }], log: true },
-    { title: 'sink throughput as a fraction of the floor (1 = floor)', unit: '×', categories: labels, series: [{ name: 'sink / floor', values: labels.map((l) => ratios[l]!) }] },
-    { title: 'server CPU time per acknowledged record (lower is better)', unit: 'µs', categories: labels, series: [{ name: 'portcullis sink', values: labels.map((l) => at(l).sink!.serverCpuUsPerRecord) }, { name: 'floor (plain appends)', values: labels.map((l) => at(l).floor!.serverCpuUsPerRecord) }] },
-    { title: 'verify speed', unit: 'rec/s', categories: [`${verify.records} records`], series: [{ name: 'portcullis audit verify', values: [verify.recordsPerSec] }] },
+    {
+      title: 'acknowledged records/s (higher is better)',
+      unit: 'rec/s',
+      categories: labels,
+      series: [
+        { name: 'portcullis sink', values: labels.map((l) => at(l).sink!.recordsPerSec) },
+        { name: 'floor (plain appends)', values: labels.map((l) => at(l).floor!.recordsPerSec) },
+      ],
+    },
+    {
+      title: 'p99 ack latency (lower is better)',
+      unit: 'ms',
+      categories: labels,
+      series: [
+        { name: 'portcullis sink', values: labels.map((l) => at(l).sink!.p99Ms) },
+        { name: 'floor (plain appends)', values: labels.map((l) => at(l).floor!.p99Ms) },
+      ],
+      log: true,
+    },
+    {
+      title: 'sink throughput as a fraction of the floor (1 = floor)',
+      unit: '×',
+      categories: labels,
+      series: [{ name: 'sink / floor', values: labels.map((l) => ratios[l]!) }],
+    },
+    {
+      title: 'server CPU time per acknowledged record (lower is better)',
+      unit: 'µs',
+      categories: labels,
+      series: [
+        { name: 'portcullis sink', values: labels.map((l) => at(l).sink!.serverCpuUsPerRecord) },
+        { name: 'floor (plain appends)', values: labels.map((l) => at(l).floor!.serverCpuUsPerRecord) },
+      ],
+    },
+    {
+      title: 'verify speed',
+      unit: 'rec/s',
+      categories: [`${verify.records} records`],
+      series: [{ name: 'portcullis audit verify', values: [verify.recordsPerSec] }],
+    },
   ];
   const load = loadavg().map((x) => Math.round(x * 100) / 100);
-  const out = writeReport('audit', { seconds: SECONDS, loadAverageAtEnd: load, results, ratios, verify, targets }, charts);
+  const out = writeReport(
+    'audit',
+    { seconds: SECONDS, loadAverageAtEnd: load, results, ratios, verify, targets },
+    charts,
+  );
   console.log(`targets: ${JSON.stringify(targets)}\nwrote ${out.json} and ${out.svg}`);
 } finally {
   for (const c of children) c.kill('SIGKILL');

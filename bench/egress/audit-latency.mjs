@@ -12,7 +12,14 @@ import { AuditClient } from '../../packages/protocol/dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bin = join(here, '..', '..', 'packages', 'cli', 'bin', 'portcullis.js');
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' }, connections: { type: 'string', default: '2' }, 'sink-prof': { type: 'string' }, only: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '4' },
+    connections: { type: 'string', default: '2' },
+    'sink-prof': { type: 'string' },
+    only: { type: 'string' },
+  },
+});
 const seconds = Number(values.seconds);
 const dir = mkdtempSync(join(tmpdir(), 'pcx-audit-lat-'));
 const cpu = (pid) => {
@@ -22,7 +29,22 @@ const cpu = (pid) => {
 let sink;
 try {
   spawnSync(process.execPath, [bin, 'audit', 'keygen', '--name', 'bench', '--out', join(dir, 'audit.key')]);
-  sink = spawn(process.execPath, [...(values['sink-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['sink-prof']] : []), bin, 'audit', 'serve', '--dir', join(dir, 'log'), '--socket', join(dir, 'audit.sock'), '--key', join(dir, 'audit.key')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  sink = spawn(
+    process.execPath,
+    [
+      ...(values['sink-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['sink-prof']] : []),
+      bin,
+      'audit',
+      'serve',
+      '--dir',
+      join(dir, 'log'),
+      '--socket',
+      join(dir, 'audit.sock'),
+      '--key',
+      join(dir, 'audit.key'),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   await new Promise((resolve, reject) => {
     let out = '';
     const on = (d) => ((out += d), /listening on/.test(out) && resolve());
@@ -61,7 +83,9 @@ try {
       lat.sort((a, b) => a - b);
       const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(3);
       const sinkUs = ((cpu(sink.pid) - c0) * 1e6) / lat.length;
-      console.log(`c=${String(c).padEnd(2)} ${(lat.length / seconds).toFixed(0)} appends/s  ack p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  sink CPU ${sinkUs.toFixed(0)} µs/append`);
+      console.log(
+        `c=${String(c).padEnd(2)} ${(lat.length / seconds).toFixed(0)} appends/s  ack p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  sink CPU ${sinkUs.toFixed(0)} µs/append`,
+      );
     }
   }
   client.close();

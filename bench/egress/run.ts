@@ -56,7 +56,12 @@ function which(cmd: string): string | undefined {
 }
 
 const children: ChildProcess[] = [];
-function start(cmd: string, args: string[], ready: RegExp, name: string): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+function start(
+  cmd: string,
+  args: string[],
+  ready: RegExp,
+  name: string,
+): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
@@ -113,7 +118,10 @@ function wrk(url: string, connections: number, proxyTarget?: string): Promise<Ru
   if (proxyTarget) {
     // Absolute-URI requests to the proxy, with the Host header of the real target.
     script = join(tmpdir(), `pcx-wrk-${process.pid}.lua`);
-    writeFileSync(script, `wrk.headers["Host"] = "${new URL(proxyTarget).host}"\nrequest = function() return wrk.format("GET", "${proxyTarget}") end\n`);
+    writeFileSync(
+      script,
+      `wrk.headers["Host"] = "${new URL(proxyTarget).host}"\nrequest = function() return wrk.format("GET", "${proxyTarget}") end\n`,
+    );
     args.push('-s', script);
   }
   args.push(url);
@@ -128,7 +136,8 @@ function wrk(url: string, connections: number, proxyTarget?: string): Promise<Ru
       };
       const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
       const errors = /Socket errors: (.*)/.exec(stdout);
-      if (non2xx || !Number.isFinite(rps)) return reject(new Error(`wrk saw failures (${non2xx?.[0] ?? ''} ${errors?.[0] ?? ''}):\n${stdout}`));
+      if (non2xx || !Number.isFinite(rps))
+        return reject(new Error(`wrk saw failures (${non2xx?.[0] ?? ''} ${errors?.[0] ?? ''}):\n${stdout}`));
       resolve({ rps, p50: pct('50'), p99: pct('99') });
     });
   });
@@ -142,7 +151,9 @@ function openTunnel(proxyPort: number | undefined, originPort: number): Promise<
     s.setNoDelay(true);
     s.once('error', reject);
     if (proxyPort === undefined) return s.once('connect', () => resolve(s));
-    s.once('connect', () => s.write(`CONNECT 127.0.0.1:${originPort} HTTP/1.1\r\nHost: 127.0.0.1:${originPort}\r\n\r\n`));
+    s.once('connect', () =>
+      s.write(`CONNECT 127.0.0.1:${originPort} HTTP/1.1\r\nHost: 127.0.0.1:${originPort}\r\n\r\n`),
+    );
     let head = '';
     const onData = (d: Buffer): void => {
       head += d.toString('latin1');
@@ -233,7 +244,10 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const missing = ['squid', 'tinyproxy'].filter((p) => !which(p));
-  if (missing.length > 0) console.error(`bench/egress: ${missing.join(' and ')} not installed; they are skipped. Install: apt-get update && apt-get install -y ${missing.join(' ')}`);
+  if (missing.length > 0)
+    console.error(
+      `bench/egress: ${missing.join(' and ')} not installed; they are skipped. Install: apt-get update && apt-get install -y ${missing.join(' ')}`,
+    );
 
   // Other work on the machine skews every figure here; the load average is recorded with them.
   const loadAtStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
@@ -250,13 +264,50 @@ async function main(): Promise<void> {
       join(dir, 'bench.pol'),
       `policy "bench" scope global {\n  allow net.http, net.connect when resource.ip in ["127.0.0.1/32"] and resource.port in [${originPort}, ${bulkPort}] because "the benchmark origin"\n}\n`,
     );
-    const kg = spawnSync(process.execPath, [bin, 'audit', 'keygen', '--name', 'bench', '--out', join(dir, 'audit.key')], { encoding: 'utf8' });
+    const kg = spawnSync(
+      process.execPath,
+      [bin, 'audit', 'keygen', '--name', 'bench', '--out', join(dir, 'audit.key')],
+      { encoding: 'utf8' },
+    );
     if (kg.status !== 0) throw new Error(kg.stderr);
-    const pdp = await start(process.execPath, [bin, 'pdp', '--policy', join(dir, 'bench.pol'), '--socket', join(dir, 'pdp.sock')], /listening on/, 'pdp');
-    const sink = await start(process.execPath, [bin, 'audit', 'serve', '--dir', join(dir, 'log'), '--socket', join(dir, 'audit.sock'), '--key', join(dir, 'audit.key')], /listening on/, 'audit sink');
+    const pdp = await start(
+      process.execPath,
+      [bin, 'pdp', '--policy', join(dir, 'bench.pol'), '--socket', join(dir, 'pdp.sock')],
+      /listening on/,
+      'pdp',
+    );
+    const sink = await start(
+      process.execPath,
+      [
+        bin,
+        'audit',
+        'serve',
+        '--dir',
+        join(dir, 'log'),
+        '--socket',
+        join(dir, 'audit.sock'),
+        '--key',
+        join(dir, 'audit.key'),
+      ],
+      /listening on/,
+      'audit sink',
+    );
     const eg = await start(
       process.execPath,
-      [bin, 'egress', '--listen', '127.0.0.1:0', '--pdp', join(dir, 'pdp.sock'), '--audit', join(dir, 'audit.sock'), '--principal', 'bench', '--allow-cidr', '127.0.0.0/8'],
+      [
+        bin,
+        'egress',
+        '--listen',
+        '127.0.0.1:0',
+        '--pdp',
+        join(dir, 'pdp.sock'),
+        '--audit',
+        join(dir, 'audit.sock'),
+        '--principal',
+        'bench',
+        '--allow-cidr',
+        '127.0.0.0/8',
+      ],
       /listening on 127\.0\.0\.1:(\d+)/,
       'egress',
     );
@@ -340,7 +391,10 @@ async function main(): Promise<void> {
         await wrk(proxyUrl, c, t === 'direct' ? undefined : originUrl).catch(() => undefined);
         const cpu0 = pids[t] ? cpuSeconds(pids[t]!) : 0;
         http[t]![c] = await wrk(proxyUrl, c, t === 'direct' ? undefined : originUrl);
-        if (pids[t]) http[t]![c]!.cpuUsPerRequest = Math.round(((cpuSeconds(pids[t]!) - cpu0) * 1e6) / (http[t]![c]!.rps * SECONDS));
+        if (pids[t])
+          http[t]![c]!.cpuUsPerRequest = Math.round(
+            ((cpuSeconds(pids[t]!) - cpu0) * 1e6) / (http[t]![c]!.rps * SECONDS),
+          );
         console.log(`http   ${t.padEnd(10)} c=${String(c).padEnd(2)} ${fmt(http[t]![c]!)}`);
         tunnel[t]![c] = await tunnelLoad(t === 'direct' ? undefined : ports[t], originPort, c);
         console.log(`tunnel ${t.padEnd(10)} c=${String(c).padEnd(2)} ${fmt(tunnel[t]![c]!)}`);
@@ -349,7 +403,9 @@ async function main(): Promise<void> {
         const runs = [];
         for (let i = 0; i < 3; i++) runs.push(await bulk(t === 'direct' ? undefined : ports[t], bulkPort));
         bulkMBs[t] = runs.sort((a, b) => a - b)[1]!;
-        console.log(`bulk   ${t.padEnd(10)} ${bulkMBs[t]!.toFixed(0)} MB/s (median of 3 × ${BULK_BYTES / 2 ** 20} MiB)`);
+        console.log(
+          `bulk   ${t.padEnd(10)} ${bulkMBs[t]!.toFixed(0)} MB/s (median of 3 × ${BULK_BYTES / 2 ** 20} MiB)`,
+        );
       } else bulkMBs[t] = null;
     }
 
@@ -358,35 +414,92 @@ async function main(): Promise<void> {
       const d = kind.direct?.[c];
       return a && d ? Math.max(0, a[p] - d[p]) : null;
     };
-    const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a && b ? a / b : null);
+    const ratio = (a: number | null | undefined, b: number | null | undefined): number | null =>
+      a && b ? a / b : null;
     const verdicts = {
-      'http req/s at c=64, portcullis / squid (target >= 1.5)': ratio(http.portcullis?.[64]?.rps, http.squid?.[64]?.rps),
-      'added p50 at c=1, portcullis - squid in ms (target <= 0)': added(http, 'portcullis', 1, 'p50') !== null && added(http, 'squid', 1, 'p50') !== null ? added(http, 'portcullis', 1, 'p50')! - added(http, 'squid', 1, 'p50')! : null,
-      'tunnel req/s at c=64, portcullis / squid (target >= 1)': ratio(tunnel.portcullis?.[64]?.rps, tunnel.squid?.[64]?.rps),
-      'tunnel req/s at c=1, portcullis / squid (target >= 1)': ratio(tunnel.portcullis?.[1]?.rps, tunnel.squid?.[1]?.rps),
+      'http req/s at c=64, portcullis / squid (target >= 1.5)': ratio(
+        http.portcullis?.[64]?.rps,
+        http.squid?.[64]?.rps,
+      ),
+      'added p50 at c=1, portcullis - squid in ms (target <= 0)':
+        added(http, 'portcullis', 1, 'p50') !== null && added(http, 'squid', 1, 'p50') !== null
+          ? added(http, 'portcullis', 1, 'p50')! - added(http, 'squid', 1, 'p50')!
+          : null,
+      'tunnel req/s at c=64, portcullis / squid (target >= 1)': ratio(
+        tunnel.portcullis?.[64]?.rps,
+        tunnel.squid?.[64]?.rps,
+      ),
+      'tunnel req/s at c=1, portcullis / squid (target >= 1)': ratio(
+        tunnel.portcullis?.[1]?.rps,
+        tunnel.squid?.[1]?.rps,
+      ),
       'bulk MB/s, portcullis / direct (target >= 0.9)': ratio(bulkMBs.portcullis, bulkMBs.direct),
       'http req/s at c=64, squid / direct': ratio(http.squid?.[64]?.rps, http.direct?.[64]?.rps),
       'http req/s at c=64, portcullis / direct': ratio(http.portcullis?.[64]?.rps, http.direct?.[64]?.rps),
       // The machine is shared: CPU per request says what a request costs whatever else runs.
-      'proxy CPU per http request at c=64, portcullis (egress + PDP + sink) / squid': ratio(http.portcullis?.[64]?.cpuUsPerRequest, http.squid?.[64]?.cpuUsPerRequest),
+      'proxy CPU per http request at c=64, portcullis (egress + PDP + sink) / squid': ratio(
+        http.portcullis?.[64]?.cpuUsPerRequest,
+        http.squid?.[64]?.cpuUsPerRequest,
+      ),
     };
     console.log('\nratios (same run):');
     for (const [k, v] of Object.entries(verdicts)) console.log(`  ${k}: ${v === null ? 'not measured' : v.toFixed(3)}`);
 
-    const flat = (kind: typeof http, f: (r: Run) => number): Chart['series'] => targets.map((t) => ({ name: t, values: [1, 64].map((c) => (kind[t]?.[c] ? f(kind[t]![c]!) : null)) }));
+    const flat = (kind: typeof http, f: (r: Run) => number): Chart['series'] =>
+      targets.map((t) => ({ name: t, values: [1, 64].map((c) => (kind[t]?.[c] ? f(kind[t]![c]!) : null)) }));
     const proxies = targets.filter((t) => t !== 'direct');
     const charts: Chart[] = [
-      { title: 'absolute-URI HTTP through the proxy: requests/s (higher is better)', unit: 'req/s', categories: ['concurrency 1', 'concurrency 64'], series: flat(http, (r) => r.rps), note: `wrk, keep-alive, ${SECONDS} s per cell; 'direct' is the origin without a proxy.` },
+      {
+        title: 'absolute-URI HTTP through the proxy: requests/s (higher is better)',
+        unit: 'req/s',
+        categories: ['concurrency 1', 'concurrency 64'],
+        series: flat(http, (r) => r.rps),
+        note: `wrk, keep-alive, ${SECONDS} s per cell; 'direct' is the origin without a proxy.`,
+      },
       {
         title: 'added latency over direct, absolute-URI HTTP (lower is better)',
         unit: 'ms',
         categories: ['p50, c=1', 'p99, c=1', 'p50, c=64', 'p99, c=64'],
-        series: proxies.map((t) => ({ name: t, values: [added(http, t, 1, 'p50'), added(http, t, 1, 'p99'), added(http, t, 64, 'p50'), added(http, t, 64, 'p99')] })),
+        series: proxies.map((t) => ({
+          name: t,
+          values: [
+            added(http, t, 1, 'p50'),
+            added(http, t, 1, 'p99'),
+            added(http, t, 64, 'p50'),
+            added(http, t, 64, 'p99'),
+          ],
+        })),
       },
-      { title: 'requests inside CONNECT tunnels: requests/s (higher is better)', unit: 'req/s', categories: ['concurrency 1', 'concurrency 64'], series: flat(tunnel, (r) => r.rps), note: 'one keep-alive tunnel per client connection, plain HTTP inside; direct = the same client straight to the origin.' },
-      { title: 'tunnel bulk throughput (higher is better)', unit: 'MB/s', categories: [`${BULK_BYTES / 2 ** 20} MiB download`], series: targets.map((t) => ({ name: t, values: [bulkMBs[t] ?? null] })) },
+      {
+        title: 'requests inside CONNECT tunnels: requests/s (higher is better)',
+        unit: 'req/s',
+        categories: ['concurrency 1', 'concurrency 64'],
+        series: flat(tunnel, (r) => r.rps),
+        note: 'one keep-alive tunnel per client connection, plain HTTP inside; direct = the same client straight to the origin.',
+      },
+      {
+        title: 'tunnel bulk throughput (higher is better)',
+        unit: 'MB/s',
+        categories: [`${BULK_BYTES / 2 ** 20} MiB download`],
+        series: targets.map((t) => ({ name: t, values: [bulkMBs[t] ?? null] })),
+      },
     ];
-    const out = writeReport('egress', { seconds: SECONDS, bulkBytes: BULK_BYTES, http, tunnel, bulkMBs, ratios: verdicts, missing, notes: 'portcullis: real PDP + audit sink processes, PDP decision cache off, every request audited (decision record acked before forwarding, closing record written after the response without delaying it). cpuUsPerRequest: user+system CPU of the proxy processes per request (portcullis counts egress + PDP + sink).', loadAverageAtStart: loadAtStart }, charts);
+    const out = writeReport(
+      'egress',
+      {
+        seconds: SECONDS,
+        bulkBytes: BULK_BYTES,
+        http,
+        tunnel,
+        bulkMBs,
+        ratios: verdicts,
+        missing,
+        notes:
+          'portcullis: real PDP + audit sink processes, PDP decision cache off, every request audited (decision record acked before forwarding, closing record written after the response without delaying it). cpuUsPerRequest: user+system CPU of the proxy processes per request (portcullis counts egress + PDP + sink).',
+        loadAverageAtStart: loadAtStart,
+      },
+      charts,
+    );
     console.log(`\nwrote ${out.json} and ${out.svg}`);
   } finally {
     for (const c of children) c.kill('SIGTERM');

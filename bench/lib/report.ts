@@ -74,8 +74,14 @@ export function machineInfo(): MachineInfo {
 }
 
 /** Writes <dir>/<name>.json and <dir>/<name>.svg; returns their paths. */
-export function writeReport(name: string, data: object, charts: Chart[], options: WriteReportOptions = {}): { json: string; svg: string } {
-  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`writeReport: name ${JSON.stringify(name)} must be a plain file name`);
+export function writeReport(
+  name: string,
+  data: object,
+  charts: Chart[],
+  options: WriteReportOptions = {},
+): { json: string; svg: string } {
+  if (!/^[A-Za-z0-9_.-]+$/.test(name))
+    throw new Error(`writeReport: name ${JSON.stringify(name)} must be a plain file name`);
   for (const c of charts) validateChart(c);
   const dir = options.dir ?? resultsDir;
   mkdirSync(dir, { recursive: true });
@@ -90,10 +96,13 @@ export function writeReport(name: string, data: object, charts: Chart[], options
 function validateChart(c: Chart): void {
   for (const s of c.series) {
     if (s.values.length !== c.categories.length) {
-      throw new Error(`writeReport: chart "${c.title}", series "${s.name}" has ${s.values.length} values for ${c.categories.length} categories`);
+      throw new Error(
+        `writeReport: chart "${c.title}", series "${s.name}" has ${s.values.length} values for ${c.categories.length} categories`,
+      );
     }
     for (const v of s.values) {
-      if (v !== null && !(Number.isFinite(v) && v >= 0)) throw new Error(`writeReport: chart "${c.title}", series "${s.name}": ${v} is not a non-negative number`);
+      if (v !== null && !(Number.isFinite(v) && v >= 0))
+        throw new Error(`writeReport: chart "${c.title}", series "${s.name}": ${v} is not a non-negative number`);
     }
   }
 }
@@ -111,11 +120,19 @@ const PALETTE = ['#2b6cb0', '#dd6b20', '#38a169', '#805ad5', '#d53f8c', '#718096
 export function renderSvg(name: string, machine: MachineInfo, charts: Chart[]): string {
   const parts: string[] = [];
   let y = 28;
-  parts.push(text(10, y, `${name} — ${machine.date.slice(0, 10)}, node ${machine.node}, ${machine.cpu} (${machine.cores} cores)`, { size: 13, weight: 'bold' }));
+  parts.push(
+    text(
+      10,
+      y,
+      `${name} — ${machine.date.slice(0, 10)}, node ${machine.node}, ${machine.cpu} (${machine.cores} cores)`,
+      { size: 13, weight: 'bold' },
+    ),
+  );
   y += 16;
   // One colour per series name across the whole report, so "portcullis" looks the same in every chart.
   const colours = new Map<string, string>();
-  for (const c of charts) for (const s of c.series) if (!colours.has(s.name)) colours.set(s.name, PALETTE[colours.size % PALETTE.length]!);
+  for (const c of charts)
+    for (const s of c.series) if (!colours.has(s.name)) colours.set(s.name, PALETTE[colours.size % PALETTE.length]!);
   for (const chart of charts) {
     const { svg, height } = renderChart(chart, y, colours);
     parts.push(svg);
@@ -150,10 +167,14 @@ function renderChart(chart: Chart, top: number, colours: Map<string, string>): {
       const v = s.values[ci] ?? null;
       const by = y + si * (BAR_H + BAR_GAP);
       if (v === null) {
-        parts.push(text(LABEL_W + 4, by + BAR_H - 3, `${s.name}: not measured`, { size: 11, fill: '#718096', italic: true }));
+        parts.push(
+          text(LABEL_W + 4, by + BAR_H - 3, `${s.name}: not measured`, { size: 11, fill: '#718096', italic: true }),
+        );
       } else {
         const w = Math.max(1, scale.px(v));
-        parts.push(`<rect x="${LABEL_W}" y="${by}" width="${w.toFixed(1)}" height="${BAR_H}" fill="${colours.get(s.name)}"><title>${esc(`${s.name} · ${category}: ${formatValue(v)} ${chart.unit}`)}</title></rect>`);
+        parts.push(
+          `<rect x="${LABEL_W}" y="${by}" width="${w.toFixed(1)}" height="${BAR_H}" fill="${colours.get(s.name)}"><title>${esc(`${s.name} · ${category}: ${formatValue(v)} ${chart.unit}`)}</title></rect>`,
+        );
         parts.push(text(LABEL_W + w + 5, by + BAR_H - 3, `${formatValue(v)} ${chart.unit}`, { size: 11 }));
       }
     }
@@ -231,7 +252,12 @@ function wrap(s: string, width: number): string[] {
   return out;
 }
 
-function text(x: number, y: number, s: string, o: { size: number; weight?: string; anchor?: string; fill?: string; italic?: boolean }): string {
+function text(
+  x: number,
+  y: number,
+  s: string,
+  o: { size: number; weight?: string; anchor?: string; fill?: string; italic?: boolean },
+): string {
   const attrs = [`x="${x.toFixed(1)}"`, `y="${y.toFixed(1)}"`, `font-size="${o.size}"`];
   if (o.weight) attrs.push(`font-weight="${o.weight}"`);
   if (o.anchor) attrs.push(`text-anchor="${o.anchor}"`);

@@ -80,7 +80,12 @@ resourcePolicy:
 `;
 
 /** Spawn a server; resolve when its output matches `ready` (at once when there is nothing to wait for). */
-function start(cmd: string, args: string[], ready: RegExp | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess> {
+function start(
+  cmd: string,
+  args: string[],
+  ready: RegExp | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ChildProcess> {
   const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let seen = '';
@@ -136,18 +141,29 @@ async function sequential(call: Call, ms: number) {
   const total = performance.now() - t0;
   lat.sort((a, b) => a - b);
   const n = lat.length;
-  return { medianUs: lat[Math.floor(n / 2)]! * 1000, p99Us: lat[Math.floor(n * 0.99)]! * 1000, perSec: n / (total / 1000) };
+  return {
+    medianUs: lat[Math.floor(n / 2)]! * 1000,
+    p99Us: lat[Math.floor(n * 0.99)]! * 1000,
+    perSec: n / (total / 1000),
+  };
 }
 
 /** CPU time (user + system, all threads) a process has used so far, in µs (Linux /proc). */
 function cpuUs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
   // After "pid (comm) ", utime and stime are fields 12 and 13 (0-based), in clock ticks (100 Hz).
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 /** Calls per second with `workers` concurrent callers for `ms`, and the server's CPU µs per call. */
-async function throughput(call: Call, workers: number, ms: number, pid: number): Promise<{ perSec: number; serverCpuUs: number }> {
+async function throughput(
+  call: Call,
+  workers: number,
+  ms: number,
+  pid: number,
+): Promise<{ perSec: number; serverCpuUs: number }> {
   let stop = false;
   let done = 0;
   const loop = async () => {
@@ -171,7 +187,12 @@ async function throughput(call: Call, workers: number, ms: number, pid: number):
   return { perSec: counted / (elapsed / 1000), serverCpuUs: cpu / counted };
 }
 
-function ndjsonTarget(name: string, pid: number, socketPath: string, check: (frame: Record<string, unknown>) => boolean): Target {
+function ndjsonTarget(
+  name: string,
+  pid: number,
+  socketPath: string,
+  check: (frame: Record<string, unknown>) => boolean,
+): Target {
   return {
     name,
     pid,
@@ -201,11 +222,22 @@ function cerbosTarget(pid: number, port: number): Target {
         new Promise<void>((resolve, reject) => {
           const body = JSON.stringify({
             requestId: String(++n),
-            principal: { id: REQUEST.principal.id, roles: REQUEST.principal.roles, attr: { team: REQUEST.principal.team } },
+            principal: {
+              id: REQUEST.principal.id,
+              roles: REQUEST.principal.roles,
+              attr: { team: REQUEST.principal.team },
+            },
             resources: [{ actions: ['connect'], resource: { kind: 'net', id: 'r', attr: REQUEST.resource } }],
           });
           const req = httpRequest(
-            { host: '127.0.0.1', port, path: '/api/check/resources', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+            {
+              host: '127.0.0.1',
+              port,
+              path: '/api/check/resources',
+              method: 'POST',
+              agent,
+              headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+            },
             (res) => {
               let text = '';
               res.setEncoding('utf8');
@@ -247,7 +279,9 @@ async function measure(target: Target) {
     serverCpuUsPerCall: t32.serverCpuUs,
     serverCpuUsPipelined: piped?.serverCpuUs ?? null,
   };
-  console.log(`  ${target.name.padEnd(10)} median ${r.medianUs.toFixed(1)} µs  p99 ${r.p99Us.toFixed(1)} µs  1 client ${r.perSec.toFixed(0)}/s  32 clients ${t32.perSec.toFixed(0)}/s  pipelined ${piped?.perSec.toFixed(0) ?? '-'}/s  server CPU ${r.serverCpuUsPerCall.toFixed(1)} µs/call (pipelined ${r.serverCpuUsPipelined?.toFixed(1) ?? '-'})`);
+  console.log(
+    `  ${target.name.padEnd(10)} median ${r.medianUs.toFixed(1)} µs  p99 ${r.p99Us.toFixed(1)} µs  1 client ${r.perSec.toFixed(0)}/s  32 clients ${t32.perSec.toFixed(0)}/s  pipelined ${piped?.perSec.toFixed(0) ?? '-'}/s  server CPU ${r.serverCpuUsPerCall.toFixed(1)} µs/call (pipelined ${r.serverCpuUsPipelined?.toFixed(1) ?? '-'})`,
+  );
   return r;
 }
 
@@ -258,9 +292,22 @@ const echoProc = await start(process.execPath, [...tsxArgs, join(here, 'echo-ser
 
 writeFileSync(join(work, 'egress.pol'), PORTCULLIS_POLICY);
 const pdpSock = join(work, 'pdp.sock');
-const pdpProc = await start(process.execPath, [join(root, 'packages', 'cli', 'bin', 'portcullis.js'), 'pdp', '--policy', join(work, 'egress.pol'), '--socket', pdpSock], /listening on/);
+const pdpProc = await start(
+  process.execPath,
+  [
+    join(root, 'packages', 'cli', 'bin', 'portcullis.js'),
+    'pdp',
+    '--policy',
+    join(work, 'egress.pol'),
+    '--socket',
+    pdpSock,
+  ],
+  /listening on/,
+);
 
-const cerbosBin = createRequire(realpathSync(join(root, 'bench', 'node_modules', 'cerbos', 'index.js'))).resolve(`@cerbos/cerbos-${process.platform}-${process.arch}`);
+const cerbosBin = createRequire(realpathSync(join(root, 'bench', 'node_modules', 'cerbos', 'index.js'))).resolve(
+  `@cerbos/cerbos-${process.platform}-${process.arch}`,
+);
 mkdirSync(join(work, 'cerbos-policies'));
 writeFileSync(join(work, 'cerbos-policies', 'net.yaml'), CERBOS_POLICY);
 const [httpPort, grpcPort] = [await freePort(), await freePort()];
@@ -268,7 +315,12 @@ writeFileSync(
   join(work, 'cerbos.yaml'),
   `server:\n  httpListenAddr: "127.0.0.1:${httpPort}"\n  grpcListenAddr: "127.0.0.1:${grpcPort}"\nstorage:\n  driver: disk\n  disk:\n    directory: ${join(work, 'cerbos-policies')}\n    watchForChanges: false\naudit:\n  enabled: false\n`,
 );
-const cerbosProc = await start(cerbosBin, ['server', `--config=${join(work, 'cerbos.yaml')}`, '--log-level=error'], undefined, { ...process.env, CERBOS_NO_TELEMETRY: '1' });
+const cerbosProc = await start(
+  cerbosBin,
+  ['server', `--config=${join(work, 'cerbos.yaml')}`, '--log-level=error'],
+  undefined,
+  { ...process.env, CERBOS_NO_TELEMETRY: '1' },
+);
 // Cerbos logs little at level error; wait for its HTTP port to answer.
 const cerbos = cerbosTarget(cerbosProc.pid!, httpPort);
 for (let i = 0; ; i++) {
@@ -288,7 +340,12 @@ for (let i = 0; ; i++) {
 type Result = Awaited<ReturnType<typeof measure>>;
 const targetList = [
   ndjsonTarget('echo', echoProc.pid!, echoSock, (f) => typeof f.request === 'object'),
-  ndjsonTarget('portcullis', pdpProc.pid!, pdpSock, (f) => f.decision === 'allow' && typeof f.policy_version === 'string'),
+  ndjsonTarget(
+    'portcullis',
+    pdpProc.pid!,
+    pdpSock,
+    (f) => f.decision === 'allow' && typeof f.policy_version === 'string',
+  ),
   cerbos,
 ];
 const rounds: Record<string, Result[]> = { echo: [], portcullis: [], cerbos: [] };

@@ -75,7 +75,8 @@ function oursText(n: number): string {
     '  deny net.connect when resource.ip exists and resource.ip in private_nets because "private"',
     `  deny net.connect when resource.ip exists and resource.ip in ["${METADATA}"] because "metadata"`,
   ];
-  for (let i = 0; i < n - 2; i++) lines.push(`  allow net.connect when principal.id == "${principalOf(i)}" and resource.host == "${hostOf(i)}"`);
+  for (let i = 0; i < n - 2; i++)
+    lines.push(`  allow net.connect when principal.id == "${principalOf(i)}" and resource.host == "${hostOf(i)}"`);
   lines.push('}', '');
   return lines.join('\n');
 }
@@ -85,7 +86,10 @@ function cedarText(n: number): string {
     `forbid (principal, action == Action::"net.connect", resource) when { context has ip && (${PRIVATE_NETS.map((c) => `context.ip.isInRange(ip("${c}"))`).join(' || ')}) };`,
     `forbid (principal, action == Action::"net.connect", resource) when { context has ip && context.ip.isInRange(ip("${METADATA}/32")) };`,
   ];
-  for (let i = 0; i < n - 2; i++) lines.push(`permit (principal == Agent::"${principalOf(i)}", action == Action::"net.connect", resource == Host::"${hostOf(i)}");`);
+  for (let i = 0; i < n - 2; i++)
+    lines.push(
+      `permit (principal == Agent::"${principalOf(i)}", action == Action::"net.connect", resource == Host::"${hostOf(i)}");`,
+    );
   return lines.join('\n');
 }
 
@@ -209,7 +213,10 @@ class Sampler {
 const ROUNDS = 5;
 
 /** Samples every engine in ROUNDS interleaved rounds of SAMPLE_BUDGET_MS / ROUNDS each. */
-function measureAll<E extends string>(calls: Partial<Record<E, (k: number) => void>>, probeCount: number): Partial<Record<E, Latency>> {
+function measureAll<E extends string>(
+  calls: Partial<Record<E, (k: number) => void>>,
+  probeCount: number,
+): Partial<Record<E, Latency>> {
   const samplers = Object.entries(calls).map(([e, call]) => {
     gc();
     return [e as E, new Sampler(call as (k: number) => void, probeCount)] as const;
@@ -239,7 +246,13 @@ function timeMs<T>(fn: () => T): { ms: number; value: T } {
 }
 
 /** Projects load time and decision latency at n from the growth between sizes a and b. */
-function projectSkip(results: Record<string, Record<Engine, EngineResult>>, a: number, b: number, n: number, e: Engine): string | undefined {
+function projectSkip(
+  results: Record<string, Record<Engine, EngineResult>>,
+  a: number,
+  b: number,
+  n: number,
+  e: Engine,
+): string | undefined {
   const ra = results[a]![e];
   const rb = results[b]![e];
   if (rb.skipped) return `(skipped at ${b.toLocaleString('en-US')} rules already)`;
@@ -270,13 +283,19 @@ function casbinVersion(): string {
 function compileOurs(n: number): { ms: number; policy: CompiledPolicy } {
   const text = oursText(n);
   const { ms, value } = timeMs(() => compile([{ path: 'bench.pol', text }]));
-  if (!value.policy) throw new Error(`our policy set of ${n} rules does not compile: ${JSON.stringify(value.diagnostics.slice(0, 3))}`);
+  if (!value.policy)
+    throw new Error(`our policy set of ${n} rules does not compile: ${JSON.stringify(value.diagnostics.slice(0, 3))}`);
   if (value.policy.ruleCount !== n) throw new Error(`expected ${n} rules, compiled ${value.policy.ruleCount}`);
   return { ms, policy: value.policy };
 }
 
 /** The three engines must agree before their speed means anything. */
-function crossCheck(n: number, ours: CompiledPolicy, cedarId: string | null, enforcer: import('casbin').Enforcer | null): void {
+function crossCheck(
+  n: number,
+  ours: CompiledPolicy,
+  cedarId: string | null,
+  enforcer: import('casbin').Enforcer | null,
+): void {
   const sample = probes(n, 60);
   const cases: Probe[] = [
     ...sample,
@@ -292,11 +311,19 @@ function crossCheck(n: number, ours: CompiledPolicy, cedarId: string | null, enf
       if (r.type !== 'success') throw new Error(`cedar failed: ${JSON.stringify(r.errors)}`);
       b = r.response.decision;
     }
-    const c = enforcer ? (enforcer.enforceSync(principalOf(p.rule), p.host.toLowerCase(), 'net.connect', p.ip) ? 'allow' : 'deny') : a;
-    if (a !== b || a !== c) throw new Error(`engines disagree at ${n} rules on ${JSON.stringify(p)}: portcullis ${a}, cedar ${b}, casbin ${c}`);
+    const c = enforcer
+      ? enforcer.enforceSync(principalOf(p.rule), p.host.toLowerCase(), 'net.connect', p.ip)
+        ? 'allow'
+        : 'deny'
+      : a;
+    if (a !== b || a !== c)
+      throw new Error(
+        `engines disagree at ${n} rules on ${JSON.stringify(p)}: portcullis ${a}, cedar ${b}, casbin ${c}`,
+      );
   }
   const allowed = cases.filter((p) => ours.evaluate(oursRequest(p)).decision === 'allow').length;
-  if (allowed !== sample.length) throw new Error(`expected exactly the ${sample.length} clean hits to be allowed, got ${allowed}`);
+  if (allowed !== sample.length)
+    throw new Error(`expected exactly the ${sample.length} clean hits to be allowed, got ${allowed}`);
 }
 
 async function main(): Promise<void> {
@@ -309,7 +336,8 @@ async function main(): Promise<void> {
     const row = {} as Record<Engine, EngineResult>;
     results[n] = row;
     const ps = probes(n, PROBES);
-    const skip = (e: Engine): string | undefined => (si >= 2 ? projectSkip(results, SIZES[si - 2]!, SIZES[si - 1]!, n, e) : undefined);
+    const skip = (e: Engine): string | undefined =>
+      si >= 2 ? projectSkip(results, SIZES[si - 2]!, SIZES[si - 1]!, n, e) : undefined;
 
     const ours = compileOurs(n);
     let cedarId: string | null = null;
@@ -338,11 +366,17 @@ async function main(): Promise<void> {
       portcullis: (k) => void ours.policy.evaluate(oursRequest(ps[k]!)),
     };
     if (cedarId !== null) calls['cedar-wasm'] = (k) => void cedar.statefulIsAuthorized(cedarCall(ps[k]!, cedarId!));
-    if (enforcer !== null) calls.casbin = (k) => void enforcer!.enforceSync(principalOf(ps[k]!.rule), ps[k]!.host.toLowerCase(), 'net.connect', ps[k]!.ip);
+    if (enforcer !== null)
+      calls.casbin = (k) =>
+        void enforcer!.enforceSync(principalOf(ps[k]!.rule), ps[k]!.host.toLowerCase(), 'net.connect', ps[k]!.ip);
     const latency = measureAll(calls, PROBES);
     row.portcullis = { compileMs: ours.ms, latency: latency.portcullis! };
-    row['cedar-wasm'] = cedarSkip ? { compileMs: null, latency: null, skipped: cedarSkip } : { compileMs: cedarMs, latency: latency['cedar-wasm']! };
-    row.casbin = casbinSkip ? { compileMs: null, latency: null, skipped: casbinSkip } : { compileMs: casbinMs, latency: latency.casbin! };
+    row['cedar-wasm'] = cedarSkip
+      ? { compileMs: null, latency: null, skipped: cedarSkip }
+      : { compileMs: cedarMs, latency: latency['cedar-wasm']! };
+    row.casbin = casbinSkip
+      ? { compileMs: null, latency: null, skipped: casbinSkip }
+      : { compileMs: casbinMs, latency: latency.casbin! };
     gc();
     for (const e of ENGINES) console.log(`${String(n).padStart(7)} rules  ${e.padEnd(11)} ${describe(row[e])}`);
   }
@@ -356,15 +390,35 @@ async function main(): Promise<void> {
     ours100kOver10Median: med(100_000, 'portcullis') / med(10, 'portcullis'),
   };
   const targets = {
-    'median <= 1 µs at 100,000 rules': { value: med(100_000, 'portcullis') / 1000, unit: 'µs', met: med(100_000, 'portcullis') <= 1000 },
-    '100k within 1.3x of 10 rules': { value: ratios.ours100kOver10Median, unit: 'x', met: ratios.ours100kOver10Median <= 1.3 },
-    '10k rules compile < 1 s': { value: results[10_000]!.portcullis.compileMs!, unit: 'ms', met: results[10_000]!.portcullis.compileMs! < 1000 },
-    '>= 1000x faster than cedar-wasm at 1,000 rules': { value: ratios.cedarOverOursMedian[1000]!, unit: 'x', met: ratios.cedarOverOursMedian[1000]! >= 1000 },
+    'median <= 1 µs at 100,000 rules': {
+      value: med(100_000, 'portcullis') / 1000,
+      unit: 'µs',
+      met: med(100_000, 'portcullis') <= 1000,
+    },
+    '100k within 1.3x of 10 rules': {
+      value: ratios.ours100kOver10Median,
+      unit: 'x',
+      met: ratios.ours100kOver10Median <= 1.3,
+    },
+    '10k rules compile < 1 s': {
+      value: results[10_000]!.portcullis.compileMs!,
+      unit: 'ms',
+      met: results[10_000]!.portcullis.compileMs! < 1000,
+    },
+    '>= 1000x faster than cedar-wasm at 1,000 rules': {
+      value: ratios.cedarOverOursMedian[1000]!,
+      unit: 'x',
+      met: ratios.cedarOverOursMedian[1000]! >= 1000,
+    },
   };
   console.log('\nratios', JSON.stringify(ratios, null, 2));
   console.log('targets', JSON.stringify(targets, null, 2));
 
-  const skips = SIZES.flatMap((n) => ENGINES.filter((e) => results[n]![e].skipped).map((e) => `${e} at ${n.toLocaleString('en-US')} rules ${results[n]![e].skipped}`));
+  const skips = SIZES.flatMap((n) =>
+    ENGINES.filter((e) => results[n]![e].skipped).map(
+      (e) => `${e} at ${n.toLocaleString('en-US')} rules ${results[n]![e].skipped}`,
+    ),
+  );
   const categories = SIZES.map((n) => `${n.toLocaleString('en-US')} rules`);
   const series = (pick: (r: EngineResult) => number | null): Chart['series'] =>
     ENGINES.map((e) => ({ name: e, values: SIZES.map((n) => pick(results[n]![e])) }));
@@ -375,9 +429,18 @@ async function main(): Promise<void> {
       categories,
       log: true,
       series: series((r) => (r.latency ? r.latency.medianNs / 1000 : null)),
-      note: [`At 1,000 rules portcullis is ${Math.round(ratios.cedarOverOursMedian[1000] ?? NaN).toLocaleString('en-US')}× faster than cedar-wasm; portcullis at 100,000 rules takes ${ratios.ours100kOver10Median.toFixed(2)}× its time at 10 rules.`, ...skips].join(' '),
+      note: [
+        `At 1,000 rules portcullis is ${Math.round(ratios.cedarOverOursMedian[1000] ?? NaN).toLocaleString('en-US')}× faster than cedar-wasm; portcullis at 100,000 rules takes ${ratios.ours100kOver10Median.toFixed(2)}× its time at 10 rules.`,
+        ...skips,
+      ].join(' '),
     },
-    { title: 'Decision latency, p99 of batch means (µs)', unit: 'µs', categories, log: true, series: series((r) => (r.latency ? r.latency.p99Ns / 1000 : null)) },
+    {
+      title: 'Decision latency, p99 of batch means (µs)',
+      unit: 'µs',
+      categories,
+      log: true,
+      series: series((r) => (r.latency ? r.latency.p99Ns / 1000 : null)),
+    },
     {
       title: 'Compile / load time (ms)',
       unit: 'ms',
@@ -390,8 +453,16 @@ async function main(): Promise<void> {
   const out = writeReport(
     'policy',
     {
-      description: 'In-process decision latency and compile time vs. rule count; ours vs. cedar-wasm (pre-parsed) vs. casbin, same run, equivalent policies.',
-      method: { sampleBudgetMs: SAMPLE_BUDGET_MS, rounds: ROUNDS, warmupMs: WARMUP_MS, minBatchNs: MIN_BATCH_NS, probes: PROBES, latency: 'batch time / batch size; median and p99 over batch means' },
+      description:
+        'In-process decision latency and compile time vs. rule count; ours vs. cedar-wasm (pre-parsed) vs. casbin, same run, equivalent policies.',
+      method: {
+        sampleBudgetMs: SAMPLE_BUDGET_MS,
+        rounds: ROUNDS,
+        warmupMs: WARMUP_MS,
+        minBatchNs: MIN_BATCH_NS,
+        probes: PROBES,
+        latency: 'batch time / batch size; median and p99 over batch means',
+      },
       versions: { cedar: cedar.getCedarVersion(), casbin: casbinVersion() },
       results,
       ratios,

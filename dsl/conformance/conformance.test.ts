@@ -9,7 +9,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // dsl/ is not a workspace package, so the implementation is imported by path (from source, via tsx).
-import { compile, type CompileResult, type CompiledPolicy, type Diagnostic, type LeaseGrant } from '../../packages/policy/src/index.js';
+import {
+  compile,
+  type CompileResult,
+  type CompiledPolicy,
+  type Diagnostic,
+  type LeaseGrant,
+} from '../../packages/policy/src/index.js';
 import type { Decision, Reason } from '../../packages/protocol/src/types.js';
 
 type Lines = string | string[];
@@ -84,15 +90,24 @@ function checkDiagnostics(tt: Test, c: Case, result: CompileResult): void {
   const spec = c.compile!;
   const errors = result.diagnostics.filter((d) => d.severity === 'error');
   const warnings = result.diagnostics.filter((d) => d.severity === 'warning');
-  for (const d of result.diagnostics) tt.match(d.code, /^PCX_[A-Z0-9_]+$/, `diagnostic code is a stable PCX_ code: ${show(d)}`);
+  for (const d of result.diagnostics)
+    tt.match(d.code, /^PCX_[A-Z0-9_]+$/, `diagnostic code is a stable PCX_ code: ${show(d)}`);
   if (spec.errors) {
     tt.equal(result.policy, undefined, 'a set with errors yields no policy');
-    for (const e of spec.errors) tt.ok(errors.some((d) => matchesLoc(d, e)), `an error at ${show(e)}; got ${show(errors)}`);
+    for (const e of spec.errors)
+      tt.ok(
+        errors.some((d) => matchesLoc(d, e)),
+        `an error at ${show(e)}; got ${show(errors)}`,
+      );
   } else {
     tt.same(errors, [], 'no errors');
     tt.ok(result.policy, 'the set compiles');
   }
-  for (const w of spec.warnings ?? []) tt.ok(warnings.some((d) => matchesLoc(d, w)), `a warning at ${show(w)}; got ${show(warnings)}`);
+  for (const w of spec.warnings ?? [])
+    tt.ok(
+      warnings.some((d) => matchesLoc(d, w)),
+      `a warning at ${show(w)}; got ${show(warnings)}`,
+    );
   if (spec.noWarnings) tt.same(warnings, [], 'no warnings');
 }
 
@@ -128,20 +143,36 @@ function checkDecision(tt: Test, c: Case, files: string[], d: Decision): void {
   tt.equal(d.error, undefined, `a well-formed request has no error; ${got}`);
   if (e.rules) tt.same(ids, [...e.rules].sort(), `reasons are exactly ${show(e.rules)}; ${got}`);
   if (e.rulesAnyOf) {
-    tt.ok(ids.length > 0 && ids.every((id) => e.rulesAnyOf!.includes(id)), `reasons non-empty, among ${show(e.rulesAnyOf)}; ${got}`);
+    tt.ok(
+      ids.length > 0 && ids.every((id) => e.rulesAnyOf!.includes(id)),
+      `reasons non-empty, among ${show(e.rulesAnyOf)}; ${got}`,
+    );
   }
   for (const id of e.rulesInclude ?? []) tt.ok(ids.includes(id), `reasons include ${id}; ${got}`);
   for (const want of e.reasons ?? []) {
-    const hit = d.reasons.some((r) => Object.entries(want).every(([k, v]) => show((r as Record<string, unknown>)[k]) === show(v)));
+    const hit = d.reasons.some((r) =>
+      Object.entries(want).every(([k, v]) => show((r as Record<string, unknown>)[k]) === show(v)),
+    );
     tt.ok(hit, `a reason ${show(want)}; ${got}`);
   }
   // Invariants of the semantics, for every case: a deny lists only denies, an ask only asks;
   // every policy rule points at its source; a lease rule names its lease.
-  if (d.decision === 'deny') tt.ok(ruleReasons.every((r) => r.effect === 'deny'), `deny reasons are denies; ${got}`);
-  if (d.decision === 'ask') tt.ok(ruleReasons.every((r) => r.effect === 'ask'), `ask reasons are asks; ${got}`);
+  if (d.decision === 'deny')
+    tt.ok(
+      ruleReasons.every((r) => r.effect === 'deny'),
+      `deny reasons are denies; ${got}`,
+    );
+  if (d.decision === 'ask')
+    tt.ok(
+      ruleReasons.every((r) => r.effect === 'ask'),
+      `ask reasons are asks; ${got}`,
+    );
   for (const r of ruleReasons) {
     if (r.rule!.startsWith('lease:')) {
-      tt.ok(r.lease !== undefined && r.rule!.startsWith(`lease:${r.lease}#`) && r.effect === 'allow', `lease reason well-formed: ${show(r)}`);
+      tt.ok(
+        r.lease !== undefined && r.rule!.startsWith(`lease:${r.lease}#`) && r.effect === 'allow',
+        `lease reason well-formed: ${show(r)}`,
+      );
     } else {
       const m = /^(.*):(\d+):(\d+)$/.exec(r.source ?? '');
       tt.ok(m && files.includes(m[1]!), `reason source is file:line:col of a policy file: ${show(r)}`);
@@ -149,7 +180,9 @@ function checkDecision(tt: Test, c: Case, files: string[], d: Decision): void {
   }
 }
 
-const files = readdirSync(casesDir).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(casesDir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 let total = 0;
 for (const file of files) {
   const data = JSON.parse(readFileSync(join(casesDir, file), 'utf8')) as CaseFile;
@@ -166,7 +199,9 @@ for (const file of files) {
         if (c.compile) checkDiagnostics(tt, c, result);
         if (!c.expect && !c.grants) return;
         if (!result.policy) {
-          tt.fail(`the policy set does not compile: ${result.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.code}: ${d.message}`).join('; ')}`);
+          tt.fail(
+            `the policy set does not compile: ${result.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.code}: ${d.message}`).join('; ')}`,
+          );
           return;
         }
         const grants = compileGrants(tt, result.policy, c.grants ?? []);

@@ -27,18 +27,27 @@ type Sub = (argv: string[], io: AuditCommandIO) => Promise<number>;
 
 const subcommands: Record<string, { summary: string; run: Sub }> = {
   serve: { summary: 'run the audit sink: --dir DIR --socket PATH --key FILE [--durable]', run: serve },
-  keygen: { summary: 'create a checkpoint signing key: --name NAME --out FILE (writes FILE and FILE.pub)', run: keygen },
+  keygen: {
+    summary: 'create a checkpoint signing key: --name NAME --out FILE (writes FILE and FILE.pub)',
+    run: keygen,
+  },
   verify: { summary: 'verify a log: DIR [--pubkey FILE]', run: verify },
   prove: { summary: 'print an inclusion proof: DIR --seq N [--pubkey FILE]', run: prove },
   'verify-proof': { summary: 'check an inclusion proof offline: [FILE|-] --pubkey FILE', run: verifyProof },
   tail: { summary: 'print the last records: DIR [-n N] [--follow]', run: tail },
-  query: { summary: 'search records: DIR [--since T] [--until T] [--principal P] [--action A] [--decision D] [--source S] [--limit N]', run: query },
+  query: {
+    summary:
+      'search records: DIR [--since T] [--until T] [--principal P] [--action A] [--decision D] [--source S] [--limit N]',
+    run: query,
+  },
 };
 
 export function auditUsage(extra: Record<string, string> = {}): string {
   const all = { ...Object.fromEntries(Object.entries(subcommands).map(([k, v]) => [k, v.summary])), ...extra };
   const w = Math.max(...Object.keys(all).map((k) => k.length));
-  return `usage: portcullis audit <subcommand> [options]\n\n${Object.entries(all).map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n`;
+  return `usage: portcullis audit <subcommand> [options]\n\n${Object.entries(all)
+    .map(([k, v]) => `  ${k.padEnd(w)}  ${v}`)
+    .join('\n')}\n`;
 }
 
 export async function auditCommand(argv: string[], io: AuditCommandIO): Promise<number> {
@@ -48,7 +57,10 @@ export async function auditCommand(argv: string[], io: AuditCommandIO): Promise<
     return name === undefined ? 2 : 0;
   }
   const sub = subcommands[name];
-  if (!sub) throw new PcxError('PCX_USAGE', `unknown audit subcommand "${name}"`, { hint: `one of: ${Object.keys(subcommands).join(', ')}, replay` });
+  if (!sub)
+    throw new PcxError('PCX_USAGE', `unknown audit subcommand "${name}"`, {
+      hint: `one of: ${Object.keys(subcommands).join(', ')}, replay`,
+    });
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout.write(`usage: portcullis audit ${name} — ${sub.summary}\n`);
     return 0;
@@ -68,7 +80,8 @@ function need(value: string | undefined, flag: string, what: string): string {
 function intOption(value: string | undefined, flag: string, min: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new PcxError('PCX_USAGE', `${flag} must be a whole number ≥ ${min}, not "${value}"`);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new PcxError('PCX_USAGE', `${flag} must be a whole number ≥ ${min}, not "${value}"`);
   return n;
 }
 
@@ -107,12 +120,18 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
   let keyText: string;
   try {
     if ((statSync(keyFile).mode & 0o077) !== 0) {
-      throw new PcxError('PCX_AUDIT_KEY_PERMISSIONS', `the private key ${keyFile} is readable by other users`, { hint: `chmod 600 ${keyFile}` });
+      throw new PcxError('PCX_AUDIT_KEY_PERMISSIONS', `the private key ${keyFile} is readable by other users`, {
+        hint: `chmod 600 ${keyFile}`,
+      });
     }
     keyText = readFileSync(keyFile, 'utf8');
   } catch (e) {
     if (e instanceof PcxError) throw e;
-    throw new PcxError('PCX_AUDIT_NO_KEY', `cannot read the private key ${keyFile}: ${(e as NodeJS.ErrnoException).code}`, { hint: 'create one with "portcullis audit keygen --name NAME --out FILE"' });
+    throw new PcxError(
+      'PCX_AUDIT_NO_KEY',
+      `cannot read the private key ${keyFile}: ${(e as NodeJS.ErrnoException).code}`,
+      { hint: 'create one with "portcullis audit keygen --name NAME --out FILE"' },
+    );
   }
   const key = await parseSigningKey(keyText);
   const logOptions: Parameters<typeof AuditLog.open>[0] = {
@@ -139,7 +158,9 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
     throw e;
   }
   const s = log.state;
-  io.stdout.write(`audit sink: listening on ${socketPath}; log ${dir} has ${s.size} records; ${s.durable ? 'durable mode (ack after fsync)' : 'default mode (ack after write, fsync in group commits)'}\n`);
+  io.stdout.write(
+    `audit sink: listening on ${socketPath}; log ${dir} has ${s.size} records; ${s.durable ? 'durable mode (ack after fsync)' : 'default mode (ack after write, fsync in group commits)'}\n`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -170,7 +191,10 @@ async function keygen(argv: string[], io: AuditCommandIO): Promise<number> {
       fd = openSync(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new PcxError('PCX_AUDIT_KEY_EXISTS', code === 'EEXIST' ? `${file} already exists; refusing to overwrite a key` : `cannot create ${file}: ${code}`);
+      throw new PcxError(
+        'PCX_AUDIT_KEY_EXISTS',
+        code === 'EEXIST' ? `${file} already exists; refusing to overwrite a key` : `cannot create ${file}: ${code}`,
+      );
     }
     writeSync(fd, text + '\n');
     closeSync(fd);
@@ -181,20 +205,34 @@ async function keygen(argv: string[], io: AuditCommandIO): Promise<number> {
 }
 
 async function verify(argv: string[], io: AuditCommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { pubkey: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { pubkey: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
   const dir = dirArg(io, positionals, undefined);
   const opts: { publicKey?: string } = {};
   const pk = readPubkey(io, values.pubkey);
   if (pk !== undefined) opts.publicKey = pk;
   const r = await verifyLog(dir, opts);
   if (values.json) {
-    io.stdout.write(JSON.stringify({ ...r, latest: r.latest ? { origin: r.latest.origin, size: r.latest.size, root: r.latest.root.toString('base64') } : null }) + '\n');
+    io.stdout.write(
+      JSON.stringify({
+        ...r,
+        latest: r.latest
+          ? { origin: r.latest.origin, size: r.latest.size, root: r.latest.root.toString('base64') }
+          : null,
+      }) + '\n',
+    );
     return r.ok ? 0 : 1;
   }
   for (const w of r.warnings) io.stderr.write(`warning: ${w}\n`);
-  for (const p of r.problems) io.stdout.write(`FAIL ${p.seq !== undefined ? `seq ${p.seq} ` : ''}(${p.where}): ${p.message}\n`);
+  for (const p of r.problems)
+    io.stdout.write(`FAIL ${p.seq !== undefined ? `seq ${p.seq} ` : ''}(${p.where}): ${p.message}\n`);
   if (r.ok) {
-    io.stdout.write(`ok: ${r.records} records, ${r.checkpoints} checkpoints verified${r.latest ? ` (latest covers ${r.latest.size})` : ''}; ${r.unsigned} records after the last checkpoint\n`);
+    io.stdout.write(
+      `ok: ${r.records} records, ${r.checkpoints} checkpoints verified${r.latest ? ` (latest covers ${r.latest.size})` : ''}; ${r.unsigned} records after the last checkpoint\n`,
+    );
     return 0;
   }
   io.stdout.write(`verification FAILED: ${r.problems.length} problem(s)\n`);
@@ -202,7 +240,11 @@ async function verify(argv: string[], io: AuditCommandIO): Promise<number> {
 }
 
 async function prove(argv: string[], io: AuditCommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, seq: { type: 'string' }, pubkey: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { dir: { type: 'string' }, seq: { type: 'string' }, pubkey: { type: 'string' } },
+  });
   const dir = dirArg(io, positionals, values.dir);
   const seq = intOption(need(values.seq, '--seq N', 'the record to prove'), '--seq', 0)!;
   const { key } = loadVerifierKey(dir, readPubkey(io, values.pubkey));
@@ -212,7 +254,11 @@ async function prove(argv: string[], io: AuditCommandIO): Promise<number> {
 }
 
 async function verifyProof(argv: string[], io: AuditCommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { pubkey: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { pubkey: { type: 'string' } },
+  });
   const pk = readPubkey(io, need(values.pubkey, '--pubkey FILE', 'the verifier key (.pub) of the log'))!;
   const file = positionals[0] ?? '-';
   let text: string;
@@ -231,7 +277,10 @@ async function verifyProof(argv: string[], io: AuditCommandIO): Promise<number> 
   try {
     doc = JSON.parse(text);
   } catch {
-    throw new PcxError('PCX_AUDIT_BAD_PROOF', `${file === '-' ? 'stdin' : file} is not JSON (expected the output of "portcullis audit prove")`);
+    throw new PcxError(
+      'PCX_AUDIT_BAD_PROOF',
+      `${file === '-' ? 'stdin' : file} is not JSON (expected the output of "portcullis audit prove")`,
+    );
   }
   const { key } = loadVerifierKey('', pk);
   const bad = await checkInclusionProof(doc, key);
@@ -245,7 +294,11 @@ async function verifyProof(argv: string[], io: AuditCommandIO): Promise<number> 
 }
 
 async function tail(argv: string[], io: AuditCommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { n: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { n: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f', default: false } },
+  });
   const dir = dirArg(io, positionals, undefined);
   const n = intOption(values.n, '-n', 0) ?? 10;
   const segments = listSegments(dir);
@@ -310,11 +363,16 @@ async function query(argv: string[], io: AuditCommandIO): Promise<number> {
   });
   const dir = dirArg(io, positionals, undefined);
   for (const k of ['since', 'until'] as const) {
-    if (values[k] !== undefined && Number.isNaN(Date.parse(values[k]!))) throw new PcxError('PCX_USAGE', `--${k} "${values[k]}" is not a date-time`, { hint: 'use RFC 3339, e.g. 2026-01-31T12:00:00Z' });
+    if (values[k] !== undefined && Number.isNaN(Date.parse(values[k]!)))
+      throw new PcxError('PCX_USAGE', `--${k} "${values[k]}" is not a date-time`, {
+        hint: 'use RFC 3339, e.g. 2026-01-31T12:00:00Z',
+      });
   }
-  if (values.decision !== undefined && !['allow', 'deny', 'ask'].includes(values.decision)) throw new PcxError('PCX_USAGE', `--decision must be allow, deny or ask, not "${values.decision}"`);
+  if (values.decision !== undefined && !['allow', 'deny', 'ask'].includes(values.decision))
+    throw new PcxError('PCX_USAGE', `--decision must be allow, deny or ask, not "${values.decision}"`);
   const filter: Parameters<typeof queryIndex>[1] = {};
-  for (const k of ['since', 'until', 'principal', 'action', 'decision', 'source'] as const) if (values[k] !== undefined) filter[k] = values[k];
+  for (const k of ['since', 'until', 'principal', 'action', 'decision', 'source'] as const)
+    if (values[k] !== undefined) filter[k] = values[k];
   const limit = intOption(values.limit, '--limit', 1);
   if (limit !== undefined) filter.limit = limit;
   const { db, update } = openIndex(dir, { rebuild: values.rebuild });

@@ -47,7 +47,12 @@ export function encodeRecord(record: Omit<AuditRecord, 'hash'>): { line: string;
 }
 
 /** encodeRecord of `input` with the writer's seq, time and prev (the writer's hot path: no merged copy of the record). */
-export function encodeAppended(input: AuditRecordInput, seq: number, time: string, prev: string): { line: string; hash: string } {
+export function encodeAppended(
+  input: AuditRecordInput,
+  seq: number,
+  time: string,
+  prev: string,
+): { line: string; hash: string } {
   const r = input as unknown as Record<string, unknown>;
   for (const k in r) if (!MEMBERS.has(k)) throw new Error(`unknown record member "${k}"`);
   const before: Record<string, unknown> = {};

@@ -45,7 +45,11 @@ export function openIndex(dir: string, options: { rebuild?: boolean } = {}): { d
     return openIndexUnchecked(dir, options);
   } catch (e) {
     if (e instanceof PcxError) throw e;
-    throw new PcxError('PCX_AUDIT_INDEX', `cannot open or update the index ${join(dir, INDEX_FILE)}: ${(e as Error).message}`, { hint: 'the index needs a writable log directory; "--rebuild" recreates it' });
+    throw new PcxError(
+      'PCX_AUDIT_INDEX',
+      `cannot open or update the index ${join(dir, INDEX_FILE)}: ${(e as Error).message}`,
+      { hint: 'the index needs a writable log directory; "--rebuild" recreates it' },
+    );
   }
 }
 
@@ -66,7 +70,11 @@ function openIndexUnchecked(dir: string, options: { rebuild?: boolean }): { db: 
     update = catchUp(db, dir);
     if (update === 'stale') {
       db.close();
-      throw new PcxError('PCX_AUDIT_LOG_CORRUPT', `the log in ${dir} has a line that is not a record, so it cannot be indexed`, { hint: `run "portcullis audit verify ${dir}" to find where` });
+      throw new PcxError(
+        'PCX_AUDIT_LOG_CORRUPT',
+        `the log in ${dir} has a line that is not a record, so it cannot be indexed`,
+        { hint: `run "portcullis audit verify ${dir}" to find where` },
+      );
     }
     update.rebuilt = true;
   }
@@ -74,7 +82,8 @@ function openIndexUnchecked(dir: string, options: { rebuild?: boolean }): { db: 
 }
 
 function catchUp(db: Db, dir: string): IndexUpdate | 'stale' {
-  const get = (k: string): string | undefined => (db.prepare('SELECT v FROM meta WHERE k = ?').get(k) as { v: string } | undefined)?.v;
+  const get = (k: string): string | undefined =>
+    (db.prepare('SELECT v FROM meta WHERE k = ?').get(k) as { v: string } | undefined)?.v;
   let segment = Number(get('segment') ?? 1);
   let offset = Number(get('offset') ?? 0);
   const lastHash = get('last_hash');
@@ -84,10 +93,14 @@ function catchUp(db: Db, dir: string): IndexUpdate | 'stale' {
     const file = join(dir, SEGMENTS, segmentName(segment));
     // The indexed prefix must still be the log's prefix: its last line must sit right before `offset`.
     if (!existsSync(file) || statSync(file).size < offset) return 'stale';
-    const tail = readFileSync(file).subarray(Math.max(0, offset - Buffer.byteLength(row.line) - 1), offset).toString('utf8');
+    const tail = readFileSync(file)
+      .subarray(Math.max(0, offset - Buffer.byteLength(row.line) - 1), offset)
+      .toString('utf8');
     if (tail !== row.line + '\n' || (JSON.parse(row.line) as AuditRecord).hash !== lastHash) return 'stale';
   }
-  const insert = db.prepare('INSERT INTO records (seq, time_ms, principal, action, decision, source, line) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insert = db.prepare(
+    'INSERT INTO records (seq, time_ms, principal, action, decision, source, line) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
   const setMeta = db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)');
   let added = 0;
   const segments = listSegments(dir).filter((n) => n >= segment);

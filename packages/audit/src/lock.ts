@@ -34,7 +34,9 @@ export function lockDir(dir: string): DirLock {
       fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new PcxError('PCX_AUDIT_DIR_UNWRITABLE', `cannot create ${path}: ${(e as NodeJS.ErrnoException).code}`, { hint: 'the audit directory must be writable by the sink' });
+        throw new PcxError('PCX_AUDIT_DIR_UNWRITABLE', `cannot create ${path}: ${(e as NodeJS.ErrnoException).code}`, {
+          hint: 'the audit directory must be writable by the sink',
+        });
       }
       let owner = NaN;
       try {
@@ -44,7 +46,9 @@ export function lockDir(dir: string): DirLock {
       }
       const ours = owner === process.pid;
       if ((ours && held.has(path)) || (!ours && Number.isSafeInteger(owner) && owner > 0 && alive(owner))) {
-        throw new PcxError('PCX_AUDIT_LOCKED', `another audit sink (pid ${owner}) is writing ${dir}`, { hint: 'a log has exactly one writer; stop the other sink or use another --dir' });
+        throw new PcxError('PCX_AUDIT_LOCKED', `another audit sink (pid ${owner}) is writing ${dir}`, {
+          hint: 'a log has exactly one writer; stop the other sink or use another --dir',
+        });
       }
       // Stale (dead owner, or an empty file left by a crash between create and write).
       try {

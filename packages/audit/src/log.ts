@@ -6,12 +6,35 @@
  * mode a timer fdatasyncs dirty data every `fsyncIntervalMs`.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync, writeSync, renameSync, rmSync, truncateSync } from 'node:fs';
+import {
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+  writeSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+} from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { PcxError, GENESIS_PREV, type AuditAck, type AuditRecordInput } from '@portcullis/protocol';
-import { CHECKPOINTS, ORIGIN_FILE, PUBKEY_FILE, SEGMENTS, SEGMENT_RE, CHECKPOINT_RE, checkpointName, encodeAppended, segmentPath } from './format.js';
+import {
+  CHECKPOINTS,
+  ORIGIN_FILE,
+  PUBKEY_FILE,
+  SEGMENTS,
+  SEGMENT_RE,
+  CHECKPOINT_RE,
+  checkpointName,
+  encodeAppended,
+  segmentPath,
+} from './format.js';
 import { lockDir, type DirLock } from './lock.js';
 import { CompactRange, leafHashInPlace } from './merkle.js';
 import { signCheckpoint, verifierKeyString, type SigningKey } from './note.js';
@@ -119,7 +142,11 @@ export class AuditLog {
         }
       }
     } catch (e) {
-      throw new PcxError('PCX_AUDIT_DIR_UNWRITABLE', `cannot create the audit directory ${dir}: ${(e as NodeJS.ErrnoException).code}`, { hint: 'the log directory must be writable by the sink' });
+      throw new PcxError(
+        'PCX_AUDIT_DIR_UNWRITABLE',
+        `cannot create the audit directory ${dir}: ${(e as NodeJS.ErrnoException).code}`,
+        { hint: 'the log directory must be writable by the sink' },
+      );
     }
     const lock = lockDir(dir);
     try {
@@ -129,28 +156,53 @@ export class AuditLog {
         origin = readFileSync(originPath, 'utf8').trim();
       } else {
         origin = options.origin ?? `${hostname()}/portcullis-audit/${randomBytes(8).toString('hex')}`;
-        if (!/^[^\n]{1,256}$/.test(origin)) throw new PcxError('PCX_AUDIT_BAD_ORIGIN', 'the origin must be one line of at most 256 characters');
+        if (!/^[^\n]{1,256}$/.test(origin))
+          throw new PcxError('PCX_AUDIT_BAD_ORIGIN', 'the origin must be one line of at most 256 characters');
         writeDurably(dir, ORIGIN_FILE, origin + '\n');
       }
       writeDurably(dir, PUBKEY_FILE, verifierKeyString(o.key) + '\n');
       const scan = recover(dir, o.log);
-      const checkpoints = readdirSync(join(dir, CHECKPOINTS)).filter((n) => CHECKPOINT_RE.test(n)).map((n) => Number(CHECKPOINT_RE.exec(n)![1])).sort((a, b) => a - b);
+      const checkpoints = readdirSync(join(dir, CHECKPOINTS))
+        .filter((n) => CHECKPOINT_RE.test(n))
+        .map((n) => Number(CHECKPOINT_RE.exec(n)![1]))
+        .sort((a, b) => a - b);
       const lastCheckpoint = checkpoints.at(-1) ?? 0;
       if (lastCheckpoint > scan.size) {
-        throw new PcxError('PCX_AUDIT_LOG_CORRUPT', `the log holds ${scan.size} records but a checkpoint covers ${lastCheckpoint}: records were lost or removed`, { hint: `run "portcullis audit verify ${dir}" for details; the sink will not append to a damaged log` });
+        throw new PcxError(
+          'PCX_AUDIT_LOG_CORRUPT',
+          `the log holds ${scan.size} records but a checkpoint covers ${lastCheckpoint}: records were lost or removed`,
+          { hint: `run "portcullis audit verify ${dir}" for details; the sink will not append to a damaged log` },
+        );
       }
       const fh = await open(segmentPath(dir, scan.segment), 'a');
-      return new AuditLog(o, lock, origin, fh, scan.segment, scan.segmentSize, scan.size, scan.prev, scan.tree, lastCheckpoint);
+      return new AuditLog(
+        o,
+        lock,
+        origin,
+        fh,
+        scan.segment,
+        scan.segmentSize,
+        scan.size,
+        scan.prev,
+        scan.tree,
+        lastCheckpoint,
+      );
     } catch (e) {
       lock.release();
       if (e instanceof PcxError) throw e;
       const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      throw new PcxError('PCX_AUDIT_DIR_UNWRITABLE', `cannot open the audit log in ${dir}: ${code}`, { hint: 'the directory must be writable and have free space' });
+      throw new PcxError('PCX_AUDIT_DIR_UNWRITABLE', `cannot open the audit log in ${dir}: ${code}`, {
+        hint: 'the directory must be writable and have free space',
+      });
     }
   }
 
   get state(): LogState {
-    return { size: this.size, writable: this.writeError === undefined && this.syncError === undefined, durable: this.options.durable };
+    return {
+      size: this.size,
+      writable: this.writeError === undefined && this.syncError === undefined,
+      durable: this.options.durable,
+    };
   }
 
   /** Append a record that prepareAuditRecord already validated and redacted. */
@@ -166,7 +218,9 @@ export class AuditLog {
     if (this.closed) return reject(new PcxError('PCX_AUDIT_CLOSED', 'the audit sink is shutting down'));
     if (this.syncError) return reject(this.syncError);
     if (this.queue.length >= this.options.maxPending) {
-      return reject(new PcxError('PCX_AUDIT_OVERLOADED', `the audit sink has ${this.queue.length} records waiting to be written`));
+      return reject(
+        new PcxError('PCX_AUDIT_OVERLOADED', `the audit sink has ${this.queue.length} records waiting to be written`),
+      );
     }
     this.queue.push({ input, resolve, reject });
     this.schedule();
@@ -299,7 +353,9 @@ export class AuditLog {
         // Default mode: a synchronous write (into the page cache: microseconds, bounded by the
         // batch size) saves a thread-pool round trip before every ack. Durable mode waits for
         // fdatasync anyway, so it keeps the event loop free during the write as well.
-        off += this.options.durable ? (await this.fh.write(data, off, data.length - off)).bytesWritten : writeSync(this.fh.fd, data, off, data.length - off);
+        off += this.options.durable
+          ? (await this.fh.write(data, off, data.length - off)).bytesWritten
+          : writeSync(this.fh.fd, data, off, data.length - off);
       }
       this.segmentSize += data.length;
       if (this.options.durable) await this.fh.datasync();
@@ -319,7 +375,14 @@ export class AuditLog {
       this.prev = before.prev;
       this.tree = before.tree;
       this.segmentSize = start;
-      const why = code === 'ENOSPC' ? 'the disk is full' : code === 'EFBIG' ? 'the file size limit was reached' : code === 'EACCES' || code === 'EROFS' ? 'the log is not writable' : `write failed (${code})`;
+      const why =
+        code === 'ENOSPC'
+          ? 'the disk is full'
+          : code === 'EFBIG'
+            ? 'the file size limit was reached'
+            : code === 'EACCES' || code === 'EROFS'
+              ? 'the log is not writable'
+              : `write failed (${code})`;
       this.writeError = new PcxError('PCX_AUDIT_WRITE_FAILED', `${why}; the record was not written`);
       for (const p of batch) p.reject(this.writeError);
       return;
@@ -348,7 +411,11 @@ export class AuditLog {
   }
 
   private checkpointWanted(): boolean {
-    return (this.checkpointDue || this.size - this.lastCheckpoint >= this.options.checkpointEvery) && this.size > this.lastCheckpoint && !this.writeError;
+    return (
+      (this.checkpointDue || this.size - this.lastCheckpoint >= this.options.checkpointEvery) &&
+      this.size > this.lastCheckpoint &&
+      !this.writeError
+    );
   }
 
   private async writeCheckpoint(): Promise<void> {
@@ -377,7 +444,10 @@ export class AuditLog {
     this.syncing = this.fh
       .datasync()
       .catch((e: NodeJS.ErrnoException) => {
-        this.syncError = new PcxError('PCX_AUDIT_SYNC_FAILED', `fsync of the audit log failed (${e.code ?? e.message}); the sink refuses records until restarted`);
+        this.syncError = new PcxError(
+          'PCX_AUDIT_SYNC_FAILED',
+          `fsync of the audit log failed (${e.code ?? e.message}); the sink refuses records until restarted`,
+        );
         this.options.log(this.syncError.message);
         throw this.syncError;
       })
@@ -403,7 +473,10 @@ interface Recovered {
  */
 function recover(dir: string, log: (m: string) => void): Recovered {
   const segDir = join(dir, SEGMENTS);
-  const numbers = readdirSync(segDir).filter((n) => SEGMENT_RE.test(n)).map((n) => Number(SEGMENT_RE.exec(n)![1])).sort((a, b) => a - b);
+  const numbers = readdirSync(segDir)
+    .filter((n) => SEGMENT_RE.test(n))
+    .map((n) => Number(SEGMENT_RE.exec(n)![1]))
+    .sort((a, b) => a - b);
   const tree = new CompactRange();
   let size = 0;
   let lastLine = '';
@@ -414,7 +487,8 @@ function recover(dir: string, log: (m: string) => void): Recovered {
     let buf = readFileSync(path);
     const end = buf.lastIndexOf(0x0a) + 1;
     if (end < buf.length) {
-      if (i < numbers.length - 1) throw corrupt(dir, `segment ${path} does not end with a complete line but is not the last segment`);
+      if (i < numbers.length - 1)
+        throw corrupt(dir, `segment ${path} does not end with a complete line but is not the last segment`);
       log(`repaired a torn last line in ${path}: cut ${buf.length - end} bytes of an incomplete write`);
       truncateSync(path, end);
       const fd = openSync(path, 'r+');
@@ -441,14 +515,17 @@ function recover(dir: string, log: (m: string) => void): Recovered {
     } catch {
       throw corrupt(dir, 'the last record is not JSON');
     }
-    if (last.seq !== size - 1 || typeof last.hash !== 'string') throw corrupt(dir, `the log holds ${size} lines but the last record says seq ${String(last.seq)}`);
+    if (last.seq !== size - 1 || typeof last.hash !== 'string')
+      throw corrupt(dir, `the log holds ${size} lines but the last record says seq ${String(last.seq)}`);
     prev = last.hash;
   }
   return { segment: numbers.at(-1)!, segmentSize, size, prev, tree };
 }
 
 function corrupt(dir: string, what: string): PcxError {
-  return new PcxError('PCX_AUDIT_LOG_CORRUPT', `the audit log in ${dir} is damaged: ${what}`, { hint: `run "portcullis audit verify ${dir}" to find where; the sink will not append to a damaged log` });
+  return new PcxError('PCX_AUDIT_LOG_CORRUPT', `the audit log in ${dir} is damaged: ${what}`, {
+    hint: `run "portcullis audit verify ${dir}" to find where; the sink will not append to a damaged log`,
+  });
 }
 
 /** Write a small file atomically and durably (temp file, fsync, rename, fsync the directory). */

@@ -96,12 +96,15 @@ export function subtreeRoot(leaves: readonly Buffer[], lo = 0, hi = leaves.lengt
 
 /** RFC 6962 PATH(m, D[0:size]): the audit path of leaf `index` in the tree of the first `size` leaves. */
 export function inclusionProof(leaves: readonly Buffer[], index: number, size: number): Buffer[] {
-  if (!(index >= 0 && index < size && size <= leaves.length)) throw new RangeError(`no leaf ${index} in a tree of ${size}`);
+  if (!(index >= 0 && index < size && size <= leaves.length))
+    throw new RangeError(`no leaf ${index} in a tree of ${size}`);
   const path = (m: number, lo: number, hi: number): Buffer[] => {
     const n = hi - lo;
     if (n === 1) return [];
     const k = split(n);
-    return m < k ? [...path(m, lo, lo + k), subtreeRoot(leaves, lo + k, hi)] : [...path(m - k, lo + k, hi), subtreeRoot(leaves, lo, lo + k)];
+    return m < k
+      ? [...path(m, lo, lo + k), subtreeRoot(leaves, lo + k, hi)]
+      : [...path(m - k, lo + k, hi), subtreeRoot(leaves, lo, lo + k)];
   };
   return path(index, 0, size);
 }
@@ -114,13 +117,21 @@ export function consistencyProof(leaves: readonly Buffer[], m: number, n: number
     const n = hi - lo;
     if (m === n) return whole ? [] : [subtreeRoot(leaves, lo, hi)];
     const k = split(n);
-    return m <= k ? [...sub(m, lo, lo + k, whole), subtreeRoot(leaves, lo + k, hi)] : [...sub(m - k, lo + k, hi, false), subtreeRoot(leaves, lo, lo + k)];
+    return m <= k
+      ? [...sub(m, lo, lo + k, whole), subtreeRoot(leaves, lo + k, hi)]
+      : [...sub(m - k, lo + k, hi, false), subtreeRoot(leaves, lo, lo + k)];
   };
   return sub(m, 0, n, true);
 }
 
 /** RFC 9162 §2.1.3.2. */
-export function verifyInclusion(index: number, size: number, leaf: Uint8Array, proof: readonly Uint8Array[], root: Uint8Array): boolean {
+export function verifyInclusion(
+  index: number,
+  size: number,
+  leaf: Uint8Array,
+  proof: readonly Uint8Array[],
+  root: Uint8Array,
+): boolean {
   if (!(Number.isSafeInteger(index) && Number.isSafeInteger(size) && index >= 0 && index < size)) return false;
   let fn = index;
   let sn = size - 1;
@@ -145,7 +156,13 @@ export function verifyInclusion(index: number, size: number, leaf: Uint8Array, p
 }
 
 /** RFC 9162 §2.1.4.2. Rejects a proof with hashes it does not use. */
-export function verifyConsistency(first: number, second: number, firstRoot: Uint8Array, secondRoot: Uint8Array, proof: readonly Uint8Array[]): boolean {
+export function verifyConsistency(
+  first: number,
+  second: number,
+  firstRoot: Uint8Array,
+  secondRoot: Uint8Array,
+  proof: readonly Uint8Array[],
+): boolean {
   if (!(Number.isSafeInteger(first) && Number.isSafeInteger(second) && first >= 0 && first <= second)) return false;
   if (first === second) return proof.length === 0 && Buffer.from(firstRoot).equals(secondRoot);
   if (first === 0) return proof.length === 0;

@@ -44,11 +44,20 @@ export interface Checkpoint {
 const KEY_NAME = /^[^\s+]{1,128}$/;
 
 export function keyId(name: string, publicKey: Uint8Array): Buffer {
-  return createHash('sha256').update(name).update(Buffer.from([0x0a, ALG_ED25519])).update(publicKey).digest().subarray(0, 4);
+  return createHash('sha256')
+    .update(name)
+    .update(Buffer.from([0x0a, ALG_ED25519]))
+    .update(publicKey)
+    .digest()
+    .subarray(0, 4);
 }
 
 export async function generateKey(name: string): Promise<{ privateKey: string; publicKey: string }> {
-  if (!KEY_NAME.test(name)) throw new PcxError('PCX_AUDIT_BAD_KEY_NAME', `key name "${name}" is not allowed: use 1-128 characters without spaces or "+"`);
+  if (!KEY_NAME.test(name))
+    throw new PcxError(
+      'PCX_AUDIT_BAD_KEY_NAME',
+      `key name "${name}" is not allowed: use 1-128 characters without spaces or "+"`,
+    );
   const s = await sodium();
   const seed = s.randombytes_buf(32);
   const pair = s.crypto_sign_seed_keypair(seed);
@@ -60,16 +69,21 @@ export async function generateKey(name: string): Promise<{ privateKey: string; p
 }
 
 function badKey(what: string): PcxError {
-  return new PcxError('PCX_AUDIT_BAD_KEY', `${what}; create a key pair with "portcullis audit keygen --name NAME --out FILE"`);
+  return new PcxError(
+    'PCX_AUDIT_BAD_KEY',
+    `${what}; create a key pair with "portcullis audit keygen --name NAME --out FILE"`,
+  );
 }
 
 export async function parseSigningKey(text: string): Promise<SigningKey> {
   // Messages never quote the key text: it is a secret.
   const parts = splitN(text.trim(), 5);
-  if (parts.length !== 5 || parts[0] !== 'PRIVATE' || parts[1] !== 'KEY') throw badKey('the private key file is not in the PRIVATE+KEY+<name>+<id>+<key> format');
+  if (parts.length !== 5 || parts[0] !== 'PRIVATE' || parts[1] !== 'KEY')
+    throw badKey('the private key file is not in the PRIVATE+KEY+<name>+<id>+<key> format');
   const [, , name, id, b64] = parts as [string, string, string, string, string];
   const raw = Buffer.from(b64, 'base64');
-  if (!KEY_NAME.test(name) || raw.length !== 33 || raw[0] !== ALG_ED25519) throw badKey('the private key file does not hold an Ed25519 key');
+  if (!KEY_NAME.test(name) || raw.length !== 33 || raw[0] !== ALG_ED25519)
+    throw badKey('the private key file does not hold an Ed25519 key');
   const s = await sodium();
   const pair = s.crypto_sign_seed_keypair(raw.subarray(1));
   raw.fill(0);
@@ -80,13 +94,19 @@ export async function parseSigningKey(text: string): Promise<SigningKey> {
 
 export function parseVerifierKey(text: string): VerifierKey {
   const parts = splitN(text.trim(), 3);
-  if (parts.length !== 3) throw new PcxError('PCX_AUDIT_BAD_KEY', 'the public key is not in the <name>+<hex id>+<base64 key> verifier-key format');
+  if (parts.length !== 3)
+    throw new PcxError(
+      'PCX_AUDIT_BAD_KEY',
+      'the public key is not in the <name>+<hex id>+<base64 key> verifier-key format',
+    );
   const [name, id, b64] = parts as [string, string, string];
   const raw = Buffer.from(b64, 'base64');
-  if (!KEY_NAME.test(name) || raw.length !== 33 || raw[0] !== ALG_ED25519) throw new PcxError('PCX_AUDIT_BAD_KEY', 'the public key is not an Ed25519 verifier key');
+  if (!KEY_NAME.test(name) || raw.length !== 33 || raw[0] !== ALG_ED25519)
+    throw new PcxError('PCX_AUDIT_BAD_KEY', 'the public key is not an Ed25519 verifier key');
   const publicKey = raw.subarray(1);
   const kid = keyId(name, publicKey);
-  if (kid.toString('hex') !== id) throw new PcxError('PCX_AUDIT_BAD_KEY', 'the public key is damaged (its key id does not match the key)');
+  if (kid.toString('hex') !== id)
+    throw new PcxError('PCX_AUDIT_BAD_KEY', 'the public key is damaged (its key id does not match the key)');
   return { name, keyId: kid, publicKey };
 }
 
@@ -117,14 +137,17 @@ export async function signCheckpoint(c: Checkpoint, key: SigningKey): Promise<st
  */
 export async function openCheckpoint(note: string, key: VerifierKey): Promise<Checkpoint | { error: string }> {
   const sep = note.indexOf('\n\n');
-  if (sep < 0 || !note.endsWith('\n')) return { error: 'not a signed note (no blank line between text and signatures)' };
+  if (sep < 0 || !note.endsWith('\n'))
+    return { error: 'not a signed note (no blank line between text and signatures)' };
   const text = note.slice(0, sep + 1);
   const lines = text.slice(0, -1).split('\n');
   if (lines.length < 3) return { error: 'checkpoint text has fewer than 3 lines (origin, size, root)' };
   const [origin, sizeText, rootText] = lines as [string, string, string];
-  if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeText)) return { error: `tree size "${sizeText.slice(0, 40)}" is not a decimal number` };
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeText))
+    return { error: `tree size "${sizeText.slice(0, 40)}" is not a decimal number` };
   const root = Buffer.from(rootText, 'base64');
-  if (root.length !== 32 || root.toString('base64') !== rootText) return { error: 'root hash is not 32 bytes of base64' };
+  if (root.length !== 32 || root.toString('base64') !== rootText)
+    return { error: 'root hash is not 32 bytes of base64' };
   const s = await sodium();
   let matching = 0;
   for (const line of note.slice(sep + 2, -1).split('\n')) {

@@ -23,20 +23,40 @@ export interface InclusionProof {
 }
 
 export async function proveInclusion(dir: string, seq: number, key: VerifierKey): Promise<InclusionProof> {
-  const names = readdirSync(join(dir, CHECKPOINTS)).filter((n) => CHECKPOINT_RE.test(n)).sort();
+  const names = readdirSync(join(dir, CHECKPOINTS))
+    .filter((n) => CHECKPOINT_RE.test(n))
+    .sort();
   const name = names.at(-1);
-  if (name === undefined) throw new PcxError('PCX_AUDIT_NO_CHECKPOINT', `${dir} has no checkpoint yet`, { hint: 'the sink writes one every N records or T seconds, and when it stops' });
+  if (name === undefined)
+    throw new PcxError('PCX_AUDIT_NO_CHECKPOINT', `${dir} has no checkpoint yet`, {
+      hint: 'the sink writes one every N records or T seconds, and when it stops',
+    });
   const note = readFileSync(join(dir, CHECKPOINTS, name), 'utf8');
   const c = await openCheckpoint(note, key);
-  if ('error' in c) throw new PcxError('PCX_AUDIT_BAD_CHECKPOINT', `latest checkpoint ${name}: ${c.error}`, { hint: `run "portcullis audit verify ${dir}"` });
+  if ('error' in c)
+    throw new PcxError('PCX_AUDIT_BAD_CHECKPOINT', `latest checkpoint ${name}: ${c.error}`, {
+      hint: `run "portcullis audit verify ${dir}"`,
+    });
   if (!Number.isSafeInteger(seq) || seq < 0 || seq >= c.size) {
-    throw new PcxError('PCX_AUDIT_NOT_COVERED', `record ${seq} is not covered by the latest checkpoint (it covers records 0..${c.size - 1})`, { hint: 'wait for the next checkpoint, or pick a smaller --seq' });
+    throw new PcxError(
+      'PCX_AUDIT_NOT_COVERED',
+      `record ${seq} is not covered by the latest checkpoint (it covers records 0..${c.size - 1})`,
+      { hint: 'wait for the next checkpoint, or pick a smaller --seq' },
+    );
   }
   const leaves = readLeaves(dir);
   if (leaves.length < c.size || !subtreeRoot(leaves, 0, c.size).equals(c.root)) {
-    throw new PcxError('PCX_AUDIT_BAD_CHECKPOINT', `the log does not match its latest checkpoint ${name}`, { hint: `run "portcullis audit verify ${dir}" to find where` });
+    throw new PcxError('PCX_AUDIT_BAD_CHECKPOINT', `the log does not match its latest checkpoint ${name}`, {
+      hint: `run "portcullis audit verify ${dir}" to find where`,
+    });
   }
-  return { seq, record: recordLine(dir, seq), tree_size: c.size, proof: inclusionProof(leaves, seq, c.size).map((h) => h.toString('base64')), checkpoint: note };
+  return {
+    seq,
+    record: recordLine(dir, seq),
+    tree_size: c.size,
+    proof: inclusionProof(leaves, seq, c.size).map((h) => h.toString('base64')),
+    checkpoint: note,
+  };
 }
 
 function recordLine(dir: string, seq: number): string {
@@ -53,7 +73,15 @@ function recordLine(dir: string, seq: number): string {
 /** Check a proof document offline; returns null when it holds, else what is wrong. */
 export async function checkInclusionProof(doc: unknown, key: VerifierKey): Promise<string | null> {
   const d = doc as Partial<InclusionProof>;
-  if (typeof d !== 'object' || d === null || !Number.isSafeInteger(d.seq) || typeof d.record !== 'string' || !Number.isSafeInteger(d.tree_size) || !Array.isArray(d.proof) || typeof d.checkpoint !== 'string') {
+  if (
+    typeof d !== 'object' ||
+    d === null ||
+    !Number.isSafeInteger(d.seq) ||
+    typeof d.record !== 'string' ||
+    !Number.isSafeInteger(d.tree_size) ||
+    !Array.isArray(d.proof) ||
+    typeof d.checkpoint !== 'string'
+  ) {
     return 'not an inclusion proof document (needs seq, record, tree_size, proof, checkpoint)';
   }
   const c = await openCheckpoint(d.checkpoint, key);
@@ -74,6 +102,7 @@ export async function checkInclusionProof(doc: unknown, key: VerifierKey): Promi
   }
   const path = (d.proof as unknown[]).map((h) => (typeof h === 'string' ? Buffer.from(h, 'base64') : Buffer.alloc(0)));
   if (path.some((h) => h.length !== 32)) return 'a proof hash is not 32 bytes of base64';
-  if (!verifyInclusion(d.seq!, c.size, leafHash(d.record), path, c.root)) return `record ${d.seq} is not included in the tree of size ${c.size} that the checkpoint signs`;
+  if (!verifyInclusion(d.seq!, c.size, leafHash(d.record), path, c.root))
+    return `record ${d.seq} is not included in the tree of size ${c.size} that the checkpoint signs`;
   return null;
 }

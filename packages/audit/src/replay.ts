@@ -44,7 +44,15 @@ export function replay(records: Iterable<AuditRecord>, evaluate: (request: Decis
     total++;
     const d = evaluate(replayRequest(r));
     if (d.decision === r.decision) continue;
-    const diff: ReplayDifference = { seq: r.seq, time: r.time, principal: r.principal.id, action: r.action, recorded: r.decision, replayed: d.decision, reasons: d.reasons };
+    const diff: ReplayDifference = {
+      seq: r.seq,
+      time: r.time,
+      principal: r.principal.id,
+      action: r.action,
+      recorded: r.decision,
+      replayed: d.decision,
+      reasons: d.reasons,
+    };
     const err = r.reasons.find((x) => x.error !== undefined)?.error;
     if (err) diff.recorded_error = err.code;
     if (r.reasons.some((x) => x.lease !== undefined)) diff.used_lease = true;

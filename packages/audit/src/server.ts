@@ -6,7 +6,14 @@
  * is closed; an invalid record only gets an error. No input can stop the daemon.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { LineDecoder, MAX_FRAME_BYTES, encodeFrame, isPcxError, listenUnixSocket, prepareAuditRecord } from '@portcullis/protocol';
+import {
+  LineDecoder,
+  MAX_FRAME_BYTES,
+  encodeFrame,
+  isPcxError,
+  listenUnixSocket,
+  prepareAuditRecord,
+} from '@portcullis/protocol';
 import type { AuditLog } from './log.js';
 
 export interface SinkServerOptions {
@@ -60,9 +67,15 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
         const id = f.id;
         if (f.health === true) {
           const s = log.state;
-          return send(encodeFrame({ id, health: { size: s.size, writable: s.writable, mode: s.durable ? 'durable' : 'default' } }));
+          return send(
+            encodeFrame({
+              id,
+              health: { size: s.size, writable: s.writable, mode: s.durable ? 'durable' : 'default' },
+            }),
+          );
         }
-        if (f.record === undefined) return send(errorFrame(id, 'PCX_AUDIT_BAD_FRAME', 'frame has neither "record" nor "health"'));
+        if (f.record === undefined)
+          return send(errorFrame(id, 'PCX_AUDIT_BAD_FRAME', 'frame has neither "record" nor "health"'));
         let input;
         try {
           input = prepareAuditRecord(f.record);
@@ -76,7 +89,14 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
           (e) => send(errorFrame(id, e.code, e.message)),
         );
       },
-      () => fatal(errorFrame(null, 'PCX_AUDIT_FRAME_TOO_LARGE', `frame is over ${MAX_FRAME_BYTES} bytes; closing the connection`)),
+      () =>
+        fatal(
+          errorFrame(
+            null,
+            'PCX_AUDIT_FRAME_TOO_LARGE',
+            `frame is over ${MAX_FRAME_BYTES} bytes; closing the connection`,
+          ),
+        ),
     );
     socket.on('data', (chunk: Buffer) => decoder.push(chunk));
   });

@@ -12,7 +12,17 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } 
 import { join } from 'node:path';
 import { hash as oneShotHash } from 'node:crypto';
 import { GENESIS_PREV, PcxError, canonicalize, type AuditRecord } from '@portcullis/protocol';
-import { CHECKPOINTS, CHECKPOINT_RE, ORIGIN_FILE, PUBKEY_FILE, SEGMENTS, SEGMENT_RE, checkpointName, hashInputOf, segmentName } from './format.js';
+import {
+  CHECKPOINTS,
+  CHECKPOINT_RE,
+  ORIGIN_FILE,
+  PUBKEY_FILE,
+  SEGMENTS,
+  SEGMENT_RE,
+  checkpointName,
+  hashInputOf,
+  segmentName,
+} from './format.js';
 import { CompactRange, leafHashInPlace } from './merkle.js';
 import { openCheckpoint, parseVerifierKey, type Checkpoint, type VerifierKey } from './note.js';
 
@@ -43,14 +53,21 @@ export interface VerifyOptions {
 export function loadVerifierKey(dir: string, publicKey: string | undefined): { key: VerifierKey; fromLog: boolean } {
   if (publicKey !== undefined) return { key: parseVerifierKey(publicKey), fromLog: false };
   const path = join(dir, PUBKEY_FILE);
-  if (!existsSync(path)) throw new PcxError('PCX_AUDIT_NO_KEY', `no public key given and ${path} does not exist`, { hint: 'pass --pubkey FILE (the .pub file written by "portcullis audit keygen")' });
+  if (!existsSync(path))
+    throw new PcxError('PCX_AUDIT_NO_KEY', `no public key given and ${path} does not exist`, {
+      hint: 'pass --pubkey FILE (the .pub file written by "portcullis audit keygen")',
+    });
   return { key: parseVerifierKey(readFileSync(path, 'utf8')), fromLog: true };
 }
 
 export function listSegments(dir: string): number[] {
   const segDir = join(dir, SEGMENTS);
-  if (!existsSync(segDir)) throw new PcxError('PCX_AUDIT_NOT_A_LOG', `${dir} is not an audit log directory (no ${SEGMENTS}/)`);
-  return readdirSync(segDir).filter((n) => SEGMENT_RE.test(n)).map((n) => Number(SEGMENT_RE.exec(n)![1])).sort((a, b) => a - b);
+  if (!existsSync(segDir))
+    throw new PcxError('PCX_AUDIT_NOT_A_LOG', `${dir} is not an audit log directory (no ${SEGMENTS}/)`);
+  return readdirSync(segDir)
+    .filter((n) => SEGMENT_RE.test(n))
+    .map((n) => Number(SEGMENT_RE.exec(n)![1]))
+    .sort((a, b) => a - b);
 }
 
 export async function verifyLog(dir: string, options: VerifyOptions = {}): Promise<VerifyResult> {
@@ -58,7 +75,10 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   const { key, fromLog } = loadVerifierKey(dir, options.publicKey);
   const problems: Problem[] = [];
   const warnings: string[] = [];
-  if (fromLog) warnings.push(`using the public key stored in the log (${join(dir, PUBKEY_FILE)}): this proves the log is self-consistent, not who signed it; pass --pubkey to check against a key you trust`);
+  if (fromLog)
+    warnings.push(
+      `using the public key stored in the log (${join(dir, PUBKEY_FILE)}): this proves the log is self-consistent, not who signed it; pass --pubkey to check against a key you trust`,
+    );
 
   const originPath = join(dir, ORIGIN_FILE);
   const origin = existsSync(originPath) ? readFileSync(originPath, 'utf8').trim() : undefined;
@@ -66,7 +86,11 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
 
   // Checkpoints: signatures and origins first; roots are compared while streaming the records.
   const ckDir = join(dir, CHECKPOINTS);
-  const names = existsSync(ckDir) ? readdirSync(ckDir).filter((n) => !n.startsWith('.')).sort() : [];
+  const names = existsSync(ckDir)
+    ? readdirSync(ckDir)
+        .filter((n) => !n.startsWith('.'))
+        .sort()
+    : [];
   const pending: Checkpoint[] = [];
   for (const name of names) {
     const where = `checkpoint ${join(CHECKPOINTS, name)}`;
@@ -76,8 +100,16 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     }
     const opened = await openCheckpoint(readFileSync(join(ckDir, name), 'utf8'), key);
     if ('error' in opened) problems.push({ where, message: opened.error });
-    else if (origin !== undefined && opened.origin !== origin) problems.push({ where, message: `origin "${opened.origin}" is not this log's origin "${origin}" (a checkpoint of another log)` });
-    else if (checkpointName(opened.size) !== name) problems.push({ where, message: `says tree size ${opened.size}, but its file name says ${Number(CHECKPOINT_RE.exec(name)![1])} (a copied or replayed checkpoint)` });
+    else if (origin !== undefined && opened.origin !== origin)
+      problems.push({
+        where,
+        message: `origin "${opened.origin}" is not this log's origin "${origin}" (a checkpoint of another log)`,
+      });
+    else if (checkpointName(opened.size) !== name)
+      problems.push({
+        where,
+        message: `says tree size ${opened.size}, but its file name says ${Number(CHECKPOINT_RE.exec(name)![1])} (a copied or replayed checkpoint)`,
+      });
     else pending.push(opened);
   }
   pending.sort((a, b) => a.size - b.size);
@@ -110,7 +142,11 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   for (let i = 0; i < segments.length && !stop; i++) {
     const n = segments[i]!;
     if (n !== i + 1) {
-      problems.push({ seq, where: join(SEGMENTS, segmentName(n)), message: `segment ${segmentName(i + 1)} is missing` });
+      problems.push({
+        seq,
+        where: join(SEGMENTS, segmentName(n)),
+        message: `segment ${segmentName(i + 1)} is missing`,
+      });
       break;
     }
     const file = join(SEGMENTS, segmentName(n));
@@ -153,7 +189,10 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
         if (stop) break;
         if (eof && filled > start) {
           lineNo++;
-          if (i === segments.length - 1) warnings.push(`${file}: the last line is incomplete (${filled - start} bytes): a write cut short by a crash, or one in progress; the sink cuts it off when it starts`);
+          if (i === segments.length - 1)
+            warnings.push(
+              `${file}: the last line is incomplete (${filled - start} bytes): a write cut short by a crash, or one in progress; the sink cuts it off when it starts`,
+            );
           else {
             problems.push({ seq, where: `${file}:${lineNo}`, message: 'incomplete line in the middle of the log' });
             stop = true;
@@ -175,7 +214,14 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       });
     }
   }
-  const result: VerifyResult = { ok: problems.length === 0, records: seq, checkpoints, unsigned: seq - lastVerifiedSize, problems, warnings };
+  const result: VerifyResult = {
+    ok: problems.length === 0,
+    records: seq,
+    checkpoints,
+    unsigned: seq - lastVerifiedSize,
+    problems,
+    warnings,
+  };
   if (latest) result.latest = latest;
   return result;
 }
@@ -208,7 +254,12 @@ function fastCheck(s: string, seq: number, prev: string): string | undefined {
   if (end !== s.length || top.seqText !== String(seq) || top.prevText !== prev || top.hashStart < 0) return undefined;
   // The hash input is the canonical record without `hash`: cut the member and one comma.
   const { hashStart: a, hashEnd: b } = top;
-  const input = s.charCodeAt(a - 1) === 0x2c ? s.slice(0, a - 1) + s.slice(b) : s.charCodeAt(b) === 0x2c ? s.slice(0, a) + s.slice(b + 1) : s.slice(0, a) + s.slice(b);
+  const input =
+    s.charCodeAt(a - 1) === 0x2c
+      ? s.slice(0, a - 1) + s.slice(b)
+      : s.charCodeAt(b) === 0x2c
+        ? s.slice(0, a) + s.slice(b + 1)
+        : s.slice(0, a) + s.slice(b);
   return oneShotHash('sha256', input, 'hex') === top.hashText ? top.hashText : undefined;
 }
 
@@ -271,7 +322,11 @@ function scanValue(s: string, i: number, top: TopLevel | undefined): number {
   if (s.startsWith('null', i)) return i + 4;
   // A number: its text must be what ECMAScript's Number-to-String gives for its value.
   let j = i;
-  for (let d = s.charCodeAt(j); (d >= 0x30 && d <= 0x39) || d === 0x2d || d === 0x2b || d === 0x2e || d === 0x65 || d === 0x45; d = s.charCodeAt(++j));
+  for (
+    let d = s.charCodeAt(j);
+    (d >= 0x30 && d <= 0x39) || d === 0x2d || d === 0x2b || d === 0x2e || d === 0x65 || d === 0x45;
+    d = s.charCodeAt(++j)
+  );
   const text = s.slice(i, j);
   if (j === i || String(Number(text)) !== text) throw new Error();
   return j;
@@ -291,7 +346,8 @@ function checkRecord(text: string, seq: number, prev: string): AuditRecord | str
       ? `expected seq ${seq}, found seq ${r.seq}: records ${seq}..${r.seq - 1} are missing (deleted) or the records were reordered`
       : `expected seq ${seq}, found seq ${String(r.seq)}: a record was inserted, duplicated or reordered`;
   }
-  if (r.prev !== prev) return `record ${seq}: prev does not match the hash of record ${seq - 1} (a record was changed, inserted, removed or reordered here)`;
+  if (r.prev !== prev)
+    return `record ${seq}: prev does not match the hash of record ${seq - 1} (a record was changed, inserted, removed or reordered here)`;
   // Canonical first (the parsed record re-serialises to exactly the line), then the hash over
   // the line without its hash member: no second serialisation needed.
   let canonical: string;
@@ -302,7 +358,8 @@ function checkRecord(text: string, seq: number, prev: string): AuditRecord | str
   }
   if (canonical !== text) return `record ${seq} is not in canonical form (the line was edited)`;
   const input = typeof r.hash === 'string' && HEX64.test(r.hash) ? hashInputOf(text, r.hash) : undefined;
-  if (input === undefined || oneShotHash('sha256', input, 'hex') !== r.hash) return `record ${seq}: hash does not match its content (the record was edited)`;
+  if (input === undefined || oneShotHash('sha256', input, 'hex') !== r.hash)
+    return `record ${seq}: hash does not match its content (the record was edited)`;
   return r;
 }
 
@@ -330,11 +387,12 @@ export function* readRecords(dir: string): Generator<AuditRecord> {
       try {
         r = JSON.parse(buf.toString('utf8', start, nl)) as AuditRecord;
       } catch {
-        throw new PcxError('PCX_AUDIT_LOG_CORRUPT', `${join(SEGMENTS, segmentName(n))} has a line that is not JSON`, { hint: `run "portcullis audit verify ${dir}" to find where` });
+        throw new PcxError('PCX_AUDIT_LOG_CORRUPT', `${join(SEGMENTS, segmentName(n))} has a line that is not JSON`, {
+          hint: `run "portcullis audit verify ${dir}" to find where`,
+        });
       }
       yield r;
       start = nl + 1;
     }
   }
 }
-

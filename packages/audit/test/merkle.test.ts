@@ -1,10 +1,21 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { CompactRange, EMPTY_ROOT, consistencyProof, inclusionProof, leafHash, subtreeRoot, verifyConsistency, verifyInclusion } from '../src/merkle.js';
+import {
+  CompactRange,
+  EMPTY_ROOT,
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  subtreeRoot,
+  verifyConsistency,
+  verifyInclusion,
+} from '../src/merkle.js';
 
 // Known-answer vectors of RFC 6962 as used by Certificate Transparency (see the file's "source").
-const v = JSON.parse(readFileSync(new URL('../../../testdata/audit/rfc6962-vectors.json', import.meta.url), 'utf8')) as {
+const v = JSON.parse(
+  readFileSync(new URL('../../../testdata/audit/rfc6962-vectors.json', import.meta.url), 'utf8'),
+) as {
   leaves: string[];
   empty_root: string;
   roots: string[];
@@ -29,10 +40,17 @@ t.test('roots of every prefix of the 8 reference leaves, batch and incremental',
 t.test('inclusion proofs: generated equal the reference, verify, and tampering fails', async (t) => {
   for (const c of v.inclusion) {
     const proof = c.proof.map(hex);
-    t.same(inclusionProof(leaves, c.index, c.size).map((b) => b.toString('hex')), c.proof, `path ${c.index}/${c.size}`);
+    t.same(
+      inclusionProof(leaves, c.index, c.size).map((b) => b.toString('hex')),
+      c.proof,
+      `path ${c.index}/${c.size}`,
+    );
     t.ok(verifyInclusion(c.index, c.size, leaves[c.index]!, proof, root(c.size)), `verifies ${c.index}/${c.size}`);
     t.notOk(verifyInclusion(c.index, c.size, leaves[(c.index + 1) % 8]!, proof, root(c.size)), 'wrong leaf');
-    t.notOk(verifyInclusion(c.index, c.size, leaves[c.index]!, [...proof, proof[0] ?? leaves[0]!], root(c.size)), 'extra hash');
+    t.notOk(
+      verifyInclusion(c.index, c.size, leaves[c.index]!, [...proof, proof[0] ?? leaves[0]!], root(c.size)),
+      'extra hash',
+    );
     if (proof.length > 0) {
       t.notOk(verifyInclusion(c.index, c.size, leaves[c.index]!, proof.slice(1), root(c.size)), 'missing hash');
       t.notOk(verifyInclusion(c.index + 1, c.size + 1, leaves[c.index]!, proof, root(c.size)), 'wrong position');
@@ -40,18 +58,35 @@ t.test('inclusion proofs: generated equal the reference, verify, and tampering f
   }
 });
 
-t.test('consistency proofs: generated equal the reference, verify, and a proof with unused hashes is rejected', async (t) => {
-  for (const c of v.consistency) {
-    const proof = c.proof.map(hex);
-    t.same(consistencyProof(leaves, c.first, c.second).map((b) => b.toString('hex')), c.proof, `proof ${c.first}→${c.second}`);
-    t.ok(verifyConsistency(c.first, c.second, root(c.first), root(c.second), proof), `verifies ${c.first}→${c.second}`);
-    // A proof that does not use up all its hashes must be rejected (RFC 9162 §2.1.4.2 step 6/7).
-    t.notOk(verifyConsistency(c.first, c.second, root(c.first), root(c.second), [...proof, leaves[3]!]), `extra trailing hash ${c.first}→${c.second}`);
-    if (proof.length > 0) t.notOk(verifyConsistency(c.first, c.second, root(c.first), root(c.second), proof.slice(0, -1)), 'truncated proof');
-  }
-  t.notOk(verifyConsistency(2, 5, root(2), root(6), v.consistency[3]!.proof.map(hex)), 'wrong second root');
-  t.notOk(verifyConsistency(6, 8, root(5), root(8), v.consistency[2]!.proof.map(hex)), 'wrong first root');
-});
+t.test(
+  'consistency proofs: generated equal the reference, verify, and a proof with unused hashes is rejected',
+  async (t) => {
+    for (const c of v.consistency) {
+      const proof = c.proof.map(hex);
+      t.same(
+        consistencyProof(leaves, c.first, c.second).map((b) => b.toString('hex')),
+        c.proof,
+        `proof ${c.first}→${c.second}`,
+      );
+      t.ok(
+        verifyConsistency(c.first, c.second, root(c.first), root(c.second), proof),
+        `verifies ${c.first}→${c.second}`,
+      );
+      // A proof that does not use up all its hashes must be rejected (RFC 9162 §2.1.4.2 step 6/7).
+      t.notOk(
+        verifyConsistency(c.first, c.second, root(c.first), root(c.second), [...proof, leaves[3]!]),
+        `extra trailing hash ${c.first}→${c.second}`,
+      );
+      if (proof.length > 0)
+        t.notOk(
+          verifyConsistency(c.first, c.second, root(c.first), root(c.second), proof.slice(0, -1)),
+          'truncated proof',
+        );
+    }
+    t.notOk(verifyConsistency(2, 5, root(2), root(6), v.consistency[3]!.proof.map(hex)), 'wrong second root');
+    t.notOk(verifyConsistency(6, 8, root(5), root(8), v.consistency[2]!.proof.map(hex)), 'wrong first root');
+  },
+);
 
 t.test('property: proofs from random trees verify, and fail against other roots', async () => {
   fc.assert(

@@ -12,15 +12,24 @@ t.test('keygen writes the note key formats and the C2SP key id', async (t) => {
   // Key id = SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[:4], computed here independently.
   const raw = Buffer.from(publicKey.split('+').slice(2).join('+'), 'base64');
   t.equal(raw[0], 0x01);
-  const id = createHash('sha256').update(Buffer.concat([Buffer.from('audit.example\n'), raw])).digest().subarray(0, 4);
+  const id = createHash('sha256')
+    .update(Buffer.concat([Buffer.from('audit.example\n'), raw]))
+    .digest()
+    .subarray(0, 4);
   t.same(vk.keyId, id);
   t.same(keyId('audit.example', vk.publicKey), id);
   t.equal(publicKey.split('+')[1], id.toString('hex'));
   await t.rejects(generateKey('has space'), { code: 'PCX_AUDIT_BAD_KEY_NAME' });
   await t.rejects(parseSigningKey(publicKey), { code: 'PCX_AUDIT_BAD_KEY' });
   // A damaged key id is caught, and the message never quotes the key.
-  const damaged = privateKey.replace(/\+([0-9a-f]{8})\+/, (_, h: string) => `+${h[0] === '0' ? '1' : '0'}${h.slice(1)}+`);
-  const e = await parseSigningKey(damaged).then(() => undefined, (x: Error) => x);
+  const damaged = privateKey.replace(
+    /\+([0-9a-f]{8})\+/,
+    (_, h: string) => `+${h[0] === '0' ? '1' : '0'}${h.slice(1)}+`,
+  );
+  const e = await parseSigningKey(damaged).then(
+    () => undefined,
+    (x: Error) => x,
+  );
   t.match(e?.message, /key id does not match/);
   t.notOk(e?.message.includes(privateKey.split('+').slice(4).join('+')), 'the message does not quote the key');
 });

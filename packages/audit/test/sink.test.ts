@@ -9,7 +9,10 @@ import { serveSink } from '../src/server.js';
 import { verifyLog } from '../src/verify.js';
 import { newKey, sampleRecord, tempDir } from './helpers.js';
 
-async function startSink(t: Parameters<typeof tempDir>[0] & { teardown(fn: () => unknown): void }, opts: Partial<Parameters<typeof AuditLog.open>[0]> = {}) {
+async function startSink(
+  t: Parameters<typeof tempDir>[0] & { teardown(fn: () => unknown): void },
+  opts: Partial<Parameters<typeof AuditLog.open>[0]> = {},
+) {
   const dir = opts.dir ?? tempDir(t);
   const { key, publicKey } = await newKey();
   const log = await AuditLog.open({ dir, key, ...opts });
@@ -18,27 +21,38 @@ async function startSink(t: Parameters<typeof tempDir>[0] & { teardown(fn: () =>
   // Generous deadline: this suite shares a busy machine; deadlines themselves are tested in protocol.
   const client = new AuditClient({ socketPath, connections: 2, timeoutMs: 30_000 });
   let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopped ??= (async () => {
-    client.close();
-    await server.close();
-    await log.close();
-  })());
+  const stop = (): Promise<void> =>
+    (stopped ??= (async () => {
+      client.close();
+      await server.close();
+      await log.close();
+    })());
   // Even when an assertion fails midway, nothing is left listening (a leak would hang the run).
   t.teardown(stop);
   return { dir, log, server, client, socketPath, publicKey, key, stop };
 }
 
 /** Send raw lines on a fresh connection; collect answer frames until the sink closes or `want` arrive. */
-function raw(socketPath: string, data: string | Buffer, want: number): Promise<{ frames: Record<string, unknown>[]; closed: boolean }> {
+function raw(
+  socketPath: string,
+  data: string | Buffer,
+  want: number,
+): Promise<{ frames: Record<string, unknown>[]; closed: boolean }> {
   return new Promise((resolve) => {
     const c = createConnection({ path: socketPath });
     let buf = '';
     const frames: Record<string, unknown>[] = [];
-    const done = (closed: boolean) => { c.destroy(); resolve({ frames, closed }); };
+    const done = (closed: boolean) => {
+      c.destroy();
+      resolve({ frames, closed });
+    };
     c.on('data', (d) => {
       buf += d.toString();
       let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) { frames.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1); }
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        frames.push(JSON.parse(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
+      }
       if (frames.length >= want) setTimeout(() => done(c.readableEnded), 50);
     });
     c.on('end', () => done(true));
@@ -51,8 +65,13 @@ function raw(socketPath: string, data: string | Buffer, want: number): Promise<{
 t.test('pipelined appends are acked in order with their own seq and hash; the log verifies', async (t) => {
   const s = await startSink(t, { checkpointEvery: 100 });
   const acks = await Promise.all(Array.from({ length: 1000 }, (_, i) => s.client.append(sampleRecord(i))));
-  t.same(acks.map((a) => a.seq).sort((a, b) => a - b), Array.from({ length: 1000 }, (_, i) => i));
-  const lines = readFileSync(join(s.dir, 'segments', '000001.log'), 'utf8').trimEnd().split('\n');
+  t.same(
+    acks.map((a) => a.seq).sort((a, b) => a - b),
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
+  const lines = readFileSync(join(s.dir, 'segments', '000001.log'), 'utf8')
+    .trimEnd()
+    .split('\n');
   t.equal(lines.length, 1000, 'each ack is in the file when it arrives');
   for (const a of acks.slice(0, 50)) t.equal(JSON.parse(lines[a.seq]!).hash, a.hash);
   t.same(await s.client.health(), { size: 1000, writable: true, mode: 'default' });
@@ -67,14 +86,30 @@ t.test('pipelined appends are acked in order with their own seq and hash; the lo
 
 t.test('redaction reaches the log: no secret or lease token is ever written', async (t) => {
   const s = await startSink(t);
-  const token = ['eyJhbGciOiJFZERTQSJ9', Buffer.from(JSON.stringify({ jti: 'lease-9' })).toString('base64url'), 'c2lnbmF0dXJl'].join('.');
-  await s.client.append({ ...sampleRecord(1), context: { leases: [token] }, resource: { headers: { authorization: 'Bearer hunter2' } } });
+  const token = [
+    'eyJhbGciOiJFZERTQSJ9',
+    Buffer.from(JSON.stringify({ jti: 'lease-9' })).toString('base64url'),
+    'c2lnbmF0dXJl',
+  ].join('.');
+  await s.client.append({
+    ...sampleRecord(1),
+    context: { leases: [token] },
+    resource: { headers: { authorization: 'Bearer hunter2' } },
+  });
   // A raw frame bypassing the client's redaction: the sink redacts again.
-  const res = await raw(s.socketPath, JSON.stringify({ id: 5, record: { ...sampleRecord(2), resource: { password: 'hunter3' }, context: { leases: [token] } } }) + '\n', 1);
+  const res = await raw(
+    s.socketPath,
+    JSON.stringify({
+      id: 5,
+      record: { ...sampleRecord(2), resource: { password: 'hunter3' }, context: { leases: [token] } },
+    }) + '\n',
+    1,
+  );
   t.ok(res.frames[0]!.ack);
   await s.stop();
   const text = readFileSync(join(s.dir, 'segments', '000001.log'), 'utf8');
-  for (const secret of [token, 'hunter2', 'hunter3', 'c2lnbmF0dXJl']) t.notOk(text.includes(secret), `no "${secret.slice(0, 12)}…" in the log`);
+  for (const secret of [token, 'hunter2', 'hunter3', 'c2lnbmF0dXJl'])
+    t.notOk(text.includes(secret), `no "${secret.slice(0, 12)}…" in the log`);
   t.equal(text.match(/"leases":\["lease-9"\]/g)?.length, 2, 'the lease id is kept');
 });
 
@@ -85,8 +120,18 @@ t.test('hostile input: the sink answers with stable codes, closes bad connection
   t.ok(r.closed, 'bad JSON closes the connection');
   r = await raw(s.socketPath, '{"record":{}}\n', 1);
   t.match(r.frames[0]!.error, { code: 'PCX_AUDIT_BAD_FRAME', message: /numeric "id"/ });
-  r = await raw(s.socketPath, JSON.stringify({ id: 1, record: { ...sampleRecord(0), seq: 99 } }) + '\n' + JSON.stringify({ id: 2, record: sampleRecord(1) }) + '\n', 2);
-  t.match(r.frames[0], { id: 1, error: { code: 'PCX_AUDIT_INVALID_RECORD', message: /"seq" is assigned by the sink/ } });
+  r = await raw(
+    s.socketPath,
+    JSON.stringify({ id: 1, record: { ...sampleRecord(0), seq: 99 } }) +
+      '\n' +
+      JSON.stringify({ id: 2, record: sampleRecord(1) }) +
+      '\n',
+    2,
+  );
+  t.match(r.frames[0], {
+    id: 1,
+    error: { code: 'PCX_AUDIT_INVALID_RECORD', message: /"seq" is assigned by the sink/ },
+  });
   t.match(r.frames[1], { id: 2, ack: { seq: 0 } }, 'an invalid record does not close the connection');
   r = await raw(s.socketPath, Buffer.alloc(1024 * 1024 + 10, 'a'), 1);
   t.match(r.frames[0]!.error, { code: 'PCX_AUDIT_FRAME_TOO_LARGE' });
@@ -109,7 +154,10 @@ t.test('a client rejects with a PcxError when the sink is down or refuses', asyn
 
 t.test('single writer: a second sink on the same directory refuses; a stale lock is taken over', async (t) => {
   const s = await startSink(t);
-  await t.rejects(AuditLog.open({ dir: s.dir, key: s.key }), { code: 'PCX_AUDIT_LOCKED', message: new RegExp(`pid ${process.pid}`) });
+  await t.rejects(AuditLog.open({ dir: s.dir, key: s.key }), {
+    code: 'PCX_AUDIT_LOCKED',
+    message: new RegExp(`pid ${process.pid}`),
+  });
   await s.stop();
   // A lock left by a process that no longer exists.
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
@@ -135,21 +183,35 @@ t.test('restart continues the chain; segments rotate; durable mode acks after fs
   const r1 = await verifyLog(dir, { publicKey: s1.publicKey });
   t.notOk(r1.ok);
   t.match(r1.problems[0]!.message, /no signature by key/);
-  const seqs = readdirSync(join(dir, 'segments')).flatMap((f) => readFileSync(join(dir, 'segments', f), 'utf8').trimEnd().split('\n')).map((l) => JSON.parse(l).seq as number);
-  t.same(seqs, Array.from({ length: 100 }, (_, i) => i));
+  const seqs = readdirSync(join(dir, 'segments'))
+    .flatMap((f) =>
+      readFileSync(join(dir, 'segments', f), 'utf8')
+        .trimEnd()
+        .split('\n'),
+    )
+    .map((l) => JSON.parse(l).seq as number);
+  t.same(
+    seqs,
+    Array.from({ length: 100 }, (_, i) => i),
+  );
 });
 
 t.test('checkpoints come every N records and every T ms', async (t) => {
   const n = await startSink(t, { checkpointEvery: 10 });
   for (let i = 0; i < 25; i++) await n.client.append(sampleRecord(i));
   await n.stop();
-  t.same(readdirSync(join(n.dir, 'checkpoints')), ['0000000000000010.note', '0000000000000020.note', '0000000000000025.note'], 'every 10 records, and one at shutdown');
+  t.same(
+    readdirSync(join(n.dir, 'checkpoints')),
+    ['0000000000000010.note', '0000000000000020.note', '0000000000000025.note'],
+    'every 10 records, and one at shutdown',
+  );
 
   const s = await startSink(t, { checkpointEvery: 1_000_000, checkpointIntervalMs: 50 });
   await s.client.append(sampleRecord(0));
   // Checkpoints are written in the background (temp file, fsync, rename): wait for it, bounded.
   const notes = () => readdirSync(join(s.dir, 'checkpoints')).filter((f) => !f.startsWith('.'));
-  for (const until = Date.now() + 5000; notes().length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+  for (const until = Date.now() + 5000; notes().length === 0 && Date.now() < until; )
+    await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 200)); // several more timer periods: no new records, so no new checkpoint
   t.same(notes(), ['0000000000000001.note'], 'timer checkpoint');
   await s.stop();

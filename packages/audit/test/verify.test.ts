@@ -1,5 +1,14 @@
 import t from 'tap';
-import { cpSync, readFileSync, readdirSync, renameSync, truncateSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  cpSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog } from '../src/log.js';
 import { createHash } from 'node:crypto';
@@ -16,7 +25,8 @@ const { key, publicKey } = await newKey('verify-test');
 const pristine = join(root, 'pristine');
 {
   const log = await AuditLog.open({ dir: pristine, key, checkpointEvery: 10, origin: 'test.example/log-a' });
-  for (let i = 0; i < 50; i++) await log.append({ ...sampleRecord(i), time: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() });
+  for (let i = 0; i < 50; i++)
+    await log.append({ ...sampleRecord(i), time: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() });
   await log.close();
 }
 let copies = 0;
@@ -64,7 +74,10 @@ t.test('edit a record and rewrite the whole chain after it', async (t) => {
   let prev = recs[23]!.prev;
   const out: string[] = [];
   for (const r of recs) {
-    if (r.seq < 23) { out.push(encodeRecord(withoutHash(r)).line); continue; }
+    if (r.seq < 23) {
+      out.push(encodeRecord(withoutHash(r)).line);
+      continue;
+    }
     const { hash: _h, ...rest } = r;
     const edited = r.seq === 23 ? { ...rest, decision: 'deny' as const, prev } : { ...rest, prev };
     const enc = encodeRecord(edited);
@@ -107,7 +120,10 @@ t.test('insert a record (a duplicate)', async (t) => {
 t.test('truncate the log', async (t) => {
   const d = copy();
   write(d, lines(d).slice(0, 36));
-  await expectProblem(t, d, { where: /0000000000000040\.note/, message: /covers 40 records but the log has only 36: records 36\.\.39 were removed/ });
+  await expectProblem(t, d, {
+    where: /0000000000000040\.note/,
+    message: /covers 40 records but the log has only 36: records 36\.\.39 were removed/,
+  });
   // A cut in the middle of a line is a torn tail: reported as a warning, and not counted.
   const e = copy();
   truncateSync(seg(e), readFileSync(seg(e)).length - 7);
@@ -122,12 +138,18 @@ t.test('forge a checkpoint', async (t) => {
   const note = readFileSync(f, 'utf8').split('\n');
   note[2] = Buffer.alloc(32, 7).toString('base64');
   writeFileSync(f, note.join('\n'));
-  await expectProblem(t, d, { where: /0000000000000020\.note/, message: /does not verify \(the checkpoint was altered or forged\)/ });
+  await expectProblem(t, d, {
+    where: /0000000000000020\.note/,
+    message: /does not verify \(the checkpoint was altered or forged\)/,
+  });
   // Signed by a key that is not the log's.
   const e = copy();
   const other = await newKey('verify-test');
   const { signCheckpoint } = await import('../src/note.js');
-  writeFileSync(join(e, 'checkpoints', '0000000000000020.note'), await signCheckpoint({ origin: 'test.example/log-a', size: 20, root: Buffer.alloc(32) }, other.key));
+  writeFileSync(
+    join(e, 'checkpoints', '0000000000000020.note'),
+    await signCheckpoint({ origin: 'test.example/log-a', size: 20, root: Buffer.alloc(32) }, other.key),
+  );
   await expectProblem(t, e, { where: /0000000000000020\.note/, message: /no signature by key verify-test/ });
 });
 
@@ -136,7 +158,10 @@ t.test('replay a checkpoint: an old one under a new name, or one from another lo
   const ck = join(d, 'checkpoints');
   unlinkSync(join(ck, '0000000000000050.note'));
   cpSync(join(ck, '0000000000000040.note'), join(ck, '0000000000000050.note'));
-  await expectProblem(t, d, { where: /0000000000000050\.note/, message: /says tree size 40, but its file name says 50/ });
+  await expectProblem(t, d, {
+    where: /0000000000000050\.note/,
+    message: /says tree size 40, but its file name says 50/,
+  });
   // Another log signed by the same key: a genuine signature, but not this log's origin.
   const other = join(root, 'other');
   const log = await AuditLog.open({ dir: other, key, checkpointEvery: 10, origin: 'test.example/log-b' });
@@ -144,13 +169,19 @@ t.test('replay a checkpoint: an old one under a new name, or one from another lo
   await log.close();
   const e = copy();
   cpSync(join(other, 'checkpoints', '0000000000000010.note'), join(e, 'checkpoints', '0000000000000010.note'));
-  await expectProblem(t, e, { where: /0000000000000010\.note/, message: /origin "test\.example\/log-b" is not this log's origin/ });
+  await expectProblem(t, e, {
+    where: /0000000000000010\.note/,
+    message: /origin "test\.example\/log-b" is not this log's origin/,
+  });
 });
 
 t.test('the sink refuses to append to a log that lost checkpointed records, and repairs a torn tail', async (t) => {
   const d = copy();
   write(d, lines(d).slice(0, 45));
-  await t.rejects(AuditLog.open({ dir: d, key }), { code: 'PCX_AUDIT_LOG_CORRUPT', message: /45 records but a checkpoint covers 50/ });
+  await t.rejects(AuditLog.open({ dir: d, key }), {
+    code: 'PCX_AUDIT_LOG_CORRUPT',
+    message: /45 records but a checkpoint covers 50/,
+  });
   const e = copy();
   appendFileSync(seg(e), '{"action":"http.req');
   const messages: string[] = [];
@@ -167,10 +198,16 @@ t.test('inclusion proofs: prove, verify offline, reject tampering', async (t) =>
   t.equal(proof.tree_size, 50);
   t.equal(proof.record, lines(pristine)[37]);
   t.equal(await checkInclusionProof(JSON.parse(JSON.stringify(proof)), vk), null);
-  t.match(await checkInclusionProof({ ...proof, record: proof.record.replace('"allow"', '"deny"') }, vk), /hash does not match|not included/);
+  t.match(
+    await checkInclusionProof({ ...proof, record: proof.record.replace('"allow"', '"deny"') }, vk),
+    /hash does not match|not included/,
+  );
   t.match(await checkInclusionProof({ ...proof, proof: proof.proof.slice(1) }, vk), /not included/);
   t.match(await checkInclusionProof({ ...proof, seq: 36 }, vk), /record says seq 37/);
-  t.match(await checkInclusionProof({ ...proof, checkpoint: proof.checkpoint.replace('\n50\n', '\n51\n') }, vk), /does not verify/);
+  t.match(
+    await checkInclusionProof({ ...proof, checkpoint: proof.checkpoint.replace('\n50\n', '\n51\n') }, vk),
+    /does not verify/,
+  );
   t.match(await checkInclusionProof({ nope: 1 }, vk), /not an inclusion proof/);
   await t.rejects(proveInclusion(pristine, 50, vk), { code: 'PCX_AUDIT_NOT_COVERED' });
 });
@@ -181,8 +218,14 @@ t.test('query over the sqlite index: filters, incremental catch-up, rebuild', as
   t.same(update, { added: 50, rebuilt: false });
   const seqs = (f: Parameters<typeof queryIndex>[1]) => queryIndex(db, f).map((l) => JSON.parse(l).seq as number);
   const all = [...readRecords(d)];
-  t.same(seqs({ principal: 'agent-1' }), all.filter((r) => r.principal.id === 'agent-1').map((r) => r.seq));
-  t.same(seqs({ decision: 'deny', action: 'http.request' }), all.filter((r) => r.decision === 'deny' && r.action === 'http.request').map((r) => r.seq));
+  t.same(
+    seqs({ principal: 'agent-1' }),
+    all.filter((r) => r.principal.id === 'agent-1').map((r) => r.seq),
+  );
+  t.same(
+    seqs({ decision: 'deny', action: 'http.request' }),
+    all.filter((r) => r.decision === 'deny' && r.action === 'http.request').map((r) => r.seq),
+  );
   t.same(seqs({ since: '2026-01-01T00:10:00Z', until: '2026-01-01T00:13:00Z' }), [10, 11, 12]);
   t.same(seqs({ limit: 3 }), [47, 48, 49], 'the most recent, in log order');
   db.close();
@@ -211,7 +254,10 @@ t.test('replay lists exactly the decisions a new policy would change', async (t)
   });
   t.equal(r.total, 50);
   const expected = records.filter((x) => x.decision !== (x.action === 'fs.read' ? 'deny' : 'allow')).map((x) => x.seq);
-  t.same(r.differences.map((x) => x.seq), expected);
+  t.same(
+    r.differences.map((x) => x.seq),
+    expected,
+  );
   t.ok(expected.length > 5);
   t.notOk(JSON.stringify(seen).includes('"leases"'), 'lease ids are not replayed');
   t.same(Object.keys(seen[0] as object).sort(), ['action', 'context', 'principal', 'resource']);
@@ -224,40 +270,50 @@ t.test('a missing segment and an unknown file are reported', async (t) => {
   t.ok(readdirSync(join(d, 'segments')).length === 1);
 });
 
-t.test('lines that are valid JSON with a correct textual hash but not canonical are refused (verifier fast path)', async (t) => {
-  const rehash = (line: string): string => {
-    const old = /"hash":"([0-9a-f]{64})"/.exec(line)![1]!;
-    return line.replace(old, createHash('sha256').update(hashInputOf(line, old)!).digest('hex'));
-  };
-  const variants: [string, (l: string) => string][] = [
-    ['whitespace', (l) => l.replace('"decision":', '"decision": ')],
-    ['a number not in ECMAScript form', (l) => l.replace('"status":200', '"status":2e2')],
-    ['members out of order', (l) => l.replace(/"host":"api\.example\.com","path":"([^"]*)"/, '"path":"$1","host":"api.example.com"')],
-    ['a duplicate member', (l) => l.replace('"status":200', '"status":200,"status":200')],
-  ];
-  for (const [name, edit] of variants) {
-    const d = copy();
-    const ls = lines(d);
-    const edited = rehash(edit(ls[20]!));
-    t.not(edited, ls[20], `${name}: the edit applies`);
-    ls[20] = edited;
-    write(d, ls);
-    await expectProblem(t, d, { seq: 20, where: /000001\.log:21$/, message: /not in canonical form/ });
-  }
-});
+t.test(
+  'lines that are valid JSON with a correct textual hash but not canonical are refused (verifier fast path)',
+  async (t) => {
+    const rehash = (line: string): string => {
+      const old = /"hash":"([0-9a-f]{64})"/.exec(line)![1]!;
+      return line.replace(old, createHash('sha256').update(hashInputOf(line, old)!).digest('hex'));
+    };
+    const variants: [string, (l: string) => string][] = [
+      ['whitespace', (l) => l.replace('"decision":', '"decision": ')],
+      ['a number not in ECMAScript form', (l) => l.replace('"status":200', '"status":2e2')],
+      [
+        'members out of order',
+        (l) => l.replace(/"host":"api\.example\.com","path":"([^"]*)"/, '"path":"$1","host":"api.example.com"'),
+      ],
+      ['a duplicate member', (l) => l.replace('"status":200', '"status":200,"status":200')],
+    ];
+    for (const [name, edit] of variants) {
+      const d = copy();
+      const ls = lines(d);
+      const edited = rehash(edit(ls[20]!));
+      t.not(edited, ls[20], `${name}: the edit applies`);
+      ls[20] = edited;
+      write(d, ls);
+      await expectProblem(t, d, { seq: 20, where: /000001\.log:21$/, message: /not in canonical form/ });
+    }
+  },
+);
 
-t.test('records with non-ASCII text, escapes and long lines verify (reference path) and chain with fast-path ones', async (t) => {
-  const d = join(root, 'unicode');
-  const log = await AuditLog.open({ dir: d, key, checkpointEvery: 3 });
-  const odd = ['café ☕ 𝄞', 'quote " and backslash \\', 'tab\tand\u0001control', 'x'.repeat(5 << 20)];
-  for (let i = 0; i < 8; i++) await log.append({ ...sampleRecord(i), resource: { path: i % 2 === 0 ? odd[i / 2]! : `/plain/${i}` } });
-  await log.close();
-  const r = await verifyLog(d, { publicKey });
-  t.ok(r.ok, JSON.stringify(r.problems));
-  t.equal(r.records, 8);
-  const ls = readFileSync(seg(d), 'utf8').trimEnd().split('\n');
-  ls[2] = ls[2]!.replace('\\\\', '\\u005c');
-  writeFileSync(seg(d), ls.join('\n') + '\n');
-  const bad = await verifyLog(d, { publicKey });
-  t.equal(bad.problems[0]?.seq, 2, 'an escape edited in a non-ASCII line is found');
-});
+t.test(
+  'records with non-ASCII text, escapes and long lines verify (reference path) and chain with fast-path ones',
+  async (t) => {
+    const d = join(root, 'unicode');
+    const log = await AuditLog.open({ dir: d, key, checkpointEvery: 3 });
+    const odd = ['café ☕ 𝄞', 'quote " and backslash \\', 'tab\tand\u0001control', 'x'.repeat(5 << 20)];
+    for (let i = 0; i < 8; i++)
+      await log.append({ ...sampleRecord(i), resource: { path: i % 2 === 0 ? odd[i / 2]! : `/plain/${i}` } });
+    await log.close();
+    const r = await verifyLog(d, { publicKey });
+    t.ok(r.ok, JSON.stringify(r.problems));
+    t.equal(r.records, 8);
+    const ls = readFileSync(seg(d), 'utf8').trimEnd().split('\n');
+    ls[2] = ls[2]!.replace('\\\\', '\\u005c');
+    writeFileSync(seg(d), ls.join('\n') + '\n');
+    const bad = await verifyLog(d, { publicKey });
+    t.equal(bad.problems[0]?.seq, 2, 'an escape edited in a non-ASCII line is found');
+  },
+);

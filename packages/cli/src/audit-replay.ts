@@ -27,10 +27,15 @@ export async function auditCommand(argv: string[], io: CommandIO): Promise<numbe
 }
 
 async function replayCommand(argv: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { policy: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { policy: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(io.cwd, p));
   if (positionals[0] === undefined) throw new PcxError('PCX_USAGE', 'missing DIR: the audit log directory to replay');
-  if (values.policy === undefined) throw new PcxError('PCX_USAGE', 'missing --policy PATH: a policy file or a directory of *.pol files');
+  if (values.policy === undefined)
+    throw new PcxError('PCX_USAGE', 'missing --policy PATH: a policy file or a directory of *.pol files');
   const dir = abs(positionals[0]);
   // Loaded here only: the other audit subcommands (the sink among them) need neither the
   // policy compiler nor the PDP package.
@@ -40,15 +45,26 @@ async function replayCommand(argv: string[], io: CommandIO): Promise<number> {
   const { policy, diagnostics } = compile(sources);
   if (!policy) {
     const errors = diagnostics.filter((d) => d.severity === 'error').map((d) => renderDiagnostic(d));
-    throw new PcxError('PCX_POLICY_INVALID', `the policy set does not compile:\n  ${errors.slice(0, 10).join('\n  ')}`, { hint: `run "portcullis check ${values.policy}"` });
+    throw new PcxError(
+      'PCX_POLICY_INVALID',
+      `the policy set does not compile:\n  ${errors.slice(0, 10).join('\n  ')}`,
+      { hint: `run "portcullis check ${values.policy}"` },
+    );
   }
   const result = replay(readRecords(dir), (request) => policy.evaluate(request));
   if (values.json) {
     io.stdout.write(JSON.stringify({ policy_version: policy.version, ...result }) + '\n');
   } else {
     for (const d of result.differences) {
-      const notes = [d.recorded_error ? `recorded decision was an error: ${d.recorded_error}` : '', d.used_lease ? 'recorded decision used a lease (not replayable)' : ''].filter(Boolean).join('; ');
-      io.stdout.write(`seq ${d.seq} ${d.time} ${d.principal} ${d.action}: ${d.recorded} → ${d.replayed}${notes ? ` (${notes})` : ''}\n`);
+      const notes = [
+        d.recorded_error ? `recorded decision was an error: ${d.recorded_error}` : '',
+        d.used_lease ? 'recorded decision used a lease (not replayable)' : '',
+      ]
+        .filter(Boolean)
+        .join('; ');
+      io.stdout.write(
+        `seq ${d.seq} ${d.time} ${d.principal} ${d.action}: ${d.recorded} → ${d.replayed}${notes ? ` (${notes})` : ''}\n`,
+      );
     }
     io.stdout.write(`${result.differences.length} of ${result.total} decisions would differ under ${policy.version}\n`);
   }

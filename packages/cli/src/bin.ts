@@ -18,15 +18,42 @@ interface CommandEntry {
 }
 
 const commands: Record<string, CommandEntry> = {
-  audit: { summary: 'audit log: serve, keygen, verify, prove, verify-proof, tail, query, replay', load: async () => (await import('./audit-replay.js')).auditCommand },
-  check: { summary: 'check policy files; print every diagnostic', load: async () => (await import('./policy-commands.js')).checkCommand },
-  fmt: { summary: 'format policy files canonically (--check, --write)', load: async () => (await import('./policy-commands.js')).fmtCommand },
-  eval: { summary: 'evaluate requests against a policy set', load: async () => (await import('./policy-commands.js')).evalCommand },
-  test: { summary: 'run policy tests kept next to the policies', load: async () => (await import('./policy-test.js')).testCommand },
-  pdp: { summary: 'serve policy decisions on a Unix socket (the PDP daemon)', load: async () => (await import('@portcullis/pdp')).pdpCommand },
-  lease: { summary: 'capability leases: keygen, issue', load: async () => (await import('@portcullis/pdp')).leaseCommand },
-  egress: { summary: 'run the deny-by-default HTTP/HTTPS forward proxy (the egress PEP)', load: async () => (await import('@portcullis/egress')).egressCommand },
-  up: { summary: 'run the PDP, the audit sink and the egress proxy together (local demo)', load: async () => (await import('./up.js')).upCommand },
+  audit: {
+    summary: 'audit log: serve, keygen, verify, prove, verify-proof, tail, query, replay',
+    load: async () => (await import('./audit-replay.js')).auditCommand,
+  },
+  check: {
+    summary: 'check policy files; print every diagnostic',
+    load: async () => (await import('./policy-commands.js')).checkCommand,
+  },
+  fmt: {
+    summary: 'format policy files canonically (--check, --write)',
+    load: async () => (await import('./policy-commands.js')).fmtCommand,
+  },
+  eval: {
+    summary: 'evaluate requests against a policy set',
+    load: async () => (await import('./policy-commands.js')).evalCommand,
+  },
+  test: {
+    summary: 'run policy tests kept next to the policies',
+    load: async () => (await import('./policy-test.js')).testCommand,
+  },
+  pdp: {
+    summary: 'serve policy decisions on a Unix socket (the PDP daemon)',
+    load: async () => (await import('@portcullis/pdp')).pdpCommand,
+  },
+  lease: {
+    summary: 'capability leases: keygen, issue',
+    load: async () => (await import('@portcullis/pdp')).leaseCommand,
+  },
+  egress: {
+    summary: 'run the deny-by-default HTTP/HTTPS forward proxy (the egress PEP)',
+    load: async () => (await import('@portcullis/egress')).egressCommand,
+  },
+  up: {
+    summary: 'run the PDP, the audit sink and the egress proxy together (local demo)',
+    load: async () => (await import('./up.js')).upCommand,
+  },
 };
 
 export function usage(): string {
@@ -60,7 +87,9 @@ export async function main(argv: string[], io: CommandIO = processIO()): Promise
       io.stderr.write(`portcullis ${name}: ${e.message}\n  hint: run "portcullis ${name} --help" for its options\n`);
       return 2;
     }
-    io.stderr.write(`portcullis ${name}: internal error (this is a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+    io.stderr.write(
+      `portcullis ${name}: internal error (this is a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`,
+    );
     return 70;
   }
 }

@@ -22,14 +22,18 @@ async function readSources(paths: string[], io: CommandIO): Promise<SourceFile[]
   const seen = new Set<string>();
   for (const p of paths) {
     for (const s of await readPolicySources(isAbsolute(p) ? p : resolve(io.cwd, p), { cwd: io.cwd })) {
-      if (!seen.has(s.path)) (seen.add(s.path), out.push(s));
+      if (!seen.has(s.path)) seen.add(s.path), out.push(s);
     }
   }
   if (out.length === 0) throw new PcxError('PCX_POLICY_EMPTY', `no .pol files found in ${paths.join(', ')}`);
   return out;
 }
 
-function printDiagnostics(diagnostics: readonly Diagnostic[], sources: readonly SourceFile[], out: NodeJS.WritableStream): void {
+function printDiagnostics(
+  diagnostics: readonly Diagnostic[],
+  sources: readonly SourceFile[],
+  out: NodeJS.WritableStream,
+): void {
   const text = new Map(sources.map((s) => [s.path, s.text]));
   for (const d of diagnostics) out.write(renderDiagnostic(d, text.get(d.file)) + '\n');
 }
@@ -48,9 +52,16 @@ Exit status: 0 when there is no error (warnings are printed), 1 on errors, 2 on 
 `;
 
 export async function checkCommand(argv: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' } },
+  });
   if (values.help) return (io.stdout.write(CHECK_HELP), 0);
-  if (positionals.length === 0) throw new PcxError('PCX_USAGE', 'check needs at least one policy file or directory', { hint: 'portcullis check policies/' });
+  if (positionals.length === 0)
+    throw new PcxError('PCX_USAGE', 'check needs at least one policy file or directory', {
+      hint: 'portcullis check policies/',
+    });
   const sources = await readSources(positionals, io);
   const r = compile(sources);
   printDiagnostics(r.diagnostics, sources, io.stdout);
@@ -58,7 +69,9 @@ export async function checkCommand(argv: string[], io: CommandIO): Promise<numbe
     io.stdout.write(`${summary(r.diagnostics)}\n`);
     return 1;
   }
-  io.stdout.write(`ok: ${sources.length} file${sources.length === 1 ? '' : 's'}, ${r.policy.ruleCount} rule${r.policy.ruleCount === 1 ? '' : 's'}${r.diagnostics.length ? `, ${summary(r.diagnostics)}` : ''} (policy_version ${r.policy.version})\n`);
+  io.stdout.write(
+    `ok: ${sources.length} file${sources.length === 1 ? '' : 's'}, ${r.policy.ruleCount} rule${r.policy.ruleCount === 1 ? '' : 's'}${r.diagnostics.length ? `, ${summary(r.diagnostics)}` : ''} (policy_version ${r.policy.version})\n`,
+  );
   return 0;
 }
 
@@ -77,7 +90,10 @@ export async function fmtCommand(argv: string[], io: CommandIO): Promise<number>
   });
   if (values.help) return (io.stdout.write(FMT_HELP), 0);
   if (values.check && values.write) throw new PcxError('PCX_USAGE', 'fmt takes --check or --write, not both');
-  if (positionals.length === 0) throw new PcxError('PCX_USAGE', 'fmt needs at least one policy file or directory', { hint: 'portcullis fmt --check policies/' });
+  if (positionals.length === 0)
+    throw new PcxError('PCX_USAGE', 'fmt needs at least one policy file or directory', {
+      hint: 'portcullis fmt --check policies/',
+    });
   const sources = await readSources(positionals, io);
   let failed = false;
   let changed = 0;
@@ -89,7 +105,7 @@ export async function fmtCommand(argv: string[], io: CommandIO): Promise<number>
       continue;
     }
     if (values.check) {
-      if (r.text !== s.text) (io.stdout.write(`${s.path}\n`), changed++);
+      if (r.text !== s.text) io.stdout.write(`${s.path}\n`), changed++;
     } else if (values.write) {
       if (r.text !== s.text) {
         await writeFile(resolve(io.cwd, s.path), r.text);
@@ -100,7 +116,8 @@ export async function fmtCommand(argv: string[], io: CommandIO): Promise<number>
       io.stdout.write(sources.length > 1 ? `# ${s.path}\n${r.text}` : r.text);
     }
   }
-  if (values.check && changed > 0) io.stderr.write(`${changed} file${changed === 1 ? '' : 's'} would be reformatted (run portcullis fmt --write)\n`);
+  if (values.check && changed > 0)
+    io.stderr.write(`${changed} file${changed === 1 ? '' : 's'} would be reformatted (run portcullis fmt --write)\n`);
   return failed || (values.check && changed > 0) ? 1 : 0;
 }
 
@@ -126,8 +143,12 @@ export async function evalCommand(argv: string[], io: CommandIO): Promise<number
     },
   });
   if (values.help) return (io.stdout.write(EVAL_HELP), 0);
-  if (!values.policy) throw new PcxError('PCX_USAGE', 'eval needs --policy PATH', { hint: 'portcullis eval --policy policies/ --request \'{"principal":{"id":"a"},"action":"fs.read","resource":{"path":"/x"}}\'' });
-  if ((values.request === undefined) === (values.input === undefined)) throw new PcxError('PCX_USAGE', 'eval needs exactly one of --request JSON|@FILE or --input FILE.jsonl|-');
+  if (!values.policy)
+    throw new PcxError('PCX_USAGE', 'eval needs --policy PATH', {
+      hint: 'portcullis eval --policy policies/ --request \'{"principal":{"id":"a"},"action":"fs.read","resource":{"path":"/x"}}\'',
+    });
+  if ((values.request === undefined) === (values.input === undefined))
+    throw new PcxError('PCX_USAGE', 'eval needs exactly one of --request JSON|@FILE or --input FILE.jsonl|-');
   const sources = await readSources([values.policy], io);
   const r = compile(sources);
   if (!r.policy) {
@@ -142,7 +163,10 @@ export async function evalCommand(argv: string[], io: CommandIO): Promise<number
     if (text.startsWith('@')) {
       const file = resolve(io.cwd, text.slice(1));
       text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-        throw new PcxError('PCX_CLI_REQUEST_FILE', `cannot read request file ${text.slice(1)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+        throw new PcxError(
+          'PCX_CLI_REQUEST_FILE',
+          `cannot read request file ${text.slice(1)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+        );
       });
     }
     let req: unknown;
@@ -158,13 +182,22 @@ export async function evalCommand(argv: string[], io: CommandIO): Promise<number
   return 0;
 }
 
-async function evalLines(input: string, policy: CompiledPolicy, decide: (req: unknown) => Decision, io: CommandIO): Promise<void> {
+async function evalLines(
+  input: string,
+  policy: CompiledPolicy,
+  decide: (req: unknown) => Decision,
+  io: CommandIO,
+): Promise<void> {
   let stream: NodeJS.ReadableStream = io.stdin;
   if (input !== '-') {
     const file = createReadStream(resolve(io.cwd, input));
     await new Promise<void>((ok, fail) => {
       file.once('open', () => ok());
-      file.once('error', (e: NodeJS.ErrnoException) => fail(new PcxError('PCX_CLI_INPUT', `cannot read ${input}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`)));
+      file.once('error', (e: NodeJS.ErrnoException) =>
+        fail(
+          new PcxError('PCX_CLI_INPUT', `cannot read ${input}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`),
+        ),
+      );
     });
     stream = file;
   }
@@ -174,7 +207,8 @@ async function evalLines(input: string, policy: CompiledPolicy, decide: (req: un
     n++;
     if (line.trim() === '') continue;
     let d: Decision;
-    if (Buffer.byteLength(line) > MAX_LINE_BYTES) d = lineError(policy, 'PCX_REQ_TOO_LARGE', `line ${n}: the request is larger than ${MAX_LINE_BYTES} bytes`);
+    if (Buffer.byteLength(line) > MAX_LINE_BYTES)
+      d = lineError(policy, 'PCX_REQ_TOO_LARGE', `line ${n}: the request is larger than ${MAX_LINE_BYTES} bytes`);
     else {
       let req: unknown;
       let ok = true;

@@ -79,13 +79,17 @@ export async function testCommand(argv: string[], io: CommandIO): Promise<number
   for (const d of result.diagnostics) io.stderr.write(renderDiagnostic(d, textOf.get(d.file)) + '\n');
   if (!result.policy) {
     const n = result.diagnostics.filter((d) => d.severity === 'error').length;
-    io.stderr.write(`portcullis test: the policies at ${positionals[0]} do not compile (${n} error${n === 1 ? '' : 's'}); no tests were run\n`);
+    io.stderr.write(
+      `portcullis test: the policies at ${positionals[0]} do not compile (${n} error${n === 1 ? '' : 's'}); no tests were run\n`,
+    );
     return 1;
   }
 
   const testFiles = await findTestFiles(path);
   if (testFiles.length === 0) {
-    io.stderr.write(`portcullis test: no test files (*.test.json) found at ${positionals[0]}\n  hint: keep tests next to the policies, e.g. policies/egress.test.json (format: examples/README.md)\n`);
+    io.stderr.write(
+      `portcullis test: no test files (*.test.json) found at ${positionals[0]}\n  hint: keep tests next to the policies, e.g. policies/egress.test.json (format: examples/README.md)\n`,
+    );
     return 1;
   }
   const problems: TestFileProblem[] = [];
@@ -100,7 +104,9 @@ export async function testCommand(argv: string[], io: CommandIO): Promise<number
   for (const p of problems) io.stderr.write(`${p.file}: PCX_TEST_FILE: ${p.message}\n`);
   const selected = values.filter === undefined ? tests : tests.filter((t) => t.name.includes(values.filter!));
   if (selected.length === 0 && tests.length > 0) {
-    io.stderr.write(`portcullis test: no test name contains ${JSON.stringify(values.filter)} (${tests.length} tests in ${testFiles.length} files)\n`);
+    io.stderr.write(
+      `portcullis test: no test name contains ${JSON.stringify(values.filter)} (${tests.length} tests in ${testFiles.length} files)\n`,
+    );
     return 1;
   }
 
@@ -116,9 +122,12 @@ export async function testCommand(argv: string[], io: CommandIO): Promise<number
       io.stdout.write(`FAIL  ${test.file} › ${test.name}\n${outcome.detail.map((l) => `      ${l}\n`).join('')}`);
     }
   }
-  const invalid = problems.length > 0 ? `, ${problems.length} problem${problems.length === 1 ? '' : 's'} in test files` : '';
+  const invalid =
+    problems.length > 0 ? `, ${problems.length} problem${problems.length === 1 ? '' : 's'} in test files` : '';
   const filteredOut = tests.length - selected.length;
-  io.stdout.write(`\n${passed} passed, ${failed} failed${filteredOut > 0 ? `, ${filteredOut} filtered out` : ''}${invalid} (${testFiles.length} test file${testFiles.length === 1 ? '' : 's'}, ${result.policy.ruleCount} rules)\n`);
+  io.stdout.write(
+    `\n${passed} passed, ${failed} failed${filteredOut > 0 ? `, ${filteredOut} filtered out` : ''}${invalid} (${testFiles.length} test file${testFiles.length === 1 ? '' : 's'}, ${result.policy.ruleCount} rules)\n`,
+  );
   return failed === 0 && problems.length === 0 ? 0 : 1;
 }
 
@@ -153,7 +162,10 @@ async function readTestFile(file: string): Promise<string> {
   };
   const st = await stat(file).catch(unreadable);
   if (st.size > MAX_TEST_FILE_BYTES) {
-    throw new PcxError('PCX_TEST_FILE', `${file} is ${st.size} bytes; test files are limited to ${MAX_TEST_FILE_BYTES} bytes`);
+    throw new PcxError(
+      'PCX_TEST_FILE',
+      `${file} is ${st.size} bytes; test files are limited to ${MAX_TEST_FILE_BYTES} bytes`,
+    );
   }
   return readFile(file, 'utf8').catch(unreadable);
 }
@@ -181,7 +193,9 @@ function parseTestFile(file: string, text: string): { tests: PolicyTest[]; probl
     problem('expected an object with a "tests" array: {"tests": [{"name", "request", "expect"}]}');
     return { tests: [], problems };
   }
-  for (const key of Object.keys(doc)) if (key !== 'tests' && key !== 'defaults') problem(`unknown top-level key "${key}" (expected "tests" and optionally "defaults")`);
+  for (const key of Object.keys(doc))
+    if (key !== 'tests' && key !== 'defaults')
+      problem(`unknown top-level key "${key}" (expected "tests" and optionally "defaults")`);
   const defaults = doc.defaults ?? {};
   if (!isObject(defaults) || Object.keys(defaults).some((k) => k !== 'principal' && k !== 'context')) {
     problem('"defaults" may only set "principal" and/or "context"');
@@ -193,20 +207,30 @@ function parseTestFile(file: string, text: string): { tests: PolicyTest[]; probl
     if (!isObject(raw)) return problem(`${where}: expected an object`);
     const label = typeof raw.name === 'string' && raw.name !== '' ? `${where} ("${raw.name}")` : where;
     const before = problems.length;
-    for (const key of Object.keys(raw)) if (!TEST_KEYS.has(key)) problem(`${label}: unknown key "${key}" (expected one of ${[...TEST_KEYS].join(', ')})`);
+    for (const key of Object.keys(raw))
+      if (!TEST_KEYS.has(key)) problem(`${label}: unknown key "${key}" (expected one of ${[...TEST_KEYS].join(', ')})`);
     if (typeof raw.name !== 'string' || raw.name === '') problem(`${where}: "name" must be a non-empty string`);
     else if (names.has(raw.name)) problem(`${label}: duplicate test name`);
     if (!isObject(raw.request)) problem(`${label}: "request" must be an object (principal, action, resource, context)`);
-    if (typeof raw.expect !== 'string' || !(EFFECTS as readonly string[]).includes(raw.expect)) problem(`${label}: "expect" must be "allow", "deny" or "ask"`);
-    if (raw.rules !== undefined && !(Array.isArray(raw.rules) && raw.rules.every((r) => typeof r === 'string'))) problem(`${label}: "rules" must be a list of rule ids, e.g. ["egress-baseline#2"]`);
-    if (raw.error !== undefined && (typeof raw.error !== 'string' || raw.expect !== 'deny')) problem(`${label}: "error" must be an error code (prefix), with "expect": "deny"`);
+    if (typeof raw.expect !== 'string' || !(EFFECTS as readonly string[]).includes(raw.expect))
+      problem(`${label}: "expect" must be "allow", "deny" or "ask"`);
+    if (raw.rules !== undefined && !(Array.isArray(raw.rules) && raw.rules.every((r) => typeof r === 'string')))
+      problem(`${label}: "rules" must be a list of rule ids, e.g. ["egress-baseline#2"]`);
+    if (raw.error !== undefined && (typeof raw.error !== 'string' || raw.expect !== 'deny'))
+      problem(`${label}: "error" must be an error code (prefix), with "expect": "deny"`);
     const leases = raw.leases ?? [];
-    if (!Array.isArray(leases) || !leases.every((l) => isObject(l) && typeof l.id === 'string' && l.id !== '' && typeof l.rules === 'string')) {
+    if (
+      !Array.isArray(leases) ||
+      !leases.every((l) => isObject(l) && typeof l.id === 'string' && l.id !== '' && typeof l.rules === 'string')
+    ) {
       problem(`${label}: "leases" must be a list of {"id": "...", "rules": "allow ..."}`);
     }
     if (problems.length > before) return;
     names.add(raw.name as string);
-    const request = { ...(isObject(defaults) ? pick(defaults, ['principal', 'context']) : {}), ...(raw.request as Record<string, unknown>) };
+    const request = {
+      ...(isObject(defaults) ? pick(defaults, ['principal', 'context']) : {}),
+      ...(raw.request as Record<string, unknown>),
+    };
     tests.push({
       file,
       name: raw.name as string,
@@ -231,7 +255,13 @@ function runTest(policy: CompiledPolicy, test: PolicyTest): { ok: true } | { ok:
     const r = policy.compileGrant(lease.id, lease.rules);
     const errors = r.diagnostics.filter((d) => d.severity === 'error');
     if (!r.grant || errors.length > 0) {
-      return { ok: false, detail: [`lease "${lease.id}" does not compile:`, ...errors.map((d: Diagnostic) => `  ${d.code}: ${d.message} (line ${d.line}:${d.col})`)] };
+      return {
+        ok: false,
+        detail: [
+          `lease "${lease.id}" does not compile:`,
+          ...errors.map((d: Diagnostic) => `  ${d.code}: ${d.message} (line ${d.line}:${d.col})`),
+        ],
+      };
     }
     grants.push(r.grant);
   }
@@ -239,8 +269,10 @@ function runTest(policy: CompiledPolicy, test: PolicyTest): { ok: true } | { ok:
   const wrong: string[] = [];
   if (decision.decision !== test.expect) wrong.push(`expected ${test.expect}, got ${decision.decision}`);
   const ids = decision.reasons.flatMap((r) => (r.rule === undefined ? [] : [r.rule])).sort();
-  if (test.rules && !sameSet(ids, test.rules)) wrong.push(`expected rules [${[...test.rules].sort().join(', ')}], got [${ids.join(', ')}]`);
-  if (test.error !== undefined && !decision.error?.code.startsWith(test.error)) wrong.push(`expected error ${test.error}…, got ${decision.error ? decision.error.code : 'no error'}`);
+  if (test.rules && !sameSet(ids, test.rules))
+    wrong.push(`expected rules [${[...test.rules].sort().join(', ')}], got [${ids.join(', ')}]`);
+  if (test.error !== undefined && !decision.error?.code.startsWith(test.error))
+    wrong.push(`expected error ${test.error}…, got ${decision.error ? decision.error.code : 'no error'}`);
   if (test.error === undefined && decision.error) wrong.push(`unexpected error: the request is malformed`);
   return wrong.length === 0 ? { ok: true } : { ok: false, detail: [...wrong, ...describe(decision)] };
 }

@@ -60,7 +60,10 @@ export async function upCommand(argv: string[], io: CommandIO): Promise<number> 
     return 0;
   }
   const policy = resolve(io.cwd, values.policy);
-  if (!existsSync(policy)) throw new PcxError('PCX_USAGE', `no policy at ${policy}`, { hint: 'pass --policy PATH (a .pol file or a directory of them)' });
+  if (!existsSync(policy))
+    throw new PcxError('PCX_USAGE', `no policy at ${policy}`, {
+      hint: 'pass --policy PATH (a .pol file or a directory of them)',
+    });
   const dir = resolve(io.cwd, values.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const pdpSock = join(dir, 'pdp.sock');
@@ -91,7 +94,8 @@ export async function upCommand(argv: string[], io: CommandIO): Promise<number> 
       proc.stdout!.on('data', onLine);
       proc.stderr!.on('data', onLine);
       void exited.then((code) => {
-        if (!isReady) reject(new PcxError('PCX_UP_FAILED', `${name} exited (${code}) before it was ready; see its output above`));
+        if (!isReady)
+          reject(new PcxError('PCX_UP_FAILED', `${name} exited (${code}) before it was ready; see its output above`));
       });
     });
 
@@ -120,7 +124,19 @@ export async function upCommand(argv: string[], io: CommandIO): Promise<number> 
     }
     await run('pdp', ['pdp', '--policy', policy, '--socket', pdpSock], /listening on/);
     await run('audit', ['audit', 'serve', '--dir', logDir, '--socket', auditSock, '--key', key], /listening on/);
-    const egressArgs = ['egress', '--listen', values.listen, '--pdp', pdpSock, '--audit', auditSock, '--principal', values.principal, '--mode', values.mode];
+    const egressArgs = [
+      'egress',
+      '--listen',
+      values.listen,
+      '--pdp',
+      pdpSock,
+      '--audit',
+      auditSock,
+      '--principal',
+      values.principal,
+      '--mode',
+      values.mode,
+    ];
     for (const r of values.role) egressArgs.push('--role', r);
     for (const c of values['allow-cidr']) egressArgs.push('--allow-cidr', c);
     for (const k of ['project', 'blueprint', 'session'] as const) if (values[k]) egressArgs.push(`--${k}`, values[k]!);

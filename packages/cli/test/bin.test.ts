@@ -9,7 +9,8 @@ t.test('no command prints the usage and exits 2; --help exits 0', async (t) => {
   const none = await run([]);
   t.equal(none.code, 2);
   t.match(none.out, /usage: portcullis <command>/);
-  for (const c of ['check', 'pdp', 'audit', 'egress', 'up']) t.match(none.out, new RegExp(`\\n  ${c} `), `usage lists ${c}`);
+  for (const c of ['check', 'pdp', 'audit', 'egress', 'up'])
+    t.match(none.out, new RegExp(`\\n  ${c} `), `usage lists ${c}`);
   t.equal((await run(['--help'])).code, 0);
 });
 

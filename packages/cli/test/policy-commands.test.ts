@@ -11,7 +11,8 @@ import { runCli } from './run-cli.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const fixtures = join(root, 'testdata', 'policy');
 
-const run = (argv: string[], cwd: string, stdin?: string) => runCli(argv, stdin === undefined ? { cwd } : { cwd, stdin });
+const run = (argv: string[], cwd: string, stdin?: string) =>
+  runCli(argv, stdin === undefined ? { cwd } : { cwd, stdin });
 
 function copyFixtures(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-policy-cli-'));
@@ -20,7 +21,8 @@ function copyFixtures(t: Test): string {
   return dir;
 }
 
-const req = (action: string, resource: object, extra: object = {}) => JSON.stringify({ principal: { id: 'agent-7', roles: ['lead'] }, action, resource, context: {}, ...extra });
+const req = (action: string, resource: object, extra: object = {}) =>
+  JSON.stringify({ principal: { id: 'agent-7', roles: ['lead'] }, action, resource, context: {}, ...extra });
 
 t.test('check: a clean set exits 0 and prints warnings', async (t) => {
   const dir = copyFixtures(t);
@@ -35,7 +37,10 @@ t.test('check: every diagnostic with file:line:col, code, source line and caret;
   const dir = copyFixtures(t);
   const r = await run(['check', 'bad/errors.pol'], dir);
   t.equal(r.code, 1);
-  t.match(r.out, /^bad\/errors\.pol:2:9: PCX_CHECK_UNKNOWN_ACTION: unknown action "net\.conect" \(did you mean "net\.connect"\?\)/m);
+  t.match(
+    r.out,
+    /^bad\/errors\.pol:2:9: PCX_CHECK_UNKNOWN_ACTION: unknown action "net\.conect" \(did you mean "net\.connect"\?\)/m,
+  );
   t.match(r.out, /\n {2} {2}allow net\.conect when resource\.host == "a\.com"\n {2} {8}\^{10}\n/);
   t.match(r.out, /^bad\/errors\.pol:3:26: PCX_CHECK_UNKNOWN_ATTRIBUTE: .*did you mean "host"/m);
   t.match(r.out, /^bad\/errors\.pol:4:41: PCX_CHECK_CIDR_HOST_BITS: /m);
@@ -48,7 +53,10 @@ t.test('check: all syntax errors of a file are reported', async (t) => {
   const r = await run(['check', 'bad/syntax.pol'], dir);
   t.equal(r.code, 1);
   t.match(r.out, /^bad\/syntax\.pol:3:1: PCX_PARSE_EXPECTED_ACTION: expected an action .* after `allow`, found `\}`/m);
-  t.match(r.out, /^bad\/syntax\.pol:4:8: PCX_PARSE_EXPECTED_NAME: expected a policy name \(a string\) after `policy`, found `nameless`/m);
+  t.match(
+    r.out,
+    /^bad\/syntax\.pol:4:8: PCX_PARSE_EXPECTED_NAME: expected a policy name \(a string\) after `policy`, found `nameless`/m,
+  );
 });
 
 t.test('check: user mistakes exit 2 without a stack', async (t) => {
@@ -85,22 +93,53 @@ t.test('fmt: prints, --check lists and exits 1, --write rewrites, then --check i
 
 t.test('eval --request: inline and @file, with --explain', async (t) => {
   const dir = copyFixtures(t);
-  const allow = await run(['eval', '--policy', 'good', '--request', req('net.connect', { host: 'API.GitHub.com', port: 443 })], dir);
+  const allow = await run(
+    ['eval', '--policy', 'good', '--request', req('net.connect', { host: 'API.GitHub.com', port: 443 })],
+    dir,
+  );
   t.equal(allow.code, 0, allow.err);
   const d = JSON.parse(allow.out);
   t.equal(d.decision, 'allow');
-  t.same(d.reasons.map((r: { rule: string }) => r.rule), ['egress-baseline#1']);
+  t.same(
+    d.reasons.map((r: { rule: string }) => r.rule),
+    ['egress-baseline#1'],
+  );
   t.match(d.policy_version, /^sha256:/);
   writeFileSync(join(dir, 'r.json'), req('net.connect', { host: 'x.github.com', port: 443, ip: '10.1.1.1' }));
   const deny = JSON.parse((await run(['eval', '--policy', 'good', '--request', '@r.json'], dir)).out);
   t.equal(deny.decision, 'deny');
-  t.same(deny.reasons, [{ effect: 'deny', policy: 'egress-baseline', rule: 'egress-baseline#2', because: 'private ranges', source: 'good/base.pol:6:3' }]);
-  const ex = await run(['eval', '--policy', 'good', '--explain', '--request', req('net.connect', { host: 'x.github.com', port: 80, ip: '8.8.8.8' })], dir);
+  t.same(deny.reasons, [
+    {
+      effect: 'deny',
+      policy: 'egress-baseline',
+      rule: 'egress-baseline#2',
+      because: 'private ranges',
+      source: 'good/base.pol:6:3',
+    },
+  ]);
+  const ex = await run(
+    [
+      'eval',
+      '--policy',
+      'good',
+      '--explain',
+      '--request',
+      req('net.connect', { host: 'x.github.com', port: 80, ip: '8.8.8.8' }),
+    ],
+    dir,
+  );
   const e = JSON.parse(ex.out);
   t.equal(e.decision, 'deny');
   t.ok(Array.isArray(e.explain.candidates), 'explain lists candidates');
-  const role = JSON.parse((await run(['eval', '--policy', 'good', '--request', req('fs.read', { path: '/workspace/../workspace/x' })], dir)).out);
-  t.same(role.reasons.map((r: { rule: string }) => r.rule), ['role:developer#1'], 'lead inherits developer');
+  const role = JSON.parse(
+    (await run(['eval', '--policy', 'good', '--request', req('fs.read', { path: '/workspace/../workspace/x' })], dir))
+      .out,
+  );
+  t.same(
+    role.reasons.map((r: { rule: string }) => r.rule),
+    ['role:developer#1'],
+    'lead inherits developer',
+  );
   const bad = await run(['eval', '--policy', 'good', '--request', '{nope'], dir);
   t.equal(bad.code, 2);
   t.match(bad.err, /the request is not valid JSON/);
@@ -119,19 +158,33 @@ t.test('eval --input: one decision per line, in order; bad lines are denies with
   writeFileSync(join(dir, 'in.jsonl'), lines.join('\n') + '\n');
   const r = await run(['eval', '--policy', 'good', '--input', 'in.jsonl'], dir);
   t.equal(r.code, 0, r.err);
-  const out = r.out.trim().split('\n').map((l) => JSON.parse(l));
-  t.same(out.map((d) => d.decision), ['allow', 'deny', 'deny', 'ask', 'deny']);
+  const out = r.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.same(
+    out.map((d) => d.decision),
+    ['allow', 'deny', 'deny', 'ask', 'deny'],
+  );
   t.equal(out[1].error.code, 'PCX_REQ_BAD_JSON');
   t.match(out[1].error.message, /^line 2: /);
   t.equal(out[2].error.code, 'PCX_REQ_MISSING_ATTRIBUTE');
   t.match(out[2].error.message, /resource\.port/);
   t.equal(out[4].error.code, 'PCX_REQ_NOT_OBJECT');
   // stdin, many requests in one process
-  const many = Array.from({ length: 3000 }, (_, i) => req('net.connect', { host: `h${i}.github.com`, port: i % 2 ? 443 : 80 })).join('\n');
+  const many = Array.from({ length: 3000 }, (_, i) =>
+    req('net.connect', { host: `h${i}.github.com`, port: i % 2 ? 443 : 80 }),
+  ).join('\n');
   const s = await run(['eval', '--policy', 'good', '--input', '-'], dir, many);
-  const ds = s.out.trim().split('\n').map((l) => JSON.parse(l).decision);
+  const ds = s.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).decision);
   t.equal(ds.length, 3000);
-  t.ok(ds.every((d, i) => d === (i % 2 ? 'allow' : 'deny')), 'in order');
+  t.ok(
+    ds.every((d, i) => d === (i % 2 ? 'allow' : 'deny')),
+    'in order',
+  );
 });
 
 t.test('eval: a policy set that does not compile is reported, exit 1', async (t) => {
@@ -164,7 +217,16 @@ t.test('the built bin: check and eval --input from stdin as a real process', asy
   t.equal(c.code, 1);
   t.match(c.out, /PCX_PARSE_EXPECTED_ACTION/);
   t.notMatch(c.out + c.err, /\n\s+at /);
-  const e = await spawnBin(['eval', '--policy', 'good', '--input', '-'], `${req('net.connect', { host: 'github.com', port: 443 })}\n{bad\n`);
+  const e = await spawnBin(
+    ['eval', '--policy', 'good', '--input', '-'],
+    `${req('net.connect', { host: 'github.com', port: 443 })}\n{bad\n`,
+  );
   t.equal(e.code, 0, e.err);
-  t.same(e.out.trim().split('\n').map((l) => JSON.parse(l).decision), ['allow', 'deny']);
+  t.same(
+    e.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).decision),
+    ['allow', 'deny'],
+  );
 });

@@ -78,16 +78,29 @@ t.test('a failing test prints expected, decision and reasons, and exits 1', asyn
       tests: [
         { name: 'wrong effect', request: req('pypi.org', { ip: '10.0.0.9' }), expect: 'allow' },
         { name: 'wrong rules', request: req('pypi.org'), expect: 'allow', rules: ['egress#3'] },
-        { name: 'unexpected malformed', request: { action: 'net.connect', resource: { host: 'pypi.org' } }, expect: 'deny' },
+        {
+          name: 'unexpected malformed',
+          request: { action: 'net.connect', resource: { host: 'pypi.org' } },
+          expect: 'deny',
+        },
         { name: 'still passes', request: req('pypi.org'), expect: 'allow' },
       ],
     }),
   });
   const r = await run(['test', '.'], dir);
   exits(t, r, 1);
-  t.match(r.out, /FAIL {2}sub\/dir\/more\.test\.json › wrong effect\n {6}expected allow, got deny\n {6}decision: deny\n {6}reason: deny egress#2 at egress\.pol:4:3 because "private ranges"\n/);
-  t.match(r.out, /FAIL {2}sub\/dir\/more\.test\.json › wrong rules\n {6}expected rules \[egress#3\], got \[egress#1\]\n/);
-  t.match(r.out, /FAIL .* › unexpected malformed\n {6}unexpected error: the request is malformed\n {6}decision: deny\n {6}error: PCX_REQ_\w+: .*port/);
+  t.match(
+    r.out,
+    /FAIL {2}sub\/dir\/more\.test\.json › wrong effect\n {6}expected allow, got deny\n {6}decision: deny\n {6}reason: deny egress#2 at egress\.pol:4:3 because "private ranges"\n/,
+  );
+  t.match(
+    r.out,
+    /FAIL {2}sub\/dir\/more\.test\.json › wrong rules\n {6}expected rules \[egress#3\], got \[egress#1\]\n/,
+  );
+  t.match(
+    r.out,
+    /FAIL .* › unexpected malformed\n {6}unexpected error: the request is malformed\n {6}decision: deny\n {6}error: PCX_REQ_\w+: .*port/,
+  );
   t.match(r.out, /^ok {4}.* › still passes$/m);
   t.match(r.out, /^1 passed, 3 failed/m);
 });
@@ -140,7 +153,14 @@ t.test('a lease that is not allow-only fails its test', async (t) => {
     'a.pol': POLICY,
     'a.test.json': JSON.stringify({
       defaults: { principal: { id: 'a' } },
-      tests: [{ name: 'deny lease', request: req('gitlab.com'), expect: 'allow', leases: [{ id: 'L9', rules: 'deny net.connect' }] }],
+      tests: [
+        {
+          name: 'deny lease',
+          request: req('gitlab.com'),
+          expect: 'allow',
+          leases: [{ id: 'L9', rules: 'deny net.connect' }],
+        },
+      ],
     }),
   });
   const r = await run(['test', 'a.pol'], dir);
@@ -151,7 +171,10 @@ t.test('a lease that is not allow-only fails its test', async (t) => {
 t.test('a single .pol file runs the NAME.test.json beside it only', async (t) => {
   const dir = tree(t, {
     'a.pol': POLICY,
-    'a.test.json': JSON.stringify({ defaults: { principal: { id: 'a' } }, tests: [{ name: 'mine', request: req('pypi.org'), expect: 'allow' }] }),
+    'a.test.json': JSON.stringify({
+      defaults: { principal: { id: 'a' } },
+      tests: [{ name: 'mine', request: req('pypi.org'), expect: 'allow' }],
+    }),
     'other.test.json': JSON.stringify({ tests: [{ name: 'not mine', request: {}, expect: 'allow' }] }),
   });
   const r = await run(['test', 'a.pol'], dir);
@@ -209,7 +232,11 @@ t.test('the built bin runs the example tests', async (t) => {
   const dist = join(root, 'packages', 'cli', 'dist', 'policy-test.js');
   // The bin runs dist/ (tsc -b output); npm test builds before running the tests.
   t.ok(existsSync(dist), 'packages/cli is built (run `node scripts/bootstrap.mjs build`)');
-  const r = spawnSync(process.execPath, [bin, 'test', 'examples/policies'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [bin, 'test', 'examples/policies'], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (!t.equal(r.status, 0, 'exit 0')) t.comment(`stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   t.match(r.stdout, /passed, 0 failed/);
 });

@@ -153,20 +153,27 @@ export function canonicalHost(raw: string): CanonicalHost {
     const zone = inner.indexOf('%');
     const bare = zone >= 0 ? inner.slice(0, zone) : inner;
     const ip = parseIPv6(bare);
-    if (!ip) throw malformed(`"${printable(raw)}" is not an IPv6 address`, 'brackets are for IPv6 literals only; write a host name without them');
+    if (!ip)
+      throw malformed(
+        `"${printable(raw)}" is not an IPv6 address`,
+        'brackets are for IPv6 literals only; write a host name without them',
+      );
     const canonical = unmap(ip);
     return { kind: 'ip', host: formatIp(canonical), ip: canonical };
   }
   if (raw.length > MAX_HOST_LENGTH * 4) throw malformed('host name too long');
-  if (FORBIDDEN_IN_NAME.test(raw)) throw malformed(`host "${printable(raw)}" contains a character not allowed in a host name`);
+  if (FORBIDDEN_IN_NAME.test(raw))
+    throw malformed(`host "${printable(raw)}" contains a character not allowed in a host name`);
   const ascii = domainToASCII(raw);
-  if (ascii === '') throw malformed(`host "${printable(raw)}" is not a valid host name (IDN conversion or IPv4 parsing failed)`);
+  if (ascii === '')
+    throw malformed(`host "${printable(raw)}" is not a valid host name (IDN conversion or IPv4 parsing failed)`);
   // domainToASCII applies the WHATWG IPv4 parser: "0x7f.1", "2130706433" and "0177.0.0.1" all
   // come back as "127.0.0.1" here.
   const v4 = parseStrictIPv4(ascii);
   if (v4) return { kind: 'ip', host: formatIp(v4), ip: v4 };
   const name = ascii.endsWith('.') ? ascii.slice(0, -1) : ascii;
-  if (name.length === 0 || name.length > MAX_HOST_LENGTH) throw malformed(`host "${printable(raw)}" has an invalid length`);
+  if (name.length === 0 || name.length > MAX_HOST_LENGTH)
+    throw malformed(`host "${printable(raw)}" has an invalid length`);
   for (const label of name.split('.')) {
     if (!LABEL.test(label)) throw malformed(`host "${printable(raw)}" has an empty or invalid label`);
   }
@@ -174,7 +181,11 @@ export function canonicalHost(raw: string): CanonicalHost {
 }
 
 /** Split "host:port" (CONNECT authority, Host header) into host and port. Port 0 only for listening. */
-export function splitHostPort(authority: string, defaultPort?: number, allowPortZero = false): { host: string; port: number } {
+export function splitHostPort(
+  authority: string,
+  defaultPort?: number,
+  allowPortZero = false,
+): { host: string; port: number } {
   let host: string;
   let portText: string | undefined;
   if (authority.startsWith('[')) {
@@ -202,7 +213,8 @@ export function splitHostPort(authority: string, defaultPort?: number, allowPort
   } else {
     if (!/^[0-9]{1,5}$/.test(portText)) throw malformed(`invalid port in "${printable(authority)}"`);
     port = Number(portText);
-    if (port < (allowPortZero ? 0 : 1) || port > 65535) throw malformed(`port ${port} out of range in "${printable(authority)}"`);
+    if (port < (allowPortZero ? 0 : 1) || port > 65535)
+      throw malformed(`port ${port} out of range in "${printable(authority)}"`);
   }
   return { host, port };
 }
@@ -212,17 +224,24 @@ export function parseCidr(text: string): Cidr {
   const slash = text.indexOf('/');
   const addrText = slash >= 0 ? text.slice(0, slash) : text;
   const ip = parseStrictIPv4(addrText) ?? parseIPv6(addrText);
-  if (!ip) throw new PcxError('PCX_EGRESS_BAD_CIDR', `"${printable(text)}" is not a CIDR (expected e.g. 127.0.0.0/8 or ::1/128)`);
+  if (!ip)
+    throw new PcxError(
+      'PCX_EGRESS_BAD_CIDR',
+      `"${printable(text)}" is not a CIDR (expected e.g. 127.0.0.0/8 or ::1/128)`,
+    );
   const width = ip.family === 4 ? 32 : 128;
   let bits = width;
   if (slash >= 0) {
     const b = text.slice(slash + 1);
-    if (!/^[0-9]{1,3}$/.test(b) || Number(b) > width) throw new PcxError('PCX_EGRESS_BAD_CIDR', `"${printable(text)}" has an invalid prefix length`);
+    if (!/^[0-9]{1,3}$/.test(b) || Number(b) > width)
+      throw new PcxError('PCX_EGRESS_BAD_CIDR', `"${printable(text)}" has an invalid prefix length`);
     bits = Number(b);
   }
   const hostMask = (1n << BigInt(width - bits)) - 1n;
   if ((ip.value & hostMask) !== 0n) {
-    throw new PcxError('PCX_EGRESS_BAD_CIDR', `"${printable(text)}" has host bits set`, { hint: `did you mean ${formatIp({ family: ip.family, value: ip.value & ~hostMask })}/${bits}?` });
+    throw new PcxError('PCX_EGRESS_BAD_CIDR', `"${printable(text)}" has host bits set`, {
+      hint: `did you mean ${formatIp({ family: ip.family, value: ip.value & ~hostMask })}/${bits}?`,
+    });
   }
   // A mapped CIDR (::ffff:10.0.0.0/104) means the IPv4 range, as the policy language says.
   if (ip.family === 6 && bits >= 96 && ip.value >> 32n === 0xffffn) {

@@ -42,7 +42,8 @@ options:
 
 function positiveInt(name: string, text: string): number {
   const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) throw new PcxError('PCX_USAGE', `${name} ${text} is not a positive whole number`);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n <= 0)
+    throw new PcxError('PCX_USAGE', `${name} ${text} is not a positive whole number`);
   return n;
 }
 
@@ -54,7 +55,9 @@ function endpoint(name: string, text: string): { host: string; port: number } {
     if (h.kind !== 'ip') throw new Error('not an IP');
     return { host: h.host, port: hp.port };
   } catch {
-    throw new PcxError('PCX_USAGE', `${name} ${text} is not IP:PORT`, { hint: `e.g. ${name} 127.0.0.1:3128 or ${name} [::1]:3128` });
+    throw new PcxError('PCX_USAGE', `${name} ${text} is not IP:PORT`, {
+      hint: `e.g. ${name} 127.0.0.1:3128 or ${name} [::1]:3128`,
+    });
   }
 }
 
@@ -87,9 +90,11 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
     return 0;
   }
   for (const required of ['pdp', 'audit', 'principal'] as const) {
-    if (!values[required]) throw new PcxError('PCX_USAGE', `missing --${required}`, { hint: 'see portcullis egress --help' });
+    if (!values[required])
+      throw new PcxError('PCX_USAGE', `missing --${required}`, { hint: 'see portcullis egress --help' });
   }
-  if (values.mode !== 'enforce' && values.mode !== 'report') throw new PcxError('PCX_USAGE', `--mode ${values.mode} is neither enforce nor report`);
+  if (values.mode !== 'enforce' && values.mode !== 'report')
+    throw new PcxError('PCX_USAGE', `--mode ${values.mode} is neither enforce nor report`);
   const mode = values.mode;
   const allowCidrs = values['allow-cidr'];
   allowCidrs.forEach(parseCidr); // refuse a bad CIDR before anything starts
@@ -104,7 +109,11 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
   const say = (line: string): void => void io.stderr.write(`portcullis egress: ${line}\n`);
   // One pipelined connection to each peer: the calls of a loop turn are coalesced (below), and a
   // second connection would only split each batch into two writes and two peer wake-ups.
-  const pdp = new PdpClient({ socketPath: values.pdp!, timeoutMs: positiveInt('--pdp-timeout', values['pdp-timeout']), connections: 1 });
+  const pdp = new PdpClient({
+    socketPath: values.pdp!,
+    timeoutMs: positiveInt('--pdp-timeout', values['pdp-timeout']),
+    connections: 1,
+  });
   const audit = new AuditClient({ socketPath: values.audit!, connections: 1 });
   const metrics = new EgressMetrics();
 
@@ -114,7 +123,8 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
   process.once('SIGINT', onSignal);
   // Metrics first: if its port is taken, nothing else has started and nothing is left running.
   const metricsServer = metricsAt ? await serveMetrics(metrics, metricsAt) : undefined;
-  const closeMetrics = (): Promise<void> => new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+  const closeMetrics = (): Promise<void> =>
+    new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
   try {
     const proxy = await startEgressProxy({
       listen,
@@ -129,7 +139,9 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
       headersTimeoutMs: positiveInt('--header-timeout', values['header-timeout']),
       maxHeaderBytes: positiveInt('--max-header-bytes', values['max-header-bytes']),
       metrics,
-      ...(metricsServer ? { selfEndpoints: [{ host: metricsAt!.host, port: (metricsServer.address() as { port: number }).port }] } : {}),
+      ...(metricsServer
+        ? { selfEndpoints: [{ host: metricsAt!.host, port: (metricsServer.address() as { port: number }).port }] }
+        : {}),
       log: (e) => {
         if (e.event !== 'listening') say(JSON.stringify(e));
       },
@@ -137,12 +149,20 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
     const shown = proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host;
     say(`listening on ${shown}:${proxy.address.port} (mode ${mode}); PDP ${values.pdp}, audit sink ${values.audit}`);
     if (allowCidrs.length > 0) say(`floor opt-outs: ${allowCidrs.join(', ')}`);
-    if (metricsAt) say(`metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics`);
+    if (metricsAt)
+      say(
+        `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics`,
+      );
     if (mode === 'report') {
-      say('*** REPORT-ONLY MODE: requests the policy denies are FORWARDED and audited as would-deny. Do not run this in production. ***');
+      say(
+        '*** REPORT-ONLY MODE: requests the policy denies are FORWARDED and audited as would-deny. Do not run this in production. ***',
+      );
     }
     const health = await pdp.health({ timeoutMs: 1000 });
-    if (health.status !== 'ok') say(`warning: the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); every request is denied until it answers`);
+    if (health.status !== 'ok')
+      say(
+        `warning: the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); every request is denied until it answers`,
+      );
     const signal = await signalled;
     say(`${signal}: stopping`);
     await proxy.close();

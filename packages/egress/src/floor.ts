@@ -67,7 +67,8 @@ export class Floor {
     const inner = embeddedIPv4(ip);
     if (inner) {
       const embedded = this.rangeFor(inner);
-      if (embedded) return { rule: embedded.rule, because: `${formatIp(ip)} embeds ${formatIp(inner)}: ${embedded.because}` };
+      if (embedded)
+        return { rule: embedded.rule, because: `${formatIp(ip)} embeds ${formatIp(inner)}: ${embedded.because}` };
     }
     return undefined;
   }
@@ -76,7 +77,10 @@ export class Floor {
     for (const r of this.ranges) {
       if (!cidrContains(r.cidr, ip)) continue;
       if (this.allow.some((a) => cidrContains(a, ip))) return undefined;
-      return { rule: 'floor', because: `${formatIp(ip)} is ${r.why} (${r.cidr.text}); refused below policy unless the operator opts it out with --allow-cidr` };
+      return {
+        rule: 'floor',
+        because: `${formatIp(ip)} is ${r.why} (${r.cidr.text}); refused below policy unless the operator opts it out with --allow-cidr`,
+      };
     }
     return undefined;
   }

@@ -29,7 +29,11 @@ export function parseProxyAuthorization(header: string | undefined): Refinement 
   const password = colon >= 0 ? decoded.slice(colon + 1) : '';
   const refinement: Refinement = { leases: [] };
   if (user !== '') {
-    if (!SESSION.test(user)) throw new PcxError('PCX_EGRESS_BAD_PROXY_AUTH', 'the Proxy-Authorization user name (the session) must be 1-128 of A-Z a-z 0-9 . _ : -');
+    if (!SESSION.test(user))
+      throw new PcxError(
+        'PCX_EGRESS_BAD_PROXY_AUTH',
+        'the Proxy-Authorization user name (the session) must be 1-128 of A-Z a-z 0-9 . _ : -',
+      );
     refinement.session = user;
   }
   // Several leases may be sent separated by spaces or commas.

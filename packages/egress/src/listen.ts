@@ -6,7 +6,11 @@ export function listenOn(server: Server, listen: { host: string; port: number },
   return new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       const where = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
-      reject(new PcxError('PCX_EGRESS_LISTEN', `${what} cannot listen on ${where}: ${e.code ?? e.message}`, { hint: e.code === 'EADDRINUSE' ? 'another process uses that port; choose another one' : 'check the address' }));
+      reject(
+        new PcxError('PCX_EGRESS_LISTEN', `${what} cannot listen on ${where}: ${e.code ?? e.message}`, {
+          hint: e.code === 'EADDRINUSE' ? 'another process uses that port; choose another one' : 'check the address',
+        }),
+      );
     });
     server.listen(listen.port, listen.host, () => resolve());
   });

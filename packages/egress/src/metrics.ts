@@ -28,11 +28,23 @@ export class EgressMetrics {
   activeTunnels = 0;
 
   constructor() {
-    this.help.set('portcullis_egress_requests_total', 'Requests and tunnels by action, decision and whether it was enforced.');
-    this.help.set('portcullis_egress_refusals_total', 'Requests refused before a decision (bad target, bad host, floor, limits), by code.');
-    this.help.set('portcullis_egress_failures_total', 'Fail-closed answers because the PDP or the audit sink was unavailable.');
+    this.help.set(
+      'portcullis_egress_requests_total',
+      'Requests and tunnels by action, decision and whether it was enforced.',
+    );
+    this.help.set(
+      'portcullis_egress_refusals_total',
+      'Requests refused before a decision (bad target, bad host, floor, limits), by code.',
+    );
+    this.help.set(
+      'portcullis_egress_failures_total',
+      'Fail-closed answers because the PDP or the audit sink was unavailable.',
+    );
     this.help.set('portcullis_egress_bytes_total', 'Bytes forwarded, by direction.');
-    this.help.set('portcullis_egress_audit_close_failures_total', 'Closing records (the totals of a forwarded request or tunnel) the audit sink did not acknowledge.');
+    this.help.set(
+      'portcullis_egress_audit_close_failures_total',
+      'Closing records (the totals of a forwarded request or tunnel) the audit sink did not acknowledge.',
+    );
   }
 
   inc(name: string, labels: string, by = 1): void {
@@ -51,7 +63,10 @@ export class EgressMetrics {
       out.push(`# HELP ${name} ${this.help.get(name) ?? name}`, `# TYPE ${name} counter`);
       for (const [labels, v] of series) out.push(`${name}${labels ? `{${labels}}` : ''} ${v}`);
     }
-    out.push('# HELP portcullis_egress_active_tunnels CONNECT tunnels open now.', '# TYPE portcullis_egress_active_tunnels gauge');
+    out.push(
+      '# HELP portcullis_egress_active_tunnels CONNECT tunnels open now.',
+      '# TYPE portcullis_egress_active_tunnels gauge',
+    );
     out.push(`portcullis_egress_active_tunnels ${this.activeTunnels}`);
     const h = this.decisionLatency;
     out.push('# HELP portcullis_egress_decision_seconds Time from request head to decision (resolve, PDP, audit ack).');
@@ -67,7 +82,9 @@ export class EgressMetrics {
 export function checkMetricsHost(host: string): string {
   const h = canonicalHost(host.includes(':') && !host.startsWith('[') ? `[${host}]` : host);
   if (h.kind !== 'ip' || !(h.host === '::1' || h.host.startsWith('127.'))) {
-    throw new PcxError('PCX_EGRESS_METRICS_NOT_LOOPBACK', `metrics must listen on a loopback address, not "${host}"`, { hint: 'use --metrics 127.0.0.1:PORT' });
+    throw new PcxError('PCX_EGRESS_METRICS_NOT_LOOPBACK', `metrics must listen on a loopback address, not "${host}"`, {
+      hint: 'use --metrics 127.0.0.1:PORT',
+    });
   }
   return h.host;
 }

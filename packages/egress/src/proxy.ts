@@ -13,12 +13,38 @@
  */
 import { randomUUID } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { Agent, createServer, request as httpRequest, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  Agent,
+  createServer,
+  request as httpRequest,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { SpanKind, SpanStatusCode, context as otelContext, trace, type Span } from '@opentelemetry/api';
-import { isPcxError, PcxError, type Decision, type DecisionRequest, type Principal, type Reason, type RequestContext } from '@portcullis/protocol';
-import { canonicalHost, formatIp, parseCidr, parseIp, printable, splitHostPort, type CanonicalHost, type Cidr, type Ip } from './address.js';
+import {
+  isPcxError,
+  PcxError,
+  type Decision,
+  type DecisionRequest,
+  type Principal,
+  type Reason,
+  type RequestContext,
+} from '@portcullis/protocol';
+import {
+  canonicalHost,
+  formatIp,
+  parseCidr,
+  parseIp,
+  printable,
+  splitHostPort,
+  type CanonicalHost,
+  type Cidr,
+  type Ip,
+} from './address.js';
 import { Floor } from './floor.js';
 import { parseProxyAuthorization, redactContext, refineContext } from './identity.js';
 import type { EgressMetrics } from './metrics.js';
@@ -115,7 +141,17 @@ interface Verdict {
   policyVersion?: string;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 const tracer = trace.getTracer('@portcullis/egress');
 /** Longest a closing record waits for a decision record to travel with (see closingRecord). */
 const CLOSE_HOLD_MS = 10;
@@ -130,7 +166,9 @@ class Answer extends Error {
   }
 }
 
-export async function startEgressProxy(options: EgressProxyOptions & { listen: { host: string; port: number } }): Promise<EgressProxy> {
+export async function startEgressProxy(
+  options: EgressProxyOptions & { listen: { host: string; port: number } },
+): Promise<EgressProxy> {
   const core = new EgressCore(options);
   const server = createServer({
     maxHeaderSize: options.maxHeaderBytes ?? 16 * 1024,
@@ -148,7 +186,8 @@ export async function startEgressProxy(options: EgressProxyOptions & { listen: {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => core.onClientError(err, socket));
   await listenOn(server, options.listen, 'the proxy');
   const bound = server.address();
-  if (bound === null || typeof bound === 'string') throw new PcxError('PCX_EGRESS_LISTEN', 'the proxy did not bind a TCP address');
+  if (bound === null || typeof bound === 'string')
+    throw new PcxError('PCX_EGRESS_LISTEN', 'the proxy did not bind a TCP address');
   core.setSelf(bound.address, bound.port);
   core.log({ event: 'listening', host: bound.address, port: bound.port, mode: core.mode });
   return {
@@ -159,7 +198,8 @@ export async function startEgressProxy(options: EgressProxyOptions & { listen: {
 }
 
 /** The system resolver: every address, in the resolver's order, no second resolution later. */
-const systemResolve: Resolve = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+const systemResolve: Resolve = async (host) =>
+  (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 class EgressCore {
   readonly mode: 'enforce' | 'report';
@@ -188,7 +228,14 @@ class EgressCore {
     // One keep-alive pool; node keys it by host:port, and the host is always the checked IP,
     // so connections are reused per checked address and never across addresses.
     // noDelay: a request head is written whole; Nagle would only hold it back behind an unacked segment.
-    this.agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 128, scheduling: 'lifo', timeout: options.idleTimeoutMs ?? 300_000, noDelay: true });
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: 512,
+      maxFreeSockets: 128,
+      scheduling: 'lifo',
+      timeout: options.idleTimeoutMs ?? 300_000,
+      noDelay: true,
+    });
   }
 
   setSelf(address: string, port: number): void {
@@ -233,7 +280,10 @@ class EgressCore {
   onRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     const eventId = randomUUID();
-    const span = tracer.startSpan('egress net.http', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } });
+    const span = tracer.startSpan('egress net.http', {
+      kind: SpanKind.SERVER,
+      attributes: { 'http.request.method': req.method ?? '' },
+    });
     res.on('close', () => span.end());
     let target: Target;
     let context: RequestContext | undefined;
@@ -247,17 +297,36 @@ class EgressCore {
       (verdict) => {
         if (!verdict.dial) return this.answerDecision(res, verdict, target, eventId);
         // The client left while we decided: forward nothing.
-        if (req.socket.destroyed) return this.closingRecord(target, context, verdict, eventId, { error: { code: 'PCX_EGRESS_CLIENT_CLOSED', message: 'the client closed the connection before forwarding' } });
+        if (req.socket.destroyed)
+          return this.closingRecord(target, context, verdict, eventId, {
+            error: { code: 'PCX_EGRESS_CLIENT_CLOSED', message: 'the client closed the connection before forwarding' },
+          });
         this.forwardHttp(req, res, target, context, verdict, eventId, started, span);
       },
       (e) => this.refuse(res, e, eventId, span, { action: 'net.http', target, context }),
     );
   }
 
-  private forwardHttp(req: IncomingMessage, res: ServerResponse, target: Target, context: RequestContext | undefined, verdict: Verdict, eventId: string, started: number, span: Span): void {
+  private forwardHttp(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: Target,
+    context: RequestContext | undefined,
+    verdict: Verdict,
+    eventId: string,
+    started: number,
+    span: Span,
+  ): void {
     const ip = formatIp(verdict.dial!);
-    const headers = forwardHeaders(req.rawHeaders, `${hostForHeader(target.host)}${target.port === 80 ? '' : `:${target.port}`}`);
-    const clientSpan = tracer.startSpan('egress upstream', { kind: SpanKind.CLIENT, attributes: { 'server.address': ip, 'server.port': target.port } }, trace.setSpan(otelContext.active(), span));
+    const headers = forwardHeaders(
+      req.rawHeaders,
+      `${hostForHeader(target.host)}${target.port === 80 ? '' : `:${target.port}`}`,
+    );
+    const clientSpan = tracer.startSpan(
+      'egress upstream',
+      { kind: SpanKind.CLIENT, attributes: { 'server.address': ip, 'server.port': target.port } },
+      trace.setSpan(otelContext.active(), span),
+    );
     let bytesUp = 0;
     let bytesDown = 0;
     let status: number | undefined;
@@ -271,7 +340,13 @@ class EgressCore {
       clientSpan.end();
       this.metrics?.inc('portcullis_egress_bytes_total', 'direction="up"', bytesUp);
       this.metrics?.inc('portcullis_egress_bytes_total', 'direction="down"', bytesDown);
-      this.closingRecord(target, context, verdict, eventId, { status, bytes_up: bytesUp, bytes_down: bytesDown, duration_ms: Math.round(performance.now() - started), error });
+      this.closingRecord(target, context, verdict, eventId, {
+        status,
+        bytes_up: bytesUp,
+        bytes_down: bytesDown,
+        duration_ms: Math.round(performance.now() - started),
+        error,
+      });
     };
     const upstream = httpRequest({
       host: ip,
@@ -287,7 +362,9 @@ class EgressCore {
       // it gets the checked address and nothing else.
       lookup: (_h, _o, cb) => (cb as (e: null, a: string, f: number) => void)(null, ip, verdict.dial!.family),
     });
-    upstream.on('timeout', () => upstream.destroy(new PcxError('PCX_EGRESS_UPSTREAM_TIMEOUT', `upstream ${ip}:${target.port} timed out`)));
+    upstream.on('timeout', () =>
+      upstream.destroy(new PcxError('PCX_EGRESS_UPSTREAM_TIMEOUT', `upstream ${ip}:${target.port} timed out`)),
+    );
     upstream.on('response', (up) => {
       status = up.statusCode;
       res.writeHead(up.statusCode ?? 502, up.statusMessage, stripHopByHop(up.rawHeaders));
@@ -299,7 +376,10 @@ class EgressCore {
       up.on('error', () => res.destroy());
     });
     upstream.on('error', (e: NodeJS.ErrnoException) => {
-      error = { code: isPcxError(e) ? e.code : 'PCX_EGRESS_UPSTREAM', message: `upstream ${ip}:${target.port}: ${e.code ?? e.message}` };
+      error = {
+        code: isPcxError(e) ? e.code : 'PCX_EGRESS_UPSTREAM',
+        message: `upstream ${ip}:${target.port}: ${e.code ?? e.message}`,
+      };
       if (!res.headersSent) sendJson(res, 502, { error }, { 'x-portcullis-event': eventId });
       else res.destroy();
       finish();
@@ -340,16 +420,36 @@ class EgressCore {
           const [status, body, headers] = decisionAnswer(verdict, target, eventId, this.mode);
           return writeRaw(client, status, body, eventId, headers);
         }
-        if (client.destroyed) return this.closingRecord(target, context, verdict, eventId, { error: { code: 'PCX_EGRESS_CLIENT_CLOSED', message: 'the client closed the connection before the tunnel was opened' } });
+        if (client.destroyed)
+          return this.closingRecord(target, context, verdict, eventId, {
+            error: {
+              code: 'PCX_EGRESS_CLIENT_CLOSED',
+              message: 'the client closed the connection before the tunnel was opened',
+            },
+          });
         this.tunnel(client, head, target, context, verdict, eventId, started);
       },
       (e) => this.refuseRaw(client, e, eventId, { action: 'net.connect', target, context }),
     );
   }
 
-  private tunnel(client: Socket, head: Buffer, target: Target, context: RequestContext | undefined, verdict: Verdict, eventId: string, started: number): void {
+  private tunnel(
+    client: Socket,
+    head: Buffer,
+    target: Target,
+    context: RequestContext | undefined,
+    verdict: Verdict,
+    eventId: string,
+    started: number,
+  ): void {
     const ip = formatIp(verdict.dial!);
-    const upstream = netConnect({ host: ip, port: target.port, family: verdict.dial!.family, timeout: this.options.connectTimeoutMs ?? 10_000, noDelay: true });
+    const upstream = netConnect({
+      host: ip,
+      port: target.port,
+      family: verdict.dial!.family,
+      timeout: this.options.connectTimeoutMs ?? 10_000,
+      noDelay: true,
+    });
     this.track(upstream);
     let established = false;
     let error: { code: string; message: string } | undefined;
@@ -363,7 +463,13 @@ class EgressCore {
       const up = upstream.bytesWritten;
       this.metrics?.inc('portcullis_egress_bytes_total', 'direction="up"', up);
       this.metrics?.inc('portcullis_egress_bytes_total', 'direction="down"', upstream.bytesRead);
-      this.closingRecord(target, context, verdict, eventId, { status: established ? 200 : 502, bytes_up: up, bytes_down: upstream.bytesRead, duration_ms: Math.round(performance.now() - started), error });
+      this.closingRecord(target, context, verdict, eventId, {
+        status: established ? 200 : 502,
+        bytes_up: up,
+        bytes_down: upstream.bytesRead,
+        duration_ms: Math.round(performance.now() - started),
+        error,
+      });
     };
     upstream.once('connect', () => {
       established = true;
@@ -375,7 +481,10 @@ class EgressCore {
       client.pipe(upstream);
     });
     upstream.on('timeout', () => {
-      error ??= { code: established ? 'PCX_EGRESS_IDLE_TIMEOUT' : 'PCX_EGRESS_UPSTREAM_TIMEOUT', message: `upstream ${ip}:${target.port} timed out` };
+      error ??= {
+        code: established ? 'PCX_EGRESS_IDLE_TIMEOUT' : 'PCX_EGRESS_UPSTREAM_TIMEOUT',
+        message: `upstream ${ip}:${target.port} timed out`,
+      };
       if (!established) writeRaw(client, 504, { error }, eventId);
       finish();
     });
@@ -392,17 +501,39 @@ class EgressCore {
     this.track(socket);
     socket.on('error', () => socket.destroy());
     this.metrics?.inc('portcullis_egress_refusals_total', 'code="PCX_EGRESS_UPGRADE"');
-    writeRaw(socket, 501, { error: { code: 'PCX_EGRESS_UPGRADE', message: `protocol upgrade (${printable(String(req.headers.upgrade ?? ''))}) through an absolute-URI request is not supported; use a CONNECT tunnel (wss://, https://)` } }, randomUUID());
+    writeRaw(
+      socket,
+      501,
+      {
+        error: {
+          code: 'PCX_EGRESS_UPGRADE',
+          message: `protocol upgrade (${printable(String(req.headers.upgrade ?? ''))}) through an absolute-URI request is not supported; use a CONNECT tunnel (wss://, https://)`,
+        },
+      },
+      randomUUID(),
+    );
   }
 
   onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     socket.on('error', () => socket.destroy());
     const [status, code, message] =
       err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'PCX_EGRESS_HEADERS_TOO_LARGE', `the request head is larger than ${this.options.maxHeaderBytes ?? 16384} bytes`]
+        ? [
+            431,
+            'PCX_EGRESS_HEADERS_TOO_LARGE',
+            `the request head is larger than ${this.options.maxHeaderBytes ?? 16384} bytes`,
+          ]
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT'
-          ? [408, 'PCX_EGRESS_HEADERS_TIMEOUT', `the request head did not arrive within ${this.options.headersTimeoutMs ?? 10000} ms`]
-          : [400, 'PCX_EGRESS_BAD_REQUEST', `malformed HTTP request (${err.code ?? 'parse error'}); ambiguous framing such as conflicting Content-Length/Transfer-Encoding is refused`];
+          ? [
+              408,
+              'PCX_EGRESS_HEADERS_TIMEOUT',
+              `the request head did not arrive within ${this.options.headersTimeoutMs ?? 10000} ms`,
+            ]
+          : [
+              400,
+              'PCX_EGRESS_BAD_REQUEST',
+              `malformed HTTP request (${err.code ?? 'parse error'}); ambiguous framing such as conflicting Content-Length/Transfer-Encoding is refused`,
+            ];
     this.metrics?.inc('portcullis_egress_refusals_total', `code="${code}"`);
     if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
     else writeRaw(socket, status, { error: { code, message } }, randomUUID());
@@ -415,15 +546,30 @@ class EgressCore {
     return refineContext(this.options.context, parseProxyAuthorization(Array.isArray(header) ? header[0] : header));
   }
 
-  private async decideAndAudit(target: Target, context: RequestContext | undefined, eventId: string, span: Span): Promise<Verdict> {
+  private async decideAndAudit(
+    target: Target,
+    context: RequestContext | undefined,
+    eventId: string,
+    span: Span,
+  ): Promise<Verdict> {
     const t0 = performance.now();
     const verdict = await this.decideTarget(target, context);
     const forwarded = verdict.dial !== undefined;
-    span.setAttributes({ 'portcullis.decision': verdict.decision, 'portcullis.enforced': verdict.enforced, 'portcullis.event_id': eventId, 'server.address': target.host.host, 'server.port': target.port });
+    span.setAttributes({
+      'portcullis.decision': verdict.decision,
+      'portcullis.enforced': verdict.enforced,
+      'portcullis.event_id': eventId,
+      'server.address': target.host.host,
+      'server.port': target.port,
+    });
     if (verdict.policyVersion) span.setAttribute('portcullis.policy_version', verdict.policyVersion);
     if (verdict.unavailable) {
       this.metrics?.inc('portcullis_egress_failures_total', 'peer="pdp"');
-      throw new Answer(503, verdict.unavailable.code, `the PDP could not decide (${verdict.unavailable.message}); nothing was forwarded`);
+      throw new Answer(
+        503,
+        verdict.unavailable.code,
+        `the PDP could not decide (${verdict.unavailable.message}); nothing was forwarded`,
+      );
     }
     const record = this.record('decision', target, context, verdict, eventId, forwarded ? {} : { status: 403 });
     // Held closing records leave in the same turn, hence the same write and sink batch.
@@ -434,12 +580,27 @@ class EgressCore {
     } catch (e) {
       this.metrics?.inc('portcullis_egress_failures_total', 'peer="audit"');
       this.log({ event: 'audit_unavailable', event_id: eventId, error: isPcxError(e) ? e.code : 'error' });
-      throw new Answer(503, 'PCX_EGRESS_AUDIT_UNAVAILABLE', `the audit sink did not acknowledge the record (${isPcxError(e) ? e.code : 'error'}); nothing was forwarded`);
+      throw new Answer(
+        503,
+        'PCX_EGRESS_AUDIT_UNAVAILABLE',
+        `the audit sink did not acknowledge the record (${isPcxError(e) ? e.code : 'error'}); nothing was forwarded`,
+      );
     }
     this.metrics?.observeDecision((performance.now() - t0) / 1000);
-    this.metrics?.inc('portcullis_egress_requests_total', `action="${target.action}",decision="${verdict.decision}",enforced="${verdict.enforced}"`);
+    this.metrics?.inc(
+      'portcullis_egress_requests_total',
+      `action="${target.action}",decision="${verdict.decision}",enforced="${verdict.enforced}"`,
+    );
     if (!verdict.enforced) {
-      this.log({ event: 'report_only_would_deny', event_id: eventId, action: target.action, host: target.host.host, port: target.port, decision: verdict.decision, reasons: verdict.reasons });
+      this.log({
+        event: 'report_only_would_deny',
+        event_id: eventId,
+        action: target.action,
+        host: target.host.host,
+        port: target.port,
+        decision: verdict.decision,
+        reasons: verdict.reasons,
+      });
     }
     return verdict;
   }
@@ -451,8 +612,19 @@ class EgressCore {
     } catch (e) {
       // A name that does not resolve: if the policy refuses it anyway, say so (403 with the
       // rule) rather than leave the client guessing at a 502.
-      const d = await this.options.decide({ principal: this.options.principal, action: target.action, resource: resourceOf(target), ...(context ? { context } : {}) });
-      if (d.decision !== 'allow' && !d.error) return { decision: d.decision, reasons: d.reasons, enforced: true, ...(d.policy_version ? { policyVersion: d.policy_version } : {}) };
+      const d = await this.options.decide({
+        principal: this.options.principal,
+        action: target.action,
+        resource: resourceOf(target),
+        ...(context ? { context } : {}),
+      });
+      if (d.decision !== 'allow' && !d.error)
+        return {
+          decision: d.decision,
+          reasons: d.reasons,
+          enforced: true,
+          ...(d.policy_version ? { policyVersion: d.policy_version } : {}),
+        };
       throw e;
     }
     const reasons: Reason[] = [];
@@ -461,7 +633,8 @@ class EgressCore {
       const refused = this.floor.check(ip, target.port);
       if (refused) {
         this.metrics?.inc('portcullis_egress_refusals_total', 'code="PCX_EGRESS_FLOOR"');
-        if (!reasons.some((r) => r.because === refused.because)) reasons.push({ effect: 'deny', rule: refused.rule, because: refused.because });
+        if (!reasons.some((r) => r.because === refused.because))
+          reasons.push({ effect: 'deny', rule: refused.rule, because: refused.because });
       } else {
         candidates.push(ip);
       }
@@ -469,20 +642,39 @@ class EgressCore {
     if (candidates.length === 0) return { decision: 'deny', reasons, enforced: true };
     const base = resourceOf(target);
     const decisions = await Promise.all(
-      candidates.map((ip) => this.options.decide({ principal: this.options.principal, action: target.action, resource: { ...base, ip: formatIp(ip) }, ...(context ? { context } : {}) })),
+      candidates.map((ip) =>
+        this.options.decide({
+          principal: this.options.principal,
+          action: target.action,
+          resource: { ...base, ip: formatIp(ip) },
+          ...(context ? { context } : {}),
+        }),
+      ),
     );
     let ask: Decision | undefined;
     let failure: Decision | undefined;
     for (let i = 0; i < candidates.length; i++) {
       const d = decisions[i]!;
-      if (d.decision === 'allow') return { decision: 'allow', reasons: d.reasons, dial: candidates[i]!, enforced: true, ...(d.policy_version ? { policyVersion: d.policy_version } : {}) };
+      if (d.decision === 'allow')
+        return {
+          decision: 'allow',
+          reasons: d.reasons,
+          dial: candidates[i]!,
+          enforced: true,
+          ...(d.policy_version ? { policyVersion: d.policy_version } : {}),
+        };
       if (d.error && isUnavailable(d.error.code)) failure ??= d;
       else if (d.decision === 'ask') ask ??= d;
-      else for (const r of d.reasons) if (!reasons.some((x) => x.rule === r.rule && x.because === r.because)) reasons.push(r);
+      else
+        for (const r of d.reasons)
+          if (!reasons.some((x) => x.rule === r.rule && x.because === r.because)) reasons.push(r);
     }
     // An explicit deny for one address is a decision; a failure for another does not turn it into 503.
-    if (failure && reasons.length === 0 && !ask) return { decision: 'deny', reasons: failure.reasons, enforced: true, unavailable: failure.error! };
-    const decided: Verdict = ask ? { decision: 'ask', reasons: ask.reasons, enforced: true } : { decision: 'deny', reasons, enforced: true };
+    if (failure && reasons.length === 0 && !ask)
+      return { decision: 'deny', reasons: failure.reasons, enforced: true, unavailable: failure.error! };
+    const decided: Verdict = ask
+      ? { decision: 'ask', reasons: ask.reasons, enforced: true }
+      : { decision: 'deny', reasons, enforced: true };
     const version = (ask ?? decisions[0])?.policy_version;
     if (version) decided.policyVersion = version;
     // Report-only: forward what the policy would refuse, to the first address the floor passed.
@@ -503,7 +695,11 @@ class EgressCore {
         }),
       ]);
     } catch (e) {
-      throw new Answer(502, 'PCX_EGRESS_DNS', `could not resolve ${host.host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new Answer(
+        502,
+        'PCX_EGRESS_DNS',
+        `could not resolve ${host.host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -524,7 +720,14 @@ class EgressCore {
 
   // ---- records and answers ----
 
-  private record(phase: 'decision' | 'close', target: Target, context: RequestContext | undefined, verdict: Verdict, eventId: string, outcome: Partial<EgressAuditRecord['outcome']>): EgressAuditRecord {
+  private record(
+    phase: 'decision' | 'close',
+    target: Target,
+    context: RequestContext | undefined,
+    verdict: Verdict,
+    eventId: string,
+    outcome: Partial<EgressAuditRecord['outcome']>,
+  ): EgressAuditRecord {
     const resource = resourceOf(target);
     if (verdict.dial) resource.ip = formatIp(verdict.dial);
     const rec: EgressAuditRecord = {
@@ -535,14 +738,26 @@ class EgressCore {
       resource,
       decision: verdict.decision,
       reasons: verdict.reasons,
-      outcome: { phase, mode: this.mode, enforced: verdict.enforced, forwarded: verdict.dial !== undefined, ...outcome },
+      outcome: {
+        phase,
+        mode: this.mode,
+        enforced: verdict.enforced,
+        forwarded: verdict.dial !== undefined,
+        ...outcome,
+      },
     };
     const ctx = redactContext(context);
     if (ctx) rec.context = ctx;
     return rec;
   }
 
-  private closingRecord(target: Target, context: RequestContext | undefined, verdict: Verdict, eventId: string, outcome: Partial<EgressAuditRecord['outcome']>): void {
+  private closingRecord(
+    target: Target,
+    context: RequestContext | undefined,
+    verdict: Verdict,
+    eventId: string,
+    outcome: Partial<EgressAuditRecord['outcome']>,
+  ): void {
     if (outcome.error === undefined) delete outcome.error;
     if (outcome.status === undefined) delete outcome.status;
     // Hot path: the client is not kept waiting for this ack, and the record is held back to go
@@ -599,7 +814,9 @@ class EgressCore {
   private auditRefusal(a: Answer, eventId: string, what: Refused): void {
     if (a.status === 400) this.metrics?.inc('portcullis_egress_refusals_total', `code="${a.code}"`);
     if (a.code === 'PCX_EGRESS_AUDIT_UNAVAILABLE') return;
-    const resource = what.target ? resourceOf(what.target) : { target: printable((what.raw ?? '').split('?')[0]!, 256) };
+    const resource = what.target
+      ? resourceOf(what.target)
+      : { target: printable((what.raw ?? '').split('?')[0]!, 256) };
     const record: EgressAuditRecord = {
       source: 'egress',
       event_id: eventId,
@@ -642,7 +859,9 @@ function isUnavailable(code: string): boolean {
 }
 
 function resourceOf(t: Target): Record<string, unknown> {
-  return t.action === 'net.http' ? { host: t.host.host, port: t.port, method: t.method, path: t.path, scheme: 'http' } : { host: t.host.host, port: t.port };
+  return t.action === 'net.http'
+    ? { host: t.host.host, port: t.port, method: t.method, path: t.path, scheme: 'http' }
+    : { host: t.host.host, port: t.port };
 }
 
 function hostForHeader(h: CanonicalHost): string {
@@ -652,11 +871,22 @@ function hostForHeader(h: CanonicalHost): string {
 /** The target of an absolute-URI request, refused when it is anything else or ambiguous. */
 function parseHttpTarget(req: IncomingMessage): Target {
   const method = req.method ?? '';
-  if (method === 'TRACE' || method === 'TRACK') throw new Answer(405, 'PCX_EGRESS_METHOD', `${method} is refused: it reflects the request, headers and credentials included`);
+  if (method === 'TRACE' || method === 'TRACK')
+    throw new Answer(
+      405,
+      'PCX_EGRESS_METHOD',
+      `${method} is refused: it reflects the request, headers and credentials included`,
+    );
   const url = req.url ?? '';
   if (!/^http:\/\//i.test(url)) {
-    if (/^https:\/\//i.test(url)) throw new PcxError('PCX_EGRESS_BAD_TARGET', 'https:// targets go through a CONNECT tunnel', { hint: 'set HTTPS_PROXY so the client tunnels' });
-    throw new PcxError('PCX_EGRESS_BAD_TARGET', 'this is a forward proxy: send an absolute-URI request (GET http://host/path) or CONNECT host:port');
+    if (/^https:\/\//i.test(url))
+      throw new PcxError('PCX_EGRESS_BAD_TARGET', 'https:// targets go through a CONNECT tunnel', {
+        hint: 'set HTTPS_PROXY so the client tunnels',
+      });
+    throw new PcxError(
+      'PCX_EGRESS_BAD_TARGET',
+      'this is a forward proxy: send an absolute-URI request (GET http://host/path) or CONNECT host:port',
+    );
   }
   const rest = url.slice(7);
   const end = rest.search(/[/?#]/);
@@ -666,7 +896,10 @@ function parseHttpTarget(req: IncomingMessage): Target {
   const hash = pathAndQuery.indexOf('#');
   if (hash >= 0) pathAndQuery = pathAndQuery.slice(0, hash);
   // Credentials in the URL are a classic confusion ("http://allowed.com@evil.com/").
-  if (authority.includes('@')) throw new PcxError('PCX_EGRESS_BAD_TARGET', 'user information in the URL is refused', { hint: 'send credentials in an Authorization header' });
+  if (authority.includes('@'))
+    throw new PcxError('PCX_EGRESS_BAD_TARGET', 'user information in the URL is refused', {
+      hint: 'send credentials in an Authorization header',
+    });
   const { host: rawHost, port } = splitHostPort(authority, 80);
   const host = canonicalHost(rawHost);
   const q = pathAndQuery.indexOf('?');
@@ -696,7 +929,10 @@ function checkHostHeader(req: IncomingMessage, target: Target): void {
     throw new PcxError('PCX_EGRESS_HOST_MISMATCH', `the Host header "${printable(raw)}" is not a valid host`);
   }
   if (c.host !== target.host.host || h.port !== target.port) {
-    throw new PcxError('PCX_EGRESS_HOST_MISMATCH', `the Host header "${printable(raw)}" differs from the request target ${target.host.host}:${target.port}`);
+    throw new PcxError(
+      'PCX_EGRESS_HOST_MISMATCH',
+      `the Host header "${printable(raw)}" differs from the request target ${target.host.host}:${target.port}`,
+    );
   }
 }
 
@@ -728,14 +964,40 @@ function stripHopByHop(raw: string[]): string[] {
 }
 
 /** 403 for deny and ask, with what to do about it; the reason header names the rule. */
-function decisionAnswer(verdict: Verdict, target: Target, eventId: string, mode: string): [number, Record<string, unknown>, Record<string, string>] {
+function decisionAnswer(
+  verdict: Verdict,
+  target: Target,
+  eventId: string,
+  mode: string,
+): [number, Record<string, unknown>, Record<string, string>] {
   const first = verdict.reasons.find((r) => r.effect === verdict.decision) ?? verdict.reasons[0];
-  const reasonText = first ? `${first.rule ?? first.policy ?? 'rule'}: ${first.because ?? first.error?.message ?? verdict.decision}` : `default deny: no rule allows ${target.action} to ${target.host.host}:${target.port}`;
-  const body: Record<string, unknown> = { decision: verdict.decision, action: target.action, resource: resourceOf(target), reasons: verdict.reasons, event_id: eventId, mode };
+  const reasonText = first
+    ? `${first.rule ?? first.policy ?? 'rule'}: ${first.because ?? first.error?.message ?? verdict.decision}`
+    : `default deny: no rule allows ${target.action} to ${target.host.host}:${target.port}`;
+  const body: Record<string, unknown> = {
+    decision: verdict.decision,
+    action: target.action,
+    resource: resourceOf(target),
+    reasons: verdict.reasons,
+    event_id: eventId,
+    mode,
+  };
   if (verdict.decision === 'ask') {
-    body.request = { action: target.action, resource: resourceOf(target), how: 'ask a human for a lease that allows this, then send it as the password in Proxy-Authorization (Basic session:lease-token)' };
+    body.request = {
+      action: target.action,
+      resource: resourceOf(target),
+      how: 'ask a human for a lease that allows this, then send it as the password in Proxy-Authorization (Basic session:lease-token)',
+    };
   }
-  return [403, body, { 'x-portcullis-reason': headerSafe(reasonText), 'x-portcullis-decision': verdict.decision, 'x-portcullis-event': eventId }];
+  return [
+    403,
+    body,
+    {
+      'x-portcullis-reason': headerSafe(reasonText),
+      'x-portcullis-decision': verdict.decision,
+      'x-portcullis-event': eventId,
+    },
+  ];
 }
 
 /** Header values must be visible ASCII: escape the rest (a `because` may be any language). */
@@ -743,17 +1005,31 @@ function headerSafe(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, 512);
 }
 
-function sendJson(res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string>): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: Record<string, unknown>,
+  headers: Record<string, string>,
+): void {
   const text = JSON.stringify(body) + '\n';
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 
 /** Answer on a raw socket (CONNECT, parse errors), with node's own reason phrase for the status. */
-function writeRaw(socket: Socket, status: number, body: Record<string, unknown>, eventId: string, headers: Record<string, string> = {}): void {
+function writeRaw(
+  socket: Socket,
+  status: number,
+  body: Record<string, unknown>,
+  eventId: string,
+  headers: Record<string, string> = {},
+): void {
   const json = JSON.stringify(body) + '\n';
   const extra = Object.entries({ 'x-portcullis-event': eventId, ...headers })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
-  if (!socket.destroyed) socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`);
+  if (!socket.destroyed)
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`,
+    );
 }

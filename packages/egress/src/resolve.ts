@@ -10,12 +10,17 @@ import type { Resolve } from './proxy.js';
 const NO_ANSWER = new Set(['ENODATA', 'ENOTFOUND', 'ENONAME']);
 
 export function dnsResolver(options: { servers: string[]; timeoutMs?: number }): Resolve {
-  if (options.servers.length === 0) throw new PcxError('PCX_EGRESS_BAD_DNS', 'no DNS server given', { hint: 'use --dns 127.0.0.1:53' });
+  if (options.servers.length === 0)
+    throw new PcxError('PCX_EGRESS_BAD_DNS', 'no DNS server given', { hint: 'use --dns 127.0.0.1:53' });
   const resolver = new Resolver({ timeout: options.timeoutMs ?? 2000, tries: 1 });
   try {
     resolver.setServers(options.servers);
   } catch (e) {
-    throw new PcxError('PCX_EGRESS_BAD_DNS', `invalid DNS server list ${JSON.stringify(options.servers)}: ${(e as Error).message}`, { hint: 'write ADDRESS or ADDRESS:PORT, e.g. 127.0.0.1:5353 or [::1]:53' });
+    throw new PcxError(
+      'PCX_EGRESS_BAD_DNS',
+      `invalid DNS server list ${JSON.stringify(options.servers)}: ${(e as Error).message}`,
+      { hint: 'write ADDRESS or ADDRESS:PORT, e.g. 127.0.0.1:5353 or [::1]:53' },
+    );
   }
   const family = async (query: Promise<string[]>): Promise<string[]> => {
     try {

@@ -34,9 +34,13 @@ function bypass(name: string, fn: (tt: Test) => Promise<void>): void {
 }
 
 const get = (p: EgressProxy, url: string, host?: string, extra = ''): Promise<string> =>
-  rawExchange(p.address.port, `GET ${url} HTTP/1.1\r\nHost: ${host ?? new URL(url).host}\r\n${extra}Connection: close\r\n\r\n`);
+  rawExchange(
+    p.address.port,
+    `GET ${url} HTTP/1.1\r\nHost: ${host ?? new URL(url).host}\r\n${extra}Connection: close\r\n\r\n`,
+  );
 
-const connectTo = (p: EgressProxy, authority: string, extra = ''): Promise<string> => rawExchange(p.address.port, `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${extra}\r\n`, { ms: 800 });
+const connectTo = (p: EgressProxy, authority: string, extra = ''): Promise<string> =>
+  rawExchange(p.address.port, `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${extra}\r\n`, { ms: 800 });
 
 function lastDecisionHost(): unknown {
   return w.decisions.at(-1)?.resource.host;
@@ -44,12 +48,23 @@ function lastDecisionHost(): unknown {
 
 bypass('allowed absolute-URI GET through curl reaches the origin', async (tt) => {
   const before = w.origin.requests.length;
-  const r = await curl(['--proxy', `http://127.0.0.1:${proxy.address.port}`, `http://allowed.test:${w.origin.port}/hello?x=1`]);
+  const r = await curl([
+    '--proxy',
+    `http://127.0.0.1:${proxy.address.port}`,
+    `http://allowed.test:${w.origin.port}/hello?x=1`,
+  ]);
   tt.equal(r.code, 0, r.stderr);
   tt.match(r.stdout, /hello from origin GET \/hello\?x=1/);
   tt.equal(w.origin.requests.length, before + 1);
   tt.equal(w.decisions.at(-1)?.action, 'net.http');
-  tt.same(w.decisions.at(-1)?.resource, { host: 'allowed.test', port: w.origin.port, method: 'GET', path: '/hello', scheme: 'http', ip: '127.0.0.1' });
+  tt.same(w.decisions.at(-1)?.resource, {
+    host: 'allowed.test',
+    port: w.origin.port,
+    method: 'GET',
+    path: '/hello',
+    scheme: 'http',
+    ip: '127.0.0.1',
+  });
 });
 
 bypass('an explicit deny is 403 with JSON and X-Portcullis-Reason naming the rule and its because', async (tt) => {
@@ -80,7 +95,17 @@ bypass('ask is 403 with decision ask and what to request', async (tt) => {
   tt.equal(w.origin.connections, before);
 });
 
-for (const spelling of ['127.1', '2130706433', '0x7f.0.0.1', '0177.0.0.1', '0x7f.1', '127.0.0.1.', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '127.0.1']) {
+for (const spelling of [
+  '127.1',
+  '2130706433',
+  '0x7f.0.0.1',
+  '0177.0.0.1',
+  '0x7f.1',
+  '127.0.0.1.',
+  '[::ffff:127.0.0.1]',
+  '[::ffff:7f00:1]',
+  '127.0.1',
+]) {
   bypass(`IP spelling ${spelling} is canonicalised before the PDP sees it`, async (tt) => {
     const r = await get(proxy, `http://${spelling}:${w.canary.port}/`, `${spelling}:${w.canary.port}`);
     tt.equal(statusOf(r), 403);
@@ -151,8 +176,12 @@ for (const [name, url, host] of [
 ] as const) {
   bypass(`refuses ${name} with 400 and a PCX code`, async (tt) => {
     const before = w.origin.connections;
-    const fill = (s: string): string => s.replaceAll('PORT', String(w.origin.port)).replaceAll('CANARY', String(w.canary.port));
-    const r = await rawExchange(proxy.address.port, `GET ${fill(url)} HTTP/1.1\r\nHost: ${fill(host)}\r\nConnection: close\r\n\r\n`);
+    const fill = (s: string): string =>
+      s.replaceAll('PORT', String(w.origin.port)).replaceAll('CANARY', String(w.canary.port));
+    const r = await rawExchange(
+      proxy.address.port,
+      `GET ${fill(url)} HTTP/1.1\r\nHost: ${fill(host)}\r\nConnection: close\r\n\r\n`,
+    );
     tt.equal(statusOf(r), 400);
     tt.match(r, /"code":"PCX_EGRESS_/);
     tt.equal(w.origin.connections, before);
@@ -184,15 +213,24 @@ bypass('a Host header that differs from the target is refused', async (tt) => {
 
 bypass('TRACE is refused', async (tt) => {
   const before = w.origin.connections;
-  const r = await rawExchange(proxy.address.port, `TRACE http://allowed.test:${w.origin.port}/ HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`);
+  const r = await rawExchange(
+    proxy.address.port,
+    `TRACE http://allowed.test:${w.origin.port}/ HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
+  );
   tt.equal(statusOf(r), 405);
   tt.equal(w.origin.connections, before);
 });
 
 bypass('origin-form and https:// targets are refused: this is a forward proxy', async (tt) => {
-  const a = await rawExchange(proxy.address.port, `GET / HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`);
+  const a = await rawExchange(
+    proxy.address.port,
+    `GET / HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
+  );
   tt.equal(statusOf(a), 400);
-  const b = await rawExchange(proxy.address.port, `GET https://allowed.test:${w.tls.port}/ HTTP/1.1\r\nHost: allowed.test:${w.tls.port}\r\nConnection: close\r\n\r\n`);
+  const b = await rawExchange(
+    proxy.address.port,
+    `GET https://allowed.test:${w.tls.port}/ HTTP/1.1\r\nHost: allowed.test:${w.tls.port}\r\nConnection: close\r\n\r\n`,
+  );
   tt.equal(statusOf(b), 400);
   tt.match(b, /CONNECT/);
 });
@@ -205,24 +243,41 @@ bypass('redirects are passed to the client, never followed', async (tt) => {
 });
 
 bypass('hop-by-hop headers are stripped both ways', async (tt) => {
-  const r = await get(proxy, `http://allowed.test:${w.origin.port}/hop`, undefined, 'Connection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic czE6\r\nProxy-Foo: 1\r\nX-Kept: yes\r\n');
+  const r = await get(
+    proxy,
+    `http://allowed.test:${w.origin.port}/hop`,
+    undefined,
+    'Connection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic czE6\r\nProxy-Foo: 1\r\nX-Kept: yes\r\n',
+  );
   tt.equal(statusOf(r), 200);
   const seen = w.origin.requests.at(-1)!.headers;
   tt.equal(seen['x-kept'], 'yes');
-  for (const h of ['x-private', 'keep-alive', 'te', 'proxy-authorization', 'proxy-foo']) tt.equal(seen[h], undefined, `${h} not forwarded`);
+  for (const h of ['x-private', 'keep-alive', 'te', 'proxy-authorization', 'proxy-foo'])
+    tt.equal(seen[h], undefined, `${h} not forwarded`);
   tt.notMatch(r, /x-secret-hop/i, 'a response header named in Connection is not passed back');
 });
 
 bypass('a WebSocket upgrade through an absolute URI is refused', async (tt) => {
   const before = w.origin.connections;
-  const r = await rawExchange(proxy.address.port, `GET http://allowed.test:${w.origin.port}/ws HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+  const r = await rawExchange(
+    proxy.address.port,
+    `GET http://allowed.test:${w.origin.port}/ws HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+  );
   tt.equal(statusOf(r), 501);
   tt.equal(w.origin.connections, before);
 });
 
 bypass('slowloris: a head that never completes is cut off by the header timeout', async (tt) => {
   const started = Date.now();
-  const parts = [`GET http://127.0.0.1:${w.canary.port}/ HTTP/1.1\r\n`, 'X-A: 1\r\n', 'X-B: 1\r\n', 'X-C: 1\r\n', 'X-D: 1\r\n', 'X-E: 1\r\n', 'X-F: 1\r\n'];
+  const parts = [
+    `GET http://127.0.0.1:${w.canary.port}/ HTTP/1.1\r\n`,
+    'X-A: 1\r\n',
+    'X-B: 1\r\n',
+    'X-C: 1\r\n',
+    'X-D: 1\r\n',
+    'X-E: 1\r\n',
+    'X-F: 1\r\n',
+  ];
   const r = await rawExchange(proxy.address.port, parts, { gapMs: 400, ms: 5000 });
   const elapsed = Date.now() - started;
   tt.ok(elapsed < 4000, `closed after ${elapsed} ms`);
@@ -242,7 +297,10 @@ for (const [name, head] of [
   bypass(`request smuggling: ${name} is refused`, async (tt) => {
     const before = w.origin.requests.length;
     const smuggled = `GET http://127.0.0.1:${w.canary.port}/ HTTP/1.1\r\nHost: 127.0.0.1:${w.canary.port}\r\n\r\n`;
-    const r = await rawExchange(proxy.address.port, `POST http://allowed.test:${w.origin.port}/ HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\n${head}\r\n0\r\n\r\n${smuggled}`);
+    const r = await rawExchange(
+      proxy.address.port,
+      `POST http://allowed.test:${w.origin.port}/ HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\n${head}\r\n0\r\n\r\n${smuggled}`,
+    );
     tt.equal(statusOf(r), 400);
     tt.equal(w.origin.requests.length, before, 'nothing forwarded');
   });
@@ -260,7 +318,13 @@ bypass('pipelined requests to different hosts are each decided', async (tt) => {
 
 bypass('CONNECT through curl to a TLS origin (allowed)', async (tt) => {
   const before = w.tls.connections;
-  const r = await curl(['--proxy', `http://127.0.0.1:${proxy.address.port}`, '--cacert', w.tls.certFile, `https://allowed.test:${w.tls.port}/secure`]);
+  const r = await curl([
+    '--proxy',
+    `http://127.0.0.1:${proxy.address.port}`,
+    '--cacert',
+    w.tls.certFile,
+    `https://allowed.test:${w.tls.port}/secure`,
+  ]);
   tt.equal(r.code, 0, r.stderr);
   tt.match(r.stdout, /hello over tls \/secure/);
   tt.equal(w.tls.connections, before + 1);
@@ -284,13 +348,19 @@ bypass('CONNECT to an IP spelling of the canary is 403', async (tt) => {
 
 bypass('bytes sent right behind an allowed CONNECT go through the tunnel, after the check', async (tt) => {
   const inner = `GET /early HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`;
-  const r = await rawExchange(proxy.address.port, `CONNECT allowed.test:${w.origin.port} HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\n\r\n${inner}`);
+  const r = await rawExchange(
+    proxy.address.port,
+    `CONNECT allowed.test:${w.origin.port} HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\n\r\n${inner}`,
+  );
   tt.match(r, /^HTTP\/1\.1 200 Connection Established\r\n\r\nHTTP\/1\.1 200 OK/);
   tt.match(r, /hello from origin GET \/early/);
 });
 
 bypass('bytes sent right behind a denied CONNECT are never forwarded', async (tt) => {
-  const r = await rawExchange(proxy.address.port, `CONNECT 127.0.0.1:${w.canary.port} HTTP/1.1\r\nHost: 127.0.0.1:${w.canary.port}\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n`);
+  const r = await rawExchange(
+    proxy.address.port,
+    `CONNECT 127.0.0.1:${w.canary.port} HTTP/1.1\r\nHost: 127.0.0.1:${w.canary.port}\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n`,
+  );
   tt.equal(statusOf(r), 403);
   tt.equal(w.canary.bytes, 0);
 });
@@ -325,7 +395,11 @@ bypass('DNS answers with only denied addresses: deny', async (tt) => {
 bypass('a name that does not resolve and that the policy denies gets the 403, not a 502', async (tt) => {
   const r = await get(proxy, `http://nowhere.test:${w.origin.port}/`);
   tt.equal(statusOf(r), 403);
-  tt.same(w.decisions.at(-1)?.resource, { host: 'nowhere.test', port: w.origin.port, method: 'GET', path: '/', scheme: 'http' }, 'asked without an address');
+  tt.same(
+    w.decisions.at(-1)?.resource,
+    { host: 'nowhere.test', port: w.origin.port, method: 'GET', path: '/', scheme: 'http' },
+    'asked without an address',
+  );
 });
 
 bypass('rebinding to loopback under the strict floor: refused before the PDP', async (tt) => {
@@ -357,7 +431,13 @@ bypass('audit sink unavailable: 503, nothing forwarded', async (tt) => {
     const r = await get(proxy, `http://allowed.test:${w.origin.port}/`);
     tt.equal(statusOf(r), 503);
     tt.match(r, /PCX_EGRESS_AUDIT_UNAVAILABLE/);
-    const c = await curl(['--proxy', `http://127.0.0.1:${proxy.address.port}`, '--cacert', w.tls.certFile, `https://allowed.test:${w.tls.port}/`]);
+    const c = await curl([
+      '--proxy',
+      `http://127.0.0.1:${proxy.address.port}`,
+      '--cacert',
+      w.tls.certFile,
+      `https://allowed.test:${w.tls.port}/`,
+    ]);
     tt.not(c.code, 0);
   } finally {
     w.sink.down = false;
@@ -366,35 +446,47 @@ bypass('audit sink unavailable: 503, nothing forwarded', async (tt) => {
   tt.equal(w.tls.connections, tlsBefore);
 });
 
-bypass('the decision record is acknowledged before the origin sees a byte; a closing record carries the totals', async (tt) => {
-  w.sink.delayMs = 150;
-  let originSawAt = 0;
-  const before = w.origin.requests.length;
-  const watcher = setInterval(() => {
-    if (!originSawAt && w.origin.requests.length > before) originSawAt = performance.now();
-  }, 1);
-  try {
-    const r = await get(proxy, `http://allowed.test:${w.origin.port}/big?n=12345`);
-    tt.equal(statusOf(r), 200);
-  } finally {
-    clearInterval(watcher);
-    w.sink.delayMs = 0;
-  }
-  await settle(200);
-  const decision = w.records.findLast((x) => x.outcome.phase === 'decision' && x.resource.path === '/big')!;
-  const close = w.records.find((x) => x.outcome.phase === 'close' && x.event_id === decision.event_id)!;
-  tt.ok(decision && close, 'both records exist and share the event_id');
-  const ackIndex = w.records.indexOf(decision);
-  tt.ok(w.sink.ackedAt[ackIndex]! <= originSawAt, 'acknowledged before the origin received the request');
-  tt.equal(close.outcome.status, 200);
-  tt.equal(close.outcome.bytes_down, 12345);
-  tt.equal(typeof close.outcome.duration_ms, 'number');
-  tt.equal(decision.decision, 'allow');
-  tt.same(decision.reasons.map((x) => x.rule), ['test#3']);
-});
+bypass(
+  'the decision record is acknowledged before the origin sees a byte; a closing record carries the totals',
+  async (tt) => {
+    w.sink.delayMs = 150;
+    let originSawAt = 0;
+    const before = w.origin.requests.length;
+    const watcher = setInterval(() => {
+      if (!originSawAt && w.origin.requests.length > before) originSawAt = performance.now();
+    }, 1);
+    try {
+      const r = await get(proxy, `http://allowed.test:${w.origin.port}/big?n=12345`);
+      tt.equal(statusOf(r), 200);
+    } finally {
+      clearInterval(watcher);
+      w.sink.delayMs = 0;
+    }
+    await settle(200);
+    const decision = w.records.findLast((x) => x.outcome.phase === 'decision' && x.resource.path === '/big')!;
+    const close = w.records.find((x) => x.outcome.phase === 'close' && x.event_id === decision.event_id)!;
+    tt.ok(decision && close, 'both records exist and share the event_id');
+    const ackIndex = w.records.indexOf(decision);
+    tt.ok(w.sink.ackedAt[ackIndex]! <= originSawAt, 'acknowledged before the origin received the request');
+    tt.equal(close.outcome.status, 200);
+    tt.equal(close.outcome.bytes_down, 12345);
+    tt.equal(typeof close.outcome.duration_ms, 'number');
+    tt.equal(decision.decision, 'allow');
+    tt.same(
+      decision.reasons.map((x) => x.rule),
+      ['test#3'],
+    );
+  },
+);
 
 bypass('a tunnel produces decision and closing records with byte counts', async (tt) => {
-  const r = await curl(['--proxy', `http://127.0.0.1:${proxy.address.port}`, '--cacert', w.tls.certFile, `https://allowed.test:${w.tls.port}/t`]);
+  const r = await curl([
+    '--proxy',
+    `http://127.0.0.1:${proxy.address.port}`,
+    '--cacert',
+    w.tls.certFile,
+    `https://allowed.test:${w.tls.port}/t`,
+  ]);
   tt.equal(r.code, 0, r.stderr);
   await settle(100);
   const close = w.records.findLast((x) => x.outcome.phase === 'close' && x.action === 'net.connect')!;
@@ -429,7 +521,13 @@ bypass('report-only mode still fails closed and keeps the floor', async (tt) => 
 bypass('Proxy-Authorization refines the session and carries a lease; only its id is recorded', async (tt) => {
   const payload = Buffer.from(JSON.stringify({ jti: 'lease-42', sub: 'agent-7' })).toString('base64url');
   const token = `eyJhbGciOiJFZERTQSJ9.${payload}.c2lnbmF0dXJlLXNlY3JldA`;
-  const r = await curl(['--proxy', `http://127.0.0.1:${proxy.address.port}`, '--proxy-user', `s-99:${token}`, `http://allowed.test:${w.origin.port}/leased`]);
+  const r = await curl([
+    '--proxy',
+    `http://127.0.0.1:${proxy.address.port}`,
+    '--proxy-user',
+    `s-99:${token}`,
+    `http://allowed.test:${w.origin.port}/leased`,
+  ]);
   tt.equal(r.code, 0, r.stderr);
   const d = w.decisions.at(-1)!;
   tt.equal(d.context?.session, 's-99');
@@ -439,12 +537,19 @@ bypass('Proxy-Authorization refines the session and carries a lease; only its id
   const recs = w.records.filter((x) => x.resource.path === '/leased');
   tt.equal(recs.length, 2);
   for (const rec of recs) tt.same(rec.context?.leases, ['lease-42']);
-  tt.notMatch(JSON.stringify(w.records) + JSON.stringify(w.logs), token.split('.')[2]!, 'the token never reaches a record or a log');
+  tt.notMatch(
+    JSON.stringify(w.records) + JSON.stringify(w.logs),
+    token.split('.')[2]!,
+    'the token never reaches a record or a log',
+  );
   tt.notOk(w.origin.requests.at(-1)!.headers['proxy-authorization']);
 });
 
 bypass('refusals are audited too, without the query string; denials record their 403', async (tt) => {
-  const r = await rawExchange(proxy.address.port, `GET http://[allowed.test]:${w.origin.port}/p?api_key=hunter2 HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`);
+  const r = await rawExchange(
+    proxy.address.port,
+    `GET http://[allowed.test]:${w.origin.port}/p?api_key=hunter2 HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
+  );
   tt.equal(statusOf(r), 400);
   await settle(50);
   const rec = w.records.at(-1)!;
@@ -465,7 +570,10 @@ bypass('a malformed Proxy-Authorization is 400', async (tt) => {
 });
 
 bypass('garbage and binary input get 400 and the proxy keeps serving', async (tt) => {
-  const r = await rawExchange(proxy.address.port, Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff, 0x00, 0x0d, 0x0a, 0x0d, 0x0a]));
+  const r = await rawExchange(
+    proxy.address.port,
+    Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff, 0x00, 0x0d, 0x0a, 0x0d, 0x0a]),
+  );
   tt.equal(statusOf(r), 400);
   const ok = await get(proxy, `http://allowed.test:${w.origin.port}/after-garbage`);
   tt.equal(statusOf(ok), 200);

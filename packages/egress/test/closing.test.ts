@@ -39,11 +39,20 @@ t.test('the response does not wait for the closing ack; a lost one is counted; c
   });
 
   const body = await new Promise<string>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: proxy.address.port, path: `http://127.0.0.1:${port}/`, headers: { host: `127.0.0.1:${port}` }, agent: false }, (res) => {
-      let b = '';
-      res.on('data', (d) => (b += d));
-      res.on('end', () => resolve(b));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: proxy.address.port,
+        path: `http://127.0.0.1:${port}/`,
+        headers: { host: `127.0.0.1:${port}` },
+        agent: false,
+      },
+      (res) => {
+        let b = '';
+        res.on('data', (d) => (b += d));
+        res.on('end', () => resolve(b));
+      },
+    );
     req.on('error', reject);
     req.end();
   });

@@ -41,7 +41,10 @@ t.test('a synchronous throw rejects that call only; a later turn is a new batch'
     return Promise.resolve(n);
   });
   const first = await Promise.allSettled([fn(1), fn(2)]);
-  tt.same(first.map((s) => s.status), ['fulfilled', 'rejected']);
+  tt.same(
+    first.map((s) => s.status),
+    ['fulfilled', 'rejected'],
+  );
   tt.equal(await fn(3), 3);
   tt.same(batches, [[1, 2], [3]]);
 });

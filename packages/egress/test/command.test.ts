@@ -7,7 +7,10 @@ import { egressCommand, EgressMetrics, serveMetrics } from '../src/index.js';
 
 const sink = () => {
   let text = '';
-  return { stream: { write: (s: string) => ((text += s), true) } as unknown as NodeJS.WritableStream, text: () => text };
+  return {
+    stream: { write: (s: string) => ((text += s), true) } as unknown as NodeJS.WritableStream,
+    text: () => text,
+  };
 };
 
 async function codeOf(argv: string[]): Promise<string | undefined> {
@@ -27,7 +30,10 @@ t.test('usage mistakes are PcxErrors with stable codes, before anything listens'
   tt.equal(await codeOf([...base, '--allow-cidr', '127.0.0.1/8']), 'PCX_EGRESS_BAD_CIDR');
   tt.equal(await codeOf([...base, '--listen', 'localhost:3128']), 'PCX_USAGE');
   tt.equal(await codeOf([...base, '--header-timeout', '0']), 'PCX_USAGE');
-  tt.equal(await codeOf([...base, '--listen', '127.0.0.1:0', '--metrics', '0.0.0.0:9100']), 'PCX_EGRESS_METRICS_NOT_LOOPBACK');
+  tt.equal(
+    await codeOf([...base, '--listen', '127.0.0.1:0', '--metrics', '0.0.0.0:9100']),
+    'PCX_EGRESS_METRICS_NOT_LOOPBACK',
+  );
   const out = sink();
   tt.equal(await egressCommand(['--help'], { stdout: out.stream, stderr: out.stream }), 0);
   tt.match(out.text(), /Proxy-Authorization/);
@@ -39,12 +45,28 @@ t.test('a port in use is PCX_EGRESS_LISTEN, not a crash', async (tt) => {
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
   tt.teardown(() => new Promise<void>((r) => busy.close(() => r())));
   const port = (busy.address() as { port: number }).port;
-  tt.equal(await codeOf(['--pdp', '/nonexistent/pdp.sock', '--audit', '/nonexistent/audit.sock', '--principal', 'a', '--listen', `127.0.0.1:${port}`]), 'PCX_EGRESS_LISTEN');
+  tt.equal(
+    await codeOf([
+      '--pdp',
+      '/nonexistent/pdp.sock',
+      '--audit',
+      '/nonexistent/audit.sock',
+      '--principal',
+      'a',
+      '--listen',
+      `127.0.0.1:${port}`,
+    ]),
+    'PCX_EGRESS_LISTEN',
+  );
 });
 
 t.test('the built CLI prints a usage mistake without a stack trace and exits 2', async (tt) => {
   const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'bin', 'portcullis.js');
-  const r = spawnSync(process.execPath, [bin, 'egress', '--pdp', 'x', '--audit', 'y', '--principal', 'p', '--allow-cidr', '10.0.0.1/8'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [bin, 'egress', '--pdp', 'x', '--audit', 'y', '--principal', 'p', '--allow-cidr', '10.0.0.1/8'],
+    { encoding: 'utf8' },
+  );
   tt.equal(r.status, 2);
   tt.match(r.stderr, /host bits set/);
   tt.match(r.stderr, /did you mean 10\.0\.0\.0\/8/);

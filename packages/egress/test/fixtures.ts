@@ -55,14 +55,27 @@ export async function origin(options: { host?: string; redirectTo?: string } = {
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', () => {
-      o.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+      o.requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
       if (req.url === '/redirect') {
         res.writeHead(302, { location: options.redirectTo ?? 'http://127.0.0.1:1/' }).end();
       } else if (req.url?.startsWith('/big')) {
         const n = Number(new URL(req.url, 'http://x').searchParams.get('n') ?? '1000');
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n }).end(Buffer.alloc(n, 97));
+        res
+          .writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n })
+          .end(Buffer.alloc(n, 97));
       } else {
-        res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, x-secret-hop', 'x-secret-hop': 'must-not-reach-client' }).end(`hello from origin ${req.method} ${req.url}\n`);
+        res
+          .writeHead(200, {
+            'content-type': 'text/plain',
+            connection: 'keep-alive, x-secret-hop',
+            'x-secret-hop': 'must-not-reach-client',
+          })
+          .end(`hello from origin ${req.method} ${req.url}\n`);
       }
     });
   });
@@ -89,7 +102,29 @@ export async function tlsOrigin(): Promise<TlsOrigin> {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-egress-tls-'));
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=allowed.test', '-addext', 'subjectAltName=DNS:allowed.test,IP:127.0.0.1'], { stdio: 'pipe' });
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=allowed.test',
+      '-addext',
+      'subjectAltName=DNS:allowed.test,IP:127.0.0.1',
+    ],
+    { stdio: 'pipe' },
+  );
   if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
   const t = { port: 0, connections: 0, certFile: cert } as TlsOrigin;
   const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
@@ -176,7 +211,11 @@ function ipv6Bytes(a: string): Buffer {
 }
 
 /** Send raw bytes, collect everything the peer sends until it closes or `ms` pass. */
-export function rawExchange(port: number, data: string | Buffer | Array<string | Buffer>, options: { ms?: number; gapMs?: number } = {}): Promise<string> {
+export function rawExchange(
+  port: number,
+  data: string | Buffer | Array<string | Buffer>,
+  options: { ms?: number; gapMs?: number } = {},
+): Promise<string> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
     const out: Buffer[] = [];

@@ -8,8 +8,23 @@
  */
 import { execFile } from 'node:child_process';
 import type { Decision, DecisionRequest } from '@portcullis/protocol';
-import { dnsResolver, EgressMetrics, startEgressProxy, type EgressAuditRecord, type EgressProxy } from '../src/index.js';
-import { canary, dnsDouble, origin, tlsOrigin, type Canary, type DnsDouble, type Origin, type TlsOrigin } from './fixtures.js';
+import {
+  dnsResolver,
+  EgressMetrics,
+  startEgressProxy,
+  type EgressAuditRecord,
+  type EgressProxy,
+} from '../src/index.js';
+import {
+  canary,
+  dnsDouble,
+  origin,
+  tlsOrigin,
+  type Canary,
+  type DnsDouble,
+  type Origin,
+  type TlsOrigin,
+} from './fixtures.js';
 
 export interface World {
   origin: Origin;
@@ -37,13 +52,40 @@ function policyDouble(world: World): (r: DecisionRequest) => Promise<Decision> {
   const hosts = new Set(['allowed.test', 'mixed.test', 'rebind.test', '127.0.0.1', 'ask.test', 'denied.test']);
   return async (r) => {
     world.decisions.push(r);
-    if (world.pdp.down) return { decision: 'deny', reasons: [], error: { code: 'PCX_PDP_UNAVAILABLE', message: 'PDP unavailable at /nowhere' } };
+    if (world.pdp.down)
+      return {
+        decision: 'deny',
+        reasons: [],
+        error: { code: 'PCX_PDP_UNAVAILABLE', message: 'PDP unavailable at /nowhere' },
+      };
     const { host, port, ip } = r.resource as { host: string; port: number; ip?: string };
-    if (host === 'denied.test') return { decision: 'deny', reasons: [{ effect: 'deny', policy: 'test', rule: 'test#1', because: 'denied.test is off limits', source: 'test.pol:1:1' }], policy_version: 'sha256:test' };
-    if (host === 'ask.test') return { decision: 'ask', reasons: [{ effect: 'ask', policy: 'test', rule: 'test#2', because: 'needs a human' }], policy_version: 'sha256:test' };
+    if (host === 'denied.test')
+      return {
+        decision: 'deny',
+        reasons: [
+          {
+            effect: 'deny',
+            policy: 'test',
+            rule: 'test#1',
+            because: 'denied.test is off limits',
+            source: 'test.pol:1:1',
+          },
+        ],
+        policy_version: 'sha256:test',
+      };
+    if (host === 'ask.test')
+      return {
+        decision: 'ask',
+        reasons: [{ effect: 'ask', policy: 'test', rule: 'test#2', because: 'needs a human' }],
+        policy_version: 'sha256:test',
+      };
     const ports = new Set([world.origin.port, world.tls.port]);
     if (hosts.has(host) && ports.has(port) && ip === '127.0.0.1') {
-      return { decision: 'allow', reasons: [{ effect: 'allow', policy: 'test', rule: 'test#3', because: 'the origin' }], policy_version: 'sha256:test' };
+      return {
+        decision: 'allow',
+        reasons: [{ effect: 'allow', policy: 'test', rule: 'test#3', because: 'the origin' }],
+        policy_version: 'sha256:test',
+      };
     }
     return { decision: 'deny', reasons: [], policy_version: 'sha256:test' };
   };
@@ -89,7 +131,16 @@ export async function world(): Promise<World> {
   return w;
 }
 
-export async function proxyFor(w: World, options: { allowLoopback?: boolean; mode?: 'enforce' | 'report'; headersTimeoutMs?: number; maxHeaderBytes?: number; selfEndpoints?: Array<{ host: string; port: number }> } = {}): Promise<EgressProxy> {
+export async function proxyFor(
+  w: World,
+  options: {
+    allowLoopback?: boolean;
+    mode?: 'enforce' | 'report';
+    headersTimeoutMs?: number;
+    maxHeaderBytes?: number;
+    selfEndpoints?: Array<{ host: string; port: number }>;
+  } = {},
+): Promise<EgressProxy> {
   const proxy = await startEgressProxy({
     listen: { host: '127.0.0.1', port: 0 },
     principal: { id: 'agent-7', roles: ['developer'] },
@@ -123,9 +174,14 @@ export interface CurlResult {
 
 export function curl(args: string[], timeoutMs = 10_000): Promise<CurlResult> {
   return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', String(timeoutMs / 1000), ...args], { timeout: timeoutMs + 2000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      'curl',
+      ['-sS', '--max-time', String(timeoutMs / 1000), ...args],
+      { timeout: timeoutMs + 2000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 

@@ -58,12 +58,17 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
     io.stdout.write(PDP_USAGE);
     return 0;
   }
-  if (!values.policy) throw new PcxError('PCX_USAGE', 'missing --policy PATH', { hint: 'e.g. portcullis pdp --policy examples/policies' });
+  if (!values.policy)
+    throw new PcxError('PCX_USAGE', 'missing --policy PATH', {
+      hint: 'e.g. portcullis pdp --policy examples/policies',
+    });
   const drainTimeoutMs = Number(values['drain-timeout']);
   if (!Number.isInteger(drainTimeoutMs) || drainTimeoutMs < 0) {
     throw new PcxError('PCX_USAGE', `--drain-timeout ${values['drain-timeout']} is not a whole number of milliseconds`);
   }
-  const metrics = values.metrics ? parseMetricsAddress(values.metrics, { allowRemote: values['metrics-allow-remote'] }) : undefined;
+  const metrics = values.metrics
+    ? parseMetricsAddress(values.metrics, { allowRemote: values['metrics-allow-remote'] })
+    : undefined;
   const log = streamLog(io.stderr);
 
   // Subscribe before starting: a SIGTERM that arrives during startup still drains cleanly.
@@ -123,7 +128,11 @@ export async function leaseCommand(argv: string[], io: CommandIO): Promise<numbe
 }
 
 async function keygen(argv: string[], io: CommandIO): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { out: { type: 'string', default: '.' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { out: { type: 'string', default: '.' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
   if (values.help) {
     io.stdout.write(LEASE_USAGE);
     return 0;
@@ -137,14 +146,23 @@ async function keygen(argv: string[], io: CommandIO): Promise<number> {
   const publicPath = join(dir, 'lease-keys.jwks');
   // 'wx': never overwrite an existing key; mode 0600 from creation, not chmod afterwards.
   await writeNew(privatePath, JSON.stringify(priv, null, 2) + '\n', 0o600);
-  await writeNew(publicPath, JSON.stringify({ keys: [{ ...pub, kid, alg: 'EdDSA', use: 'sig' }] }, null, 2) + '\n', 0o644);
-  io.stderr.write(`wrote ${privatePath} (private signing key, keep it secret) and ${publicPath} (for portcullis pdp --lease-keys); kid ${kid}\n`);
+  await writeNew(
+    publicPath,
+    JSON.stringify({ keys: [{ ...pub, kid, alg: 'EdDSA', use: 'sig' }] }, null, 2) + '\n',
+    0o644,
+  );
+  io.stderr.write(
+    `wrote ${privatePath} (private signing key, keep it secret) and ${publicPath} (for portcullis pdp --lease-keys); kid ${kid}\n`,
+  );
   return 0;
 }
 
 async function writeNew(path: string, text: string, mode: number): Promise<void> {
   const fh = await open(path, 'wx', mode).catch((e: NodeJS.ErrnoException) => {
-    throw new PcxError('PCX_LEASE_KEYGEN', `cannot create ${path}: ${e.code === 'EEXIST' ? 'it already exists (refusing to overwrite a key)' : e.code ?? e.message}`);
+    throw new PcxError(
+      'PCX_LEASE_KEYGEN',
+      `cannot create ${path}: ${e.code === 'EEXIST' ? 'it already exists (refusing to overwrite a key)' : (e.code ?? e.message)}`,
+    );
   });
   try {
     await fh.writeFile(text);
@@ -159,7 +177,9 @@ export function parseDuration(spec: string): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(spec);
   const sec = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'] : NaN;
   if (!(sec > 0) || sec > MAX_TTL_SEC) {
-    throw new PcxError('PCX_USAGE', `--ttl ${spec} is not a duration between 1s and 30d`, { hint: 'e.g. --ttl 30s, 10m, 2h, 1d' });
+    throw new PcxError('PCX_USAGE', `--ttl ${spec} is not a duration between 1s and 30d`, {
+      hint: 'e.g. --ttl 30s, 10m, 2h, 1d',
+    });
   }
   return sec;
 }
@@ -184,7 +204,8 @@ async function issue(argv: string[], io: CommandIO): Promise<number> {
     return 0;
   }
   for (const required of ['key', 'sub', 'ttl', 'grant'] as const) {
-    if (!values[required]) throw new PcxError('PCX_USAGE', `lease issue needs --${required}`, { hint: 'see portcullis lease --help' });
+    if (!values[required])
+      throw new PcxError('PCX_USAGE', `lease issue needs --${required}`, { hint: 'see portcullis lease --help' });
   }
   const ttl = parseDuration(values.ttl!);
   const rules = values.grant!.join('\n');
@@ -211,7 +232,9 @@ async function issue(argv: string[], io: CommandIO): Promise<number> {
 
 async function readPrivateKey(path: string, io: CommandIO): Promise<JWK> {
   const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new PcxError('PCX_LEASE_KEY', `cannot read the signing key ${path}: ${e.code ?? e.message}`, { hint: 'create one with portcullis lease keygen' });
+    throw new PcxError('PCX_LEASE_KEY', `cannot read the signing key ${path}: ${e.code ?? e.message}`, {
+      hint: 'create one with portcullis lease keygen',
+    });
   });
   let jwk: JWK;
   try {
@@ -221,9 +244,13 @@ async function readPrivateKey(path: string, io: CommandIO): Promise<JWK> {
     throw new PcxError('PCX_LEASE_KEY', `${path} is not a JSON Web Key`);
   }
   if (jwk?.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.d !== 'string') {
-    throw new PcxError('PCX_LEASE_KEY', `${path} is not an Ed25519 private key (a JWK with kty "OKP", crv "Ed25519" and "d")`, {
-      hint: 'pass the lease-signing.jwk written by portcullis lease keygen, not the public .jwks',
-    });
+    throw new PcxError(
+      'PCX_LEASE_KEY',
+      `${path} is not an Ed25519 private key (a JWK with kty "OKP", crv "Ed25519" and "d")`,
+      {
+        hint: 'pass the lease-signing.jwk written by portcullis lease keygen, not the public .jwks',
+      },
+    );
   }
   const mode = (await stat(path)).mode & 0o077;
   if (mode !== 0) io.stderr.write(`warning: ${path} is readable by group or others; chmod 600 it\n`);
@@ -236,13 +263,20 @@ async function checkGrant(rules: string, policyPath: string | undefined): Promis
   const set = compile(sources);
   if (!set.policy) {
     const texts = new Map(sources.map((s) => [s.path, s.text]));
-    throw new PcxError('PCX_LEASE_GRANT', `the policy set ${policyPath} does not compile:\n${set.diagnostics.map((d) => renderDiagnostic(d, texts.get(d.file))).join('\n')}`);
+    throw new PcxError(
+      'PCX_LEASE_GRANT',
+      `the policy set ${policyPath} does not compile:\n${set.diagnostics.map((d) => renderDiagnostic(d, texts.get(d.file))).join('\n')}`,
+    );
   }
   const { diagnostics } = set.policy.compileGrant('grant', rules);
   const errors = diagnostics.filter((d) => d.severity === 'error');
   if (errors.length > 0) {
-    throw new PcxError('PCX_LEASE_GRANT', `the grant does not compile, so the PDP would ignore the lease:\n${errors.map((d) => renderDiagnostic(d, rules)).join('\n')}`, {
-      hint: 'a grant is one or more allow rules, e.g. allow net.connect when resource.host == "example.com"',
-    });
+    throw new PcxError(
+      'PCX_LEASE_GRANT',
+      `the grant does not compile, so the PDP would ignore the lease:\n${errors.map((d) => renderDiagnostic(d, rules)).join('\n')}`,
+      {
+        hint: 'a grant is one or more allow rules, e.g. allow net.connect when resource.host == "example.com"',
+      },
+    );
   }
 }

@@ -78,7 +78,8 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   const metrics = new PdpMetrics();
   const leases = new LeaseVerifier({
     clockToleranceSec: options.leaseClockToleranceSec,
-    onGrantError: (jti, messages) => log('warn', `lease ${jti} ignored: its rules do not compile: ${messages.join('; ')}`),
+    onGrantError: (jti, messages) =>
+      log('warn', `lease ${jti} ignored: its rules do not compile: ${messages.join('; ')}`),
   });
   const engine = new Engine(leases);
 
@@ -123,7 +124,10 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     const errors = diagnostics.filter((d) => d.severity === 'error').length;
     if (!policy || errors > 0) {
       const keeping = engine.policy ? `keeping ${engine.policy.version}` : 'no policy is in force';
-      return failReload({ code: 'PCX_POLICY_COMPILE', message: `${options.policyPath} has ${errors} error(s); ${keeping}` }, rendered);
+      return failReload(
+        { code: 'PCX_POLICY_COMPILE', message: `${options.policyPath} has ${errors} error(s); ${keeping}` },
+        rendered,
+      );
     }
     engine.install({ policy, files: sources.length, loadedAt: new Date().toISOString() }, rendered);
     metrics.reloads.ok++;
@@ -152,7 +156,9 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
         last = text;
         if (!initial) log('info', `reloaded ${what} from ${path}`);
       } catch (e) {
-        const message = isPcxError(e) ? e.message : `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+        const message = isPcxError(e)
+          ? e.message
+          : `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
         if (initial) throw new PcxError(isPcxError(e) ? e.code : 'PCX_PDP_FILE', message);
         if (`error:${message}` === last) return;
         last = `error:${message}`;
@@ -163,7 +169,9 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   const loadKeys = options.leaseKeysPath
     ? fileLoader(options.leaseKeysPath, 'lease keys', (t) => leases.setKeys(parseLeaseKeys(t, options.leaseKeysPath!)))
     : undefined;
-  const loadRevoked = options.revokedPath ? fileLoader(options.revokedPath, 'revocation list', (t) => leases.setRevoked(parseRevoked(t))) : undefined;
+  const loadRevoked = options.revokedPath
+    ? fileLoader(options.revokedPath, 'revocation list', (t) => leases.setRevoked(parseRevoked(t)))
+    : undefined;
   await loadKeys?.(true);
   await loadRevoked?.(true);
 
@@ -182,10 +190,15 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   const watchers: Watcher[] = [watchPaths([options.policyPath], () => void reloadPolicy(), { pollMs: options.pollMs })];
   const reloadKeys = loadKeys && serialized(() => loadKeys());
   const reloadRevoked = loadRevoked && serialized(() => loadRevoked());
-  if (reloadKeys) watchers.push(watchPaths([options.leaseKeysPath!], () => void reloadKeys(), { pollMs: options.pollMs }));
-  if (reloadRevoked) watchers.push(watchPaths([options.revokedPath!], () => void reloadRevoked(), { pollMs: options.pollMs }));
+  if (reloadKeys)
+    watchers.push(watchPaths([options.leaseKeysPath!], () => void reloadKeys(), { pollMs: options.pollMs }));
+  if (reloadRevoked)
+    watchers.push(watchPaths([options.revokedPath!], () => void reloadRevoked(), { pollMs: options.pollMs }));
 
-  log('info', `listening on ${options.socketPath}${metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : ''}`);
+  log(
+    'info',
+    `listening on ${options.socketPath}${metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : ''}`,
+  );
 
   return {
     socketPath: options.socketPath,

@@ -5,7 +5,7 @@
  */
 import type { CompiledPolicy } from '@portcullis/policy';
 import type { Decision, ErrorInfo } from '@portcullis/protocol';
-import { LeaseVerifier, type LeaseResolution } from './leases.js';
+import type { LeaseVerifier, LeaseResolution } from './leases.js';
 
 export interface LoadedPolicy {
   policy: CompiledPolicy;
@@ -53,15 +53,29 @@ export class Engine {
 
   install(loaded: LoadedPolicy, diagnostics: string[]): void {
     this.current = loaded;
-    this.lastReload = { ok: true, at: loaded.loadedAt, policy_version: loaded.policy.version, diagnostics: capped(diagnostics) };
+    this.lastReload = {
+      ok: true,
+      at: loaded.loadedAt,
+      policy_version: loaded.policy.version,
+      diagnostics: capped(diagnostics),
+    };
   }
 
   /** A reload failed: keep the last good set (if any) and remember why, for health and denials. */
   reject(error: ErrorInfo, diagnostics: string[]): void {
     const at = new Date().toISOString();
-    this.lastReload = { ok: false, at, diagnostics: capped(diagnostics), error, ...(this.current ? { policy_version: this.current.policy.version } : {}) };
+    this.lastReload = {
+      ok: false,
+      at,
+      diagnostics: capped(diagnostics),
+      error,
+      ...(this.current ? { policy_version: this.current.policy.version } : {}),
+    };
     // The first line of the first diagnostic ("file:line:col: CODE: message") says where to look.
-    if (!this.current) this.noPolicy = noPolicyDecision(`${error.message}${diagnostics.length ? `: ${diagnostics[0]!.split('\n')[0]}` : ''}`);
+    if (!this.current)
+      this.noPolicy = noPolicyDecision(
+        `${error.message}${diagnostics.length ? `: ${diagnostics[0]!.split('\n')[0]}` : ''}`,
+      );
   }
 
   /**
@@ -106,7 +120,10 @@ function withLeases(policy: CompiledPolicy, request: unknown, res: LeaseResoluti
 const MAX_HEALTH_DIAGNOSTICS = 20;
 function capped(diagnostics: string[]): string[] {
   if (diagnostics.length <= MAX_HEALTH_DIAGNOSTICS) return diagnostics;
-  return [...diagnostics.slice(0, MAX_HEALTH_DIAGNOSTICS), `… and ${diagnostics.length - MAX_HEALTH_DIAGNOSTICS} more (see the PDP log)`];
+  return [
+    ...diagnostics.slice(0, MAX_HEALTH_DIAGNOSTICS),
+    `… and ${diagnostics.length - MAX_HEALTH_DIAGNOSTICS} more (see the PDP log)`,
+  ];
 }
 
 function noPolicyDecision(why: string): Decision {
@@ -116,4 +133,3 @@ function noPolicyDecision(why: string): Decision {
   };
   return { decision: 'deny', reasons: [{ error }], error };
 }
-

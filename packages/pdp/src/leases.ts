@@ -83,15 +83,23 @@ export function parseLeaseKeys(text: string, source: string): JSONWebKeySet {
     throw new PcxError('PCX_LEASE_KEYS', `${source} is not JSON; expected a JWKS document {"keys": [...]}`);
   }
   const keys = (doc as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys)) throw new PcxError('PCX_LEASE_KEYS', `${source} has no "keys" array; expected a JWKS document {"keys": [...]}`);
+  if (!Array.isArray(keys))
+    throw new PcxError('PCX_LEASE_KEYS', `${source} has no "keys" array; expected a JWKS document {"keys": [...]}`);
   keys.forEach((k: Partial<JWK> | null, i) => {
     if (typeof k !== 'object' || k === null || k.kty !== 'OKP' || k.crv !== 'Ed25519' || typeof k.x !== 'string') {
-      throw new PcxError('PCX_LEASE_KEYS', `${source}: keys[${i}] is not an Ed25519 public key (kty "OKP", crv "Ed25519")`);
+      throw new PcxError(
+        'PCX_LEASE_KEYS',
+        `${source}: keys[${i}] is not an Ed25519 public key (kty "OKP", crv "Ed25519")`,
+      );
     }
     if ('d' in k) {
-      throw new PcxError('PCX_LEASE_KEYS', `${source}: keys[${i}] contains private key material; the PDP needs only public keys`, {
-        hint: 'use the .jwks file written by `portcullis lease keygen`, not the private key file',
-      });
+      throw new PcxError(
+        'PCX_LEASE_KEYS',
+        `${source}: keys[${i}] contains private key material; the PDP needs only public keys`,
+        {
+          hint: 'use the .jwks file written by `portcullis lease keygen`, not the private key file',
+        },
+      );
     }
   });
   return { keys: keys as JWK[] };
@@ -135,7 +143,7 @@ export class LeaseVerifier {
   }
 
   get keyCount(): number {
-    return this.keySet ? this.keySet.jwks()?.keys.length ?? 0 : 0;
+    return this.keySet ? (this.keySet.jwks()?.keys.length ?? 0) : 0;
   }
 
   setRevoked(jtis: Set<string>): void {
@@ -157,7 +165,9 @@ export class LeaseVerifier {
     for (let i = 0; i < list.length; i++) {
       const token = list[i];
       const r: Verified | Promise<Verified> =
-        i >= this.maxPerRequest || typeof token !== 'string' ? { ok: false, jti: 'unknown', ignored: 'invalid' } : this.verify(token);
+        i >= this.maxPerRequest || typeof token !== 'string'
+          ? { ok: false, jti: 'unknown', ignored: 'invalid' }
+          : this.verify(token);
       if (r instanceof Promise) pending = true;
       results.push(r);
     }
@@ -202,7 +212,8 @@ export class LeaseVerifier {
     } catch {
       return { ok: false, jti: 'unknown', ignored: 'invalid' };
     }
-    if (typeof c !== 'object' || c === null || Array.isArray(c)) return { ok: false, jti: 'unknown', ignored: 'invalid' };
+    if (typeof c !== 'object' || c === null || Array.isArray(c))
+      return { ok: false, jti: 'unknown', ignored: 'invalid' };
     const jti = typeof c.jti === 'string' && c.jti.length > 0 && c.jti.length <= MAX_JTI_CHARS ? c.jti : undefined;
     const valid =
       jti !== undefined &&
@@ -269,7 +280,11 @@ export class LeaseVerifier {
     const { grant, diagnostics } = policy.compileGrant(c.jti, c.rules);
     const errors = diagnostics.filter((d) => d.severity === 'error');
     const usable = errors.length === 0 ? grant : undefined;
-    if (!usable) this.onGrantError(c.jti, errors.map((d) => `${d.line}:${d.col}: ${d.message}`));
+    if (!usable)
+      this.onGrantError(
+        c.jti,
+        errors.map((d) => `${d.line}:${d.col}: ${d.message}`),
+      );
     if (this.grants.size >= this.maxGrants) this.grants.delete(this.grants.keys().next().value!);
     this.grants.set(key, { rules: c.rules, grant: usable });
     return usable;

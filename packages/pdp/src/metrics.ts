@@ -45,10 +45,15 @@ export class PdpMetrics {
 
   render(): string {
     const out: string[] = [];
-    const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    const family = (name: string, type: string, help: string) =>
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     family('pcx_pdp_decisions_total', 'counter', 'Decisions answered, by outcome.');
     for (const [k, v] of Object.entries(this.decisions)) out.push(`pcx_pdp_decisions_total{decision="${k}"} ${v}`);
-    family('pcx_pdp_decision_duration_seconds', 'histogram', 'Time from a request\'s arrival (its read chunk) to its answer encoded.');
+    family(
+      'pcx_pdp_decision_duration_seconds',
+      'histogram',
+      "Time from a request's arrival (its read chunk) to its answer encoded.",
+    );
     let cumulative = 0;
     for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
       cumulative += this.bucketCounts[i]!;
@@ -88,20 +93,30 @@ export interface MetricsAddress {
  */
 export function parseMetricsAddress(spec: string, options: { allowRemote?: boolean } = {}): MetricsAddress {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec);
-  if (!m) throw new PcxError('PCX_PDP_METRICS_ADDRESS', `--metrics "${spec}" is not HOST:PORT`, { hint: 'e.g. --metrics 127.0.0.1:9464' });
+  if (!m)
+    throw new PcxError('PCX_PDP_METRICS_ADDRESS', `--metrics "${spec}" is not HOST:PORT`, {
+      hint: 'e.g. --metrics 127.0.0.1:9464',
+    });
   const host = (m[1] ?? m[2])!;
   const port = Number(m[3]);
   if (port > 65535) throw new PcxError('PCX_PDP_METRICS_ADDRESS', `--metrics port ${port} is out of range`);
   const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
   if (!loopback && !options.allowRemote) {
-    throw new PcxError('PCX_PDP_METRICS_ADDRESS', `--metrics ${spec} is not a loopback address; refusing to expose metrics beyond this host`, {
-      hint: 'bind 127.0.0.1 (or ::1), or pass --metrics-allow-remote if you really mean it',
-    });
+    throw new PcxError(
+      'PCX_PDP_METRICS_ADDRESS',
+      `--metrics ${spec} is not a loopback address; refusing to expose metrics beyond this host`,
+      {
+        hint: 'bind 127.0.0.1 (or ::1), or pass --metrics-allow-remote if you really mean it',
+      },
+    );
   }
   return { host, port };
 }
 
-export async function serveMetrics(metrics: PdpMetrics, address: MetricsAddress): Promise<{ server: Server; port: number }> {
+export async function serveMetrics(
+  metrics: PdpMetrics,
+  address: MetricsAddress,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
@@ -111,7 +126,12 @@ export async function serveMetrics(metrics: PdpMetrics, address: MetricsAddress)
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new PcxError('PCX_PDP_METRICS_LISTEN', `cannot serve metrics on ${address.host}:${address.port}: ${e.code ?? e.message}`)),
+      reject(
+        new PcxError(
+          'PCX_PDP_METRICS_LISTEN',
+          `cannot serve metrics on ${address.host}:${address.port}: ${e.code ?? e.message}`,
+        ),
+      ),
     );
     server.listen(address.port, address.host, () => resolve());
   });

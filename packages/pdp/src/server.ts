@@ -107,7 +107,10 @@ export class PdpServer {
     const r = await Promise.race([Promise.all(all).then(() => 'done' as const), deadline]);
     clearTimeout(timer);
     if (r === 'timeout') {
-      this.options.log('warn', `drain: ${this.conns.size} connection(s) still busy after ${timeoutMs} ms; closing them`);
+      this.options.log(
+        'warn',
+        `drain: ${this.conns.size} connection(s) still busy after ${timeoutMs} ms; closing them`,
+      );
       for (const c of this.conns) c.destroy();
     }
     await stopped;
@@ -177,7 +180,8 @@ class Connection {
       this.chunkStart = performance.now();
       this.syncAnswered = 0;
       this.decoder.push(chunk);
-      if (this.syncAnswered > 0) this.server.options.metrics.observeLatency((performance.now() - this.chunkStart) / 1000, this.syncAnswered);
+      if (this.syncAnswered > 0)
+        this.server.options.metrics.observeLatency((performance.now() - this.chunkStart) / 1000, this.syncAnswered);
       if (this.draining) this.checkQuiet();
     });
     // A client that vanishes mid-frame or mid-answer is its own problem, never ours.
@@ -204,7 +208,11 @@ class Connection {
     const f = frame as { id?: unknown; request?: unknown; health?: unknown };
     const id = f.id;
     if (!((typeof id === 'number' && Number.isFinite(id)) || (typeof id === 'string' && id.length <= MAX_ID_CHARS))) {
-      return this.fatal(null, 'invalid_request', `frame has no valid "id" (a number, or a string of at most ${MAX_ID_CHARS} characters)`);
+      return this.fatal(
+        null,
+        'invalid_request',
+        `frame has no valid "id" (a number, or a string of at most ${MAX_ID_CHARS} characters)`,
+      );
     }
     const head = typeof id === 'number' ? '{"id":' + id + ',' : '{"id":' + JSON.stringify(id) + ',';
     if (f.request !== undefined) {
@@ -245,7 +253,10 @@ class Connection {
       this.send(head + '"health":' + JSON.stringify(this.server.options.engine.health()) + '}\n');
     } else {
       this.server.options.metrics.countError('invalid_request');
-      this.send(head + '"error":{"code":"invalid_request","message":"frame has neither \\"request\\" nor \\"health\\": true"}}\n');
+      this.send(
+        head +
+          '"error":{"code":"invalid_request","message":"frame has neither \\"request\\" nor \\"health\\": true"}}\n',
+      );
     }
   }
 
@@ -312,7 +323,14 @@ class Connection {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     // Not quiet while anything is in flight, half-received, unsent, or held back by backpressure.
-    if (this.pending > 0 || this.decoder.bufferedBytes > 0 || this.outbox.length > 0 || this.socket.writableLength > 0 || this.socket.isPaused()) return;
+    if (
+      this.pending > 0 ||
+      this.decoder.bufferedBytes > 0 ||
+      this.outbox.length > 0 ||
+      this.socket.writableLength > 0 ||
+      this.socket.isPaused()
+    )
+      return;
     this.idleTimer = setTimeout(() => {
       this.flush();
       this.socket.destroySoon();
@@ -330,7 +348,11 @@ class Connection {
   }
 }
 
-const DECISION_FIELD: Record<string, string> = { allow: '"decision":"allow","reasons":[', deny: '"decision":"deny","reasons":[', ask: '"decision":"ask","reasons":[' };
+const DECISION_FIELD: Record<string, string> = {
+  allow: '"decision":"allow","reasons":[',
+  deny: '"decision":"deny","reasons":[',
+  ask: '"decision":"ask","reasons":[',
+};
 /** JSON of the evaluator's reasons, which are frozen objects shared by every decision they explain. */
 const reasonJson = new WeakMap<object, string>();
 let lastVersion = '';

@@ -20,7 +20,10 @@ const MAX_POLICY_FILE_BYTES = 16 * 1024 * 1024;
 export async function readPolicySources(path: string, options: { cwd?: string } = {}): Promise<PolicySource[]> {
   const cwd = options.cwd ?? process.cwd();
   const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
-    throw new PcxError('PCX_POLICY_PATH', `cannot read policy path ${path}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.message}`);
+    throw new PcxError(
+      'PCX_POLICY_PATH',
+      `cannot read policy path ${path}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.message}`,
+    );
   });
   const files: string[] = [];
   if (info.isDirectory()) await walk(path, files);
@@ -30,7 +33,10 @@ export async function readPolicySources(path: string, options: { cwd?: string } 
   for (const file of files) {
     const st = await stat(file);
     if (st.size > MAX_POLICY_FILE_BYTES) {
-      throw new PcxError('PCX_POLICY_TOO_LARGE', `${file} is ${st.size} bytes; policy files are limited to ${MAX_POLICY_FILE_BYTES} bytes`);
+      throw new PcxError(
+        'PCX_POLICY_TOO_LARGE',
+        `${file} is ${st.size} bytes; policy files are limited to ${MAX_POLICY_FILE_BYTES} bytes`,
+      );
     }
     const rel = relative(cwd, file);
     out.push({ path: rel.startsWith('..') || rel === '' ? file : rel, text: await readFile(file, 'utf8') });

@@ -68,7 +68,8 @@ export function watchPaths(paths: readonly string[], onChange: () => void, optio
       const info = await stat(p).catch(() => undefined);
       if (info?.isDirectory()) targets.set(p, undefined);
       const parent = dirname(p);
-      if (!targets.has(parent) || targets.get(parent) !== undefined) targets.set(parent, new Set([...(targets.get(parent) ?? []), basename(p)]));
+      if (!targets.has(parent) || targets.get(parent) !== undefined)
+        targets.set(parent, new Set([...(targets.get(parent) ?? []), basename(p)]));
     }
     if (closed || mine !== generation) return;
     const old = watchers;

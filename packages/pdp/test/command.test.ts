@@ -36,21 +36,52 @@ t.test('keygen writes a 0600 private key and a public-only JWKS, and never overw
   t.equal(readFileSync(join(dir, 'lease-signing.jwk'), 'utf8'), before);
 });
 
-t.test('issue signs a lease the PDP accepts: EdDSA, typ pcx-lease+jwt, sub, jti, exp, pcx_rules, bindings', async (t) => {
-  const dir = tempDir(t);
-  await leaseCommand(['keygen'], io(dir).io);
-  const { io: cio, out } = io(dir);
-  const rules = 'allow net.connect when resource.host == "example.com"';
-  t.equal(await leaseCommand(['issue', '--key', 'lease-signing.jwk', '--sub', 'agent-7', '--project', 'alpha', '--session', 's-1', '--ttl', '10m', '--grant', rules, '--grant', 'allow fs.read'], cio), 0);
-  const token = out.stdout.trim();
-  const jwks = createLocalJWKSet(JSON.parse(readFileSync(join(dir, 'lease-keys.jwks'), 'utf8')));
-  const { payload, protectedHeader } = await jwtVerify(token, jwks, { typ: 'pcx-lease+jwt', algorithms: ['EdDSA'] });
-  t.equal(protectedHeader.alg, 'EdDSA');
-  t.match(payload, { sub: 'agent-7', pcx_project: 'alpha', pcx_session: 's-1', pcx_rules: `${rules}\nallow fs.read`, jti: String });
-  const now = Date.now() / 1000;
-  t.ok(Math.abs(payload.exp! - (now + 600)) < 5, 'exp is now + ttl');
-  t.match(out.stderr, new RegExp(`lease ${payload.jti} for agent-7 expires`));
-});
+t.test(
+  'issue signs a lease the PDP accepts: EdDSA, typ pcx-lease+jwt, sub, jti, exp, pcx_rules, bindings',
+  async (t) => {
+    const dir = tempDir(t);
+    await leaseCommand(['keygen'], io(dir).io);
+    const { io: cio, out } = io(dir);
+    const rules = 'allow net.connect when resource.host == "example.com"';
+    t.equal(
+      await leaseCommand(
+        [
+          'issue',
+          '--key',
+          'lease-signing.jwk',
+          '--sub',
+          'agent-7',
+          '--project',
+          'alpha',
+          '--session',
+          's-1',
+          '--ttl',
+          '10m',
+          '--grant',
+          rules,
+          '--grant',
+          'allow fs.read',
+        ],
+        cio,
+      ),
+      0,
+    );
+    const token = out.stdout.trim();
+    const jwks = createLocalJWKSet(JSON.parse(readFileSync(join(dir, 'lease-keys.jwks'), 'utf8')));
+    const { payload, protectedHeader } = await jwtVerify(token, jwks, { typ: 'pcx-lease+jwt', algorithms: ['EdDSA'] });
+    t.equal(protectedHeader.alg, 'EdDSA');
+    t.match(payload, {
+      sub: 'agent-7',
+      pcx_project: 'alpha',
+      pcx_session: 's-1',
+      pcx_rules: `${rules}\nallow fs.read`,
+      jti: String,
+    });
+    const now = Date.now() / 1000;
+    t.ok(Math.abs(payload.exp! - (now + 600)) < 5, 'exp is now + ttl');
+    t.match(out.stderr, new RegExp(`lease ${payload.jti} for agent-7 expires`));
+  },
+);
 
 t.test('issue refuses bad input before signing, with stable codes', async (t) => {
   const dir = tempDir(t);
@@ -60,11 +91,27 @@ t.test('issue refuses bad input before signing, with stable codes', async (t) =>
     [[...base, '--grant', 'deny net.connect'], 'PCX_LEASE_GRANT', /only `allow`|allow/],
     [[...base, '--grant', 'allow net.connect when'], 'PCX_LEASE_GRANT', /does not compile/],
     [[...base, '--grant', 'allow deploy.app'], 'PCX_LEASE_GRANT', /does not compile/],
-    [['issue', '--key', 'lease-signing.jwk', '--sub', 'a', '--ttl', '10x', '--grant', 'allow fs.read'], 'PCX_USAGE', /--ttl 10x/],
-    [['issue', '--key', 'lease-signing.jwk', '--sub', 'a', '--ttl', '31d', '--grant', 'allow fs.read'], 'PCX_USAGE', /30d/],
+    [
+      ['issue', '--key', 'lease-signing.jwk', '--sub', 'a', '--ttl', '10x', '--grant', 'allow fs.read'],
+      'PCX_USAGE',
+      /--ttl 10x/,
+    ],
+    [
+      ['issue', '--key', 'lease-signing.jwk', '--sub', 'a', '--ttl', '31d', '--grant', 'allow fs.read'],
+      'PCX_USAGE',
+      /30d/,
+    ],
     [['issue', '--key', 'lease-signing.jwk', '--ttl', '1m', '--grant', 'allow fs.read'], 'PCX_USAGE', /--sub/],
-    [['issue', '--key', 'lease-keys.jwks', '--sub', 'a', '--ttl', '1m', '--grant', 'allow fs.read'], 'PCX_LEASE_KEY', /not an Ed25519 private key/],
-    [['issue', '--key', 'missing.jwk', '--sub', 'a', '--ttl', '1m', '--grant', 'allow fs.read'], 'PCX_LEASE_KEY', /ENOENT/],
+    [
+      ['issue', '--key', 'lease-keys.jwks', '--sub', 'a', '--ttl', '1m', '--grant', 'allow fs.read'],
+      'PCX_LEASE_KEY',
+      /not an Ed25519 private key/,
+    ],
+    [
+      ['issue', '--key', 'missing.jwk', '--sub', 'a', '--ttl', '1m', '--grant', 'allow fs.read'],
+      'PCX_LEASE_KEY',
+      /ENOENT/,
+    ],
     [['frobnicate'], 'PCX_USAGE', /keygen or issue/],
   ];
   for (const [argv, code, message] of cases) {
@@ -77,9 +124,22 @@ t.test('issue refuses bad input before signing, with stable codes', async (t) =>
 t.test('issue --policy checks a grant against that set (custom actions)', async (t) => {
   const dir = tempDir(t);
   await leaseCommand(['keygen'], io(dir).io);
-  writeFileSync(join(dir, 'app.pol'), 'action deploy.app { env: string }\npolicy "p" {\n  deny deploy.app when resource.env == "prod"\n}\n');
+  writeFileSync(
+    join(dir, 'app.pol'),
+    'action deploy.app { env: string }\npolicy "p" {\n  deny deploy.app when resource.env == "prod"\n}\n',
+  );
   const { io: cio, out } = io(dir);
-  const argv = ['issue', '--key', 'lease-signing.jwk', '--sub', 'a', '--ttl', '1m', '--grant', 'allow deploy.app when resource.env == "dev"'];
+  const argv = [
+    'issue',
+    '--key',
+    'lease-signing.jwk',
+    '--sub',
+    'a',
+    '--ttl',
+    '1m',
+    '--grant',
+    'allow deploy.app when resource.env == "dev"',
+  ];
   t.equal(await leaseCommand([...argv, '--policy', join(dir, 'app.pol')], cio), 0);
   t.match(out.stdout, /^ey/);
 });
@@ -87,7 +147,9 @@ t.test('issue --policy checks a grant against that set (custom actions)', async 
 t.test('pdp: usage errors are PcxErrors, --help prints the options', async (t) => {
   const dir = tempDir(t);
   await t.rejects(pdpCommand([], io(dir).io), { code: 'PCX_USAGE', message: /--policy/ });
-  await t.rejects(pdpCommand(['--policy', 'p', '--metrics', '0.0.0.0:9464'], io(dir).io), { code: 'PCX_PDP_METRICS_ADDRESS' });
+  await t.rejects(pdpCommand(['--policy', 'p', '--metrics', '0.0.0.0:9464'], io(dir).io), {
+    code: 'PCX_PDP_METRICS_ADDRESS',
+  });
   await t.rejects(pdpCommand(['--policy', 'p', '--drain-timeout', 'soon'], io(dir).io), { code: 'PCX_USAGE' });
   const { io: cio, out } = io(dir);
   t.equal(await pdpCommand(['--help'], cio), 0);

@@ -37,7 +37,8 @@ export async function startTestPdp(
 ): Promise<TestPdp> {
   const dir = tempDir(t);
   const policyPath = options.policyPath ?? join(dir, 'policy.pol');
-  if (options.policy !== null && options.policyPath === undefined) writeFileSync(policyPath, options.policy ?? BASE_POLICY);
+  if (options.policy !== null && options.policyPath === undefined)
+    writeFileSync(policyPath, options.policy ?? BASE_POLICY);
   for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), text);
   const logs: string[] = [];
   const pdp = await startPdp({

@@ -28,8 +28,16 @@ async function lease(
   header: Record<string, unknown> = {},
 ): Promise<{ token: string; jti: string }> {
   const jti = `lease-${++seq}`;
-  const body = { sub: 'agent-7', jti, exp: now() + 600, pcx_rules: 'allow net.connect when resource.host == "lease.example"', ...claims };
-  const token = await new SignJWT(body as Record<string, unknown>).setProtectedHeader({ alg: 'EdDSA', typ: 'pcx-lease+jwt', kid: signer.kid, ...header }).sign(signer.key);
+  const body = {
+    sub: 'agent-7',
+    jti,
+    exp: now() + 600,
+    pcx_rules: 'allow net.connect when resource.host == "lease.example"',
+    ...claims,
+  };
+  const token = await new SignJWT(body as Record<string, unknown>)
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'pcx-lease+jwt', kid: signer.kid, ...header })
+    .sign(signer.key);
   return { token, jti };
 }
 
@@ -55,7 +63,8 @@ async function setup(t: Test) {
   return { ...pdp, keys, revoked, conn, ask };
 }
 
-const withLeases = (host: string, tokens: unknown[], context: Record<string, unknown> = {}) => request(host, { context: { ...context, leases: tokens } });
+const withLeases = (host: string, tokens: unknown[], context: Record<string, unknown> = {}) =>
+  request(host, { context: { ...context, leases: tokens } });
 
 t.test('a valid lease grants what the policy alone denies, and the reason names the lease', async (t) => {
   const { ask } = await setup(t);
@@ -87,7 +96,13 @@ t.test('ignored leases: each case is a deny that says which lease and why', asyn
     ['expired', lease(trusted, { exp: now() - 60 }), 'expired'],
     ['not yet valid', lease(trusted, { nbf: now() + 600 }), 'not_yet_valid'],
     ['signed by an unknown key', lease(foreign), 'bad_signature', undefined, true],
-    ['an unknown key claiming a trusted kid', lease(foreign, {}, { kid: trusted.kid }), 'bad_signature', undefined, true],
+    [
+      'an unknown key claiming a trusted kid',
+      lease(foreign, {}, { kid: trusted.kid }),
+      'bad_signature',
+      undefined,
+      true,
+    ],
     ['bound to another principal', lease(trusted, { sub: 'agent-8' }), 'wrong_principal'],
     ['bound to another project', lease(trusted, { pcx_project: 'beta' }), 'wrong_project', { project: 'alpha' }],
     ['bound to a project, request has none', lease(trusted, { pcx_project: 'beta' }), 'wrong_project'],
@@ -96,7 +111,11 @@ t.test('ignored leases: each case is a deny that says which lease and why', asyn
     ['without the lease typ', lease(trusted, {}, { typ: 'JWT' }), 'invalid'],
     ['without an exp', lease(trusted, { exp: undefined }), 'invalid'],
     ['granting a deny rule', lease(trusted, { pcx_rules: 'deny net.connect' }), 'invalid'],
-    ['granting rules that do not compile', lease(trusted, { pcx_rules: 'allow net.connect when resource.nosuch == 1' }), 'invalid'],
+    [
+      'granting rules that do not compile',
+      lease(trusted, { pcx_rules: 'allow net.connect when resource.nosuch == 1' }),
+      'invalid',
+    ],
   ];
   for (const [name, made, why, context, unknownJti] of cases) {
     const { token, jti } = await made;
@@ -108,9 +127,21 @@ t.test('ignored leases: each case is a deny that says which lease and why', asyn
   const [h, p, s] = token.split('.');
   const tampered = `${h}.${Buffer.from(JSON.stringify({ sub: 'agent-7', jti: 'x', exp: now() + 600, pcx_rules: 'allow *' })).toString('base64url')}.${s}`;
   t.not(tampered.split('.')[1], p);
-  t.same((await ask(withLeases('lease.example', [tampered]))).reasons, [{ lease: 'unknown', ignored: 'bad_signature' }], 'a tampered payload');
-  t.same((await ask(withLeases('lease.example', ['garbage']))).reasons, [{ lease: 'unknown', ignored: 'invalid' }], 'not a JWS');
-  t.same((await ask(withLeases('lease.example', [42]))).reasons, [{ lease: 'unknown', ignored: 'invalid' }], 'not a string');
+  t.same(
+    (await ask(withLeases('lease.example', [tampered]))).reasons,
+    [{ lease: 'unknown', ignored: 'bad_signature' }],
+    'a tampered payload',
+  );
+  t.same(
+    (await ask(withLeases('lease.example', ['garbage']))).reasons,
+    [{ lease: 'unknown', ignored: 'invalid' }],
+    'not a JWS',
+  );
+  t.same(
+    (await ask(withLeases('lease.example', [42]))).reasons,
+    [{ lease: 'unknown', ignored: 'invalid' }],
+    'not a string',
+  );
 });
 
 t.test('a bound lease applies when its project and session match; valid and ignored leases mix', async (t) => {
@@ -119,7 +150,10 @@ t.test('a bound lease applies when its project and session match; valid and igno
   const expired = await lease(trusted, { exp: now() - 60 });
   const d = await ask(withLeases('lease.example', [expired.token, bound.token], { project: 'alpha', session: 's-42' }));
   t.equal(d.decision, 'allow');
-  t.match(d.reasons, [{ lease: bound.jti, effect: 'allow' }, { lease: expired.jti, ignored: 'expired' }]);
+  t.match(d.reasons, [
+    { lease: bound.jti, effect: 'allow' },
+    { lease: expired.jti, ignored: 'expired' },
+  ]);
 });
 
 t.test('revocation: the list is hot-reloaded and a revoked lease stops granting', async (t) => {
@@ -157,7 +191,12 @@ t.test('a keys file holding a private key is refused at start', async (t) => {
 t.test('answers come out of order: a lease still being verified does not hold up the next request', async (t) => {
   const { conn } = await setup(t);
   const { token } = await lease(trusted);
-  conn.write(JSON.stringify({ id: 1, request: withLeases('lease.example', [token]) }) + '\n' + JSON.stringify({ id: 2, request: request('ok.example') }) + '\n');
+  conn.write(
+    JSON.stringify({ id: 1, request: withLeases('lease.example', [token]) }) +
+      '\n' +
+      JSON.stringify({ id: 2, request: request('ok.example') }) +
+      '\n',
+  );
   const [a, b] = await conn.frames(2);
   t.match(a, { id: 2, decision: 'allow' }, 'the plain request is answered first');
   t.match(b, { id: 1, decision: 'allow' });
@@ -167,13 +206,19 @@ t.test('a token never appears in logs or answers; only its jti does', async (t) 
   const { ask, logs } = await setup(t);
   const bad = await lease(trusted, { pcx_rules: 'allow net.connect when resource.nosuch == 1' });
   const good = await lease(trusted);
-  const answers = [await ask(withLeases('lease.example', [bad.token])), await ask(withLeases('lease.example', [good.token]))];
+  const answers = [
+    await ask(withLeases('lease.example', [bad.token])),
+    await ask(withLeases('lease.example', [good.token])),
+  ];
   const everything = logs.join('\n') + JSON.stringify(answers);
   for (const tok of [bad.token, good.token]) {
     t.notOk(everything.includes(tok), 'token absent');
     t.notOk(everything.includes(tok.split('.')[2]!), 'signature absent');
   }
-  t.ok(logs.some((l) => l.includes(bad.jti)), 'the uncompilable lease is logged by its jti');
+  t.ok(
+    logs.some((l) => l.includes(bad.jti)),
+    'the uncompilable lease is logged by its jti',
+  );
 });
 
 t.test('without configured keys every lease is ignored as bad_signature', async (t) => {
@@ -188,10 +233,15 @@ t.test('without configured keys every lease is ignored as bad_signature', async 
 t.test('3,000 pipelined requests each with a fresh lease: bounded pending work, every one answered', async (t) => {
   const { conn } = await setup(t);
   const tokens = await Promise.all(Array.from({ length: 3000 }, () => lease(trusted)));
-  conn.write(tokens.map((l, i) => JSON.stringify({ id: i, request: withLeases('lease.example', [l.token]) }) + '\n').join(''));
+  conn.write(
+    tokens.map((l, i) => JSON.stringify({ id: i, request: withLeases('lease.example', [l.token]) }) + '\n').join(''),
+  );
   const frames = await conn.frames(3000, 30_000);
   t.equal(new Set(frames.map((f) => f.id)).size, 3000);
   t.equal(frames.filter((f) => f.decision === 'allow').length, 3000);
   const byId = new Map(frames.map((f) => [f.id as number, f]));
-  t.ok(tokens.every((l, i) => (byId.get(i)!.reasons as Array<{ lease?: string }>)[0]!.lease === l.jti), 'each answer names its own lease');
+  t.ok(
+    tokens.every((l, i) => (byId.get(i)!.reasons as Array<{ lease?: string }>)[0]!.lease === l.jti),
+    'each answer names its own lease',
+  );
 });

@@ -3,7 +3,14 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { trace, type Attributes, type Span, type SpanOptions, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import {
+  trace,
+  type Attributes,
+  type Span,
+  type SpanOptions,
+  type Tracer,
+  type TracerProvider,
+} from '@opentelemetry/api';
 import { RawConn, eventually, request, startTestPdp } from './helpers.js';
 import { parseMetricsAddress } from '../src/metrics.js';
 
@@ -30,7 +37,8 @@ t.test('metrics: decisions by outcome, latency histogram, reloads, errors, in-fl
   const c = await RawConn.open(socketPath);
   t.teardown(() => c.close());
   let out = '';
-  for (let i = 0; i < 30; i++) out += JSON.stringify({ id: i, request: request(['ok.example', 'evil.example', 'ask.example'][i % 3]!) }) + '\n';
+  for (let i = 0; i < 30; i++)
+    out += JSON.stringify({ id: i, request: request(['ok.example', 'evil.example', 'ask.example'][i % 3]!) }) + '\n';
   out += JSON.stringify({ id: 99, request: { principal: { id: 'a' }, action: 'no.such', resource: {} } }) + '\n';
   c.write(out);
   await c.frames(31);
@@ -118,14 +126,25 @@ t.test('a span per decision on tracer portcullis-pdp, with the decision as attri
   const { socketPath } = await startTestPdp(t);
   const c = await RawConn.open(socketPath);
   t.teardown(() => c.close());
-  c.write(JSON.stringify({ id: 1, request: request('ok.example') }) + '\n' + JSON.stringify({ id: 2, request: request('evil.example') }) + '\n');
+  c.write(
+    JSON.stringify({ id: 1, request: request('ok.example') }) +
+      '\n' +
+      JSON.stringify({ id: 2, request: request('evil.example') }) +
+      '\n',
+  );
   const [a] = await c.frames(2);
   c.write(JSON.stringify({ id: 3, request: { principal: { id: 'agent-7' }, action: 'no.such', resource: {} } }) + '\n');
   await c.frame();
   await eventually(() => (provider.spans.filter((s) => s.ended).length >= 3 ? true : undefined));
   const spans = provider.spans.filter((s) => s.name === 'portcullis-pdp/pdp.decide');
   t.equal(spans.length, 3);
-  t.match(spans[0]!.attributes, { 'pcx.decision': 'allow', 'pcx.action': 'net.connect', 'pcx.principal': 'agent-7', 'pcx.policy_version': a!.policy_version, 'pcx.reasons': 1 });
+  t.match(spans[0]!.attributes, {
+    'pcx.decision': 'allow',
+    'pcx.action': 'net.connect',
+    'pcx.principal': 'agent-7',
+    'pcx.policy_version': a!.policy_version,
+    'pcx.reasons': 1,
+  });
   t.match(spans[1]!.attributes, { 'pcx.decision': 'deny' });
   t.match(spans[2]!.attributes, { 'pcx.decision': 'deny', 'pcx.error_code': /^PCX_/ });
   t.equal(spans[2]!.status, 2, 'a malformed request marks the span as an error');

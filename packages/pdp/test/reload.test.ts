@@ -46,9 +46,16 @@ t.test('a compile error keeps the last good set, logs the diagnostics and shows 
   t.equal(h.status, 'ok');
   t.equal(h.policy_version, good, 'the last good set stays in force');
   t.equal(h.stale, true);
-  t.match(h.last_reload, { ok: false, policy_version: good, error: { code: 'PCX_POLICY_COMPILE', message: /keeping sha256:/ } });
+  t.match(h.last_reload, {
+    ok: false,
+    policy_version: good,
+    error: { code: 'PCX_POLICY_COMPILE', message: /keeping sha256:/ },
+  });
   t.match((h.last_reload as { diagnostics: string[] }).diagnostics.join('\n'), /policy\.pol:2/);
-  t.ok(logs.some((l) => l.startsWith('error:') && l.includes('policy.pol:2')), 'diagnostics logged');
+  t.ok(
+    logs.some((l) => l.startsWith('error:') && l.includes('policy.pol:2')),
+    'diagnostics logged',
+  );
   const d = await decide(socketPath, 'ok.example');
   t.equal(d.decision, 'allow');
   t.equal(d.policy_version, good);
@@ -63,7 +70,10 @@ t.test('a directory: adding, changing and removing files below it (nested too) r
   writeFileSync(join(dir, 'pol', 'base.pol'), BASE_POLICY);
   const { socketPath } = await startTestPdp(t, { policyPath: join(dir, 'pol'), pollMs: 0 });
   t.equal((await decide(socketPath, 'other.example')).decision, 'deny');
-  writeFileSync(join(dir, 'pol', 'nested', 'more.pol'), 'policy "more" {\n  allow net.connect when resource.host == "other.example"\n}\n');
+  writeFileSync(
+    join(dir, 'pol', 'nested', 'more.pol'),
+    'policy "more" {\n  allow net.connect when resource.host == "other.example"\n}\n',
+  );
   await eventually(async () => ((await decide(socketPath, 'other.example')).decision === 'allow' ? true : undefined));
   t.equal((await health(socketPath)).files, 2);
   rmSync(join(dir, 'pol', 'nested', 'more.pol'));

@@ -27,7 +27,12 @@ t.test('1,000 pipelined requests in one write: every answer matches its id and i
   const c = await RawConn.open(socketPath);
   t.teardown(() => c.close());
   const hosts = ['ok.example', 'evil.example', 'ask.example', 'other.example'];
-  const expected: Record<string, string> = { 'ok.example': 'allow', 'evil.example': 'deny', 'ask.example': 'ask', 'other.example': 'deny' };
+  const expected: Record<string, string> = {
+    'ok.example': 'allow',
+    'evil.example': 'deny',
+    'ask.example': 'ask',
+    'other.example': 'deny',
+  };
   let out = '';
   for (let i = 0; i < 1000; i++) out += JSON.stringify({ id: i, request: request(hosts[i % 4]!) }) + '\n';
   c.write(out);
@@ -45,14 +50,18 @@ t.test('1,000 pipelined requests in one write: every answer matches its id and i
   t.equal(seen.size, 1000, 'every id answered exactly once');
   t.equal(wrong, 0, 'every answer is the decision for its own request');
   const deny = frames.find((f) => f.id === 1)!;
-  t.match(deny.reasons, [{ effect: 'deny', policy: 'base', rule: /^base#/, because: 'blocked host', source: /policy\.pol:3:/ }]);
+  t.match(deny.reasons, [
+    { effect: 'deny', policy: 'base', rule: /^base#/, because: 'blocked host', source: /policy\.pol:3:/ },
+  ]);
 });
 
 t.test('the real client: 1,000 concurrent decisions through PdpClient', async (t) => {
   const { socketPath } = await startTestPdp(t);
   const client = new PdpClient({ socketPath, connections: 4, timeoutMs: 5000 });
   t.teardown(() => client.close());
-  const ds = await Promise.all(Array.from({ length: 1000 }, (_, i) => client.decide(request(i % 2 ? 'ok.example' : 'evil.example') as never)));
+  const ds = await Promise.all(
+    Array.from({ length: 1000 }, (_, i) => client.decide(request(i % 2 ? 'ok.example' : 'evil.example') as never)),
+  );
   t.equal(ds.filter((d, i) => d.decision === (i % 2 ? 'allow' : 'deny')).length, 1000);
   t.equal(ds.filter((d) => d.error).length, 0);
 });
@@ -73,7 +82,12 @@ t.test('a malformed request is a deny with an error, not a protocol error', asyn
   const { socketPath } = await startTestPdp(t);
   const c = await RawConn.open(socketPath);
   t.teardown(() => c.close());
-  c.write(JSON.stringify({ id: 1, request: { principal: { id: 'a' }, action: 'net.connect', resource: { host: 'ok.example' } } }) + '\n');
+  c.write(
+    JSON.stringify({
+      id: 1,
+      request: { principal: { id: 'a' }, action: 'net.connect', resource: { host: 'ok.example' } },
+    }) + '\n',
+  );
   const f = await c.frame();
   t.equal(f.decision, 'deny');
   t.type((f.error as { code: string }).code, 'string');
@@ -86,7 +100,11 @@ for (const [name, bytes, code] of [
   ['bad JSON', 'this is not json\n', 'invalid_request'],
   ['a JSON array', '[1,2,3]\n', 'invalid_request'],
   ['a missing id', JSON.stringify({ request: request('ok.example') }) + '\n', 'invalid_request'],
-  ['an id of the wrong type', JSON.stringify({ id: { x: 1 }, request: request('ok.example') }) + '\n', 'invalid_request'],
+  [
+    'an id of the wrong type',
+    JSON.stringify({ id: { x: 1 }, request: request('ok.example') }) + '\n',
+    'invalid_request',
+  ],
   ['invalid UTF-8 / binary garbage', Buffer.from([0xff, 0xfe, 0x00, 0x7b, 0x0a]), 'invalid_request'],
 ] as const) {
   t.test(`${name}: an error frame with id null, then the connection is closed; the daemon lives on`, async (t) => {
@@ -104,25 +122,28 @@ for (const [name, bytes, code] of [
   });
 }
 
-t.test('an oversized frame (over 1 MiB): frame_too_large, connection closed, nothing buffered beyond the limit', async (t) => {
-  const { socketPath } = await startTestPdp(t);
-  const c = await RawConn.open(socketPath);
-  t.teardown(() => c.close());
-  const big = 'x'.repeat(64 * 1024);
-  c.write('{"id":1,"request":"');
-  // Stream 2 MiB without a newline, as a hostile client would.
-  for (let i = 0; i < 32; i++) c.write(big);
-  const f = await c.frame();
-  t.match(f, { id: null, error: { code: 'frame_too_large' } });
-  await c.closed;
-  // The same with a newline at the end of a 1 MiB + 1 line.
-  const c2 = await RawConn.open(socketPath);
-  t.teardown(() => c2.close());
-  c2.write('"' + 'y'.repeat(1024 * 1024) + '"\n');
-  t.match(await c2.frame(), { error: { code: 'frame_too_large' } });
-  await c2.closed;
-  t.equal((await health(socketPath)).status, 'ok');
-});
+t.test(
+  'an oversized frame (over 1 MiB): frame_too_large, connection closed, nothing buffered beyond the limit',
+  async (t) => {
+    const { socketPath } = await startTestPdp(t);
+    const c = await RawConn.open(socketPath);
+    t.teardown(() => c.close());
+    const big = 'x'.repeat(64 * 1024);
+    c.write('{"id":1,"request":"');
+    // Stream 2 MiB without a newline, as a hostile client would.
+    for (let i = 0; i < 32; i++) c.write(big);
+    const f = await c.frame();
+    t.match(f, { id: null, error: { code: 'frame_too_large' } });
+    await c.closed;
+    // The same with a newline at the end of a 1 MiB + 1 line.
+    const c2 = await RawConn.open(socketPath);
+    t.teardown(() => c2.close());
+    c2.write('"' + 'y'.repeat(1024 * 1024) + '"\n');
+    t.match(await c2.frame(), { error: { code: 'frame_too_large' } });
+    await c2.closed;
+    t.equal((await health(socketPath)).status, 'ok');
+  },
+);
 
 t.test('partial frames: split anywhere, even byte by byte, they are reassembled', async (t) => {
   const { socketPath } = await startTestPdp(t);
@@ -169,8 +190,15 @@ t.test('no valid policy at start: every request is denied, saying why; fixing th
   const f = await c.frame();
   t.equal(f.decision, 'deny');
   t.match(f.error, { code: 'PCX_PDP_NO_POLICY', message: /no valid policy/ });
-  t.match((f.reasons as Array<{ error: { message: string } }>)[0]!.error.message, /policy\.pol/, 'says where the problem is');
-  t.ok(logs.some((l) => l.startsWith('error:')), 'the failure was logged');
+  t.match(
+    (f.reasons as Array<{ error: { message: string } }>)[0]!.error.message,
+    /policy\.pol/,
+    'says where the problem is',
+  );
+  t.ok(
+    logs.some((l) => l.startsWith('error:')),
+    'the failure was logged',
+  );
   writeFileSync(policyPath, BASE_POLICY);
   await eventually(async () => (await health(socketPath)).status === 'ok' || undefined);
   c.write(JSON.stringify({ id: 2, request: request('ok.example') }) + '\n');
@@ -192,7 +220,11 @@ t.test('a stale socket file from a crashed process is replaced', async (t) => {
   const dir = tempDir(t);
   const socketPath = join(dir, 'pdp.sock');
   // A real crash: a process binds the socket and is killed with SIGKILL, leaving the file.
-  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))`, socketPath]);
+  const child = spawn(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))`,
+    socketPath,
+  ]);
   await new Promise((r) => child.on('exit', r));
   t.ok(statSync(socketPath).isSocket(), 'the crashed process left its socket file behind');
   const pdp = await startPdp({ policyPath: join(dir, 'p.pol'), socketPath, log: () => {} });
@@ -208,10 +240,15 @@ t.test('a live socket is never taken over; a non-socket file is never removed', 
   const other = createServer();
   await new Promise<void>((r) => other.listen(live, r));
   t.teardown(() => other.close());
-  await t.rejects(startPdp({ policyPath: join(dir, 'p.pol'), socketPath: live, log: () => {} }), { code: 'PCX_PDP_SOCKET_IN_USE' });
+  await t.rejects(startPdp({ policyPath: join(dir, 'p.pol'), socketPath: live, log: () => {} }), {
+    code: 'PCX_PDP_SOCKET_IN_USE',
+  });
   const file = join(dir, 'file.sock');
   writeFileSync(file, 'precious');
-  await t.rejects(startPdp({ policyPath: join(dir, 'p.pol'), socketPath: file, log: () => {} }), { code: 'PCX_PDP_SOCKET_PATH', message: /not a socket/ });
+  await t.rejects(startPdp({ policyPath: join(dir, 'p.pol'), socketPath: file, log: () => {} }), {
+    code: 'PCX_PDP_SOCKET_PATH',
+    message: /not a socket/,
+  });
   t.equal(readFileSync(file, 'utf8'), 'precious');
 });
 

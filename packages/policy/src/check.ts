@@ -5,7 +5,22 @@
  * rule, normalises every literal and pattern for its type, and numbers the rules.
  */
 import type { Reason } from '@portcullis/protocol';
-import type { ActionDecl, CondAst, ConstRef, FileAst, LetDecl, Loc, NameRef, Operand, PathAst, PolicyDecl, RoleDecl, RuleAst, ScopeAst, ValueAst } from './ast.js';
+import type {
+  ActionDecl,
+  CondAst,
+  ConstRef,
+  FileAst,
+  LetDecl,
+  Loc,
+  NameRef,
+  Operand,
+  PathAst,
+  PolicyDecl,
+  RoleDecl,
+  RuleAst,
+  ScopeAst,
+  ValueAst,
+} from './ast.js';
 import { pathText } from './ast.js';
 import type { Diagnostic, Severity } from './diagnostics.js';
 import { didYouMean } from './diagnostics.js';
@@ -15,12 +30,23 @@ import { SchemaBuilder } from './schema.js';
 import type { Cidr } from './values.js';
 import { normalizeHost, normalizePath, parseCidr, parseHostGlob, parseIp } from './values.js';
 
-export interface ParsedFile { path: string; text: string; ast: FileAst }
+export interface ParsedFile {
+  path: string;
+  text: string;
+  ast: FileAst;
+}
 
-interface ResolvedScalar { value: Scalar; loc: Loc }
+interface ResolvedScalar {
+  value: Scalar;
+  loc: Loc;
+}
 type Resolved = { kind: 'scalar'; item: ResolvedScalar } | { kind: 'list'; items: ResolvedScalar[] };
 
-interface RoleInfo { name: string; extends: Set<string>; bodies: { decl: RoleDecl; scope: ScopeIR; policy?: string; file: string }[] }
+interface RoleInfo {
+  name: string;
+  extends: Set<string>;
+  bodies: { decl: RoleDecl; scope: ScopeIR; policy?: string; file: string }[];
+}
 
 const LIST_TYPES = new Set<RefType>(['list', 'dynamic']);
 
@@ -43,27 +69,51 @@ export class Checker {
     for (const d of decls) {
       if (d.kind === 'action') this.declareAction(builder, d);
       else if (d.kind === 'let') {
-        if (this.lets.has(d.name)) this.error('PCX_CHECK_DUPLICATE_LET', `constant "${d.name}" is already defined at ${locText(this.lets.get(d.name)!.loc)}; rename one of them`, d.loc);
+        if (this.lets.has(d.name))
+          this.error(
+            'PCX_CHECK_DUPLICATE_LET',
+            `constant "${d.name}" is already defined at ${locText(this.lets.get(d.name)!.loc)}; rename one of them`,
+            d.loc,
+          );
         else this.lets.set(d.name, d);
       }
     }
     for (const d of decls) {
       if (d.kind === 'role') this.addRoleBody(d, { kind: 'global' });
-      else if (d.kind === 'policy') for (const it of d.items) if (it.kind === 'role') this.addRoleBody(it, scopeIR(d.scope), d.name);
+      else if (d.kind === 'policy')
+        for (const it of d.items) if (it.kind === 'role') this.addRoleBody(it, scopeIR(d.scope), d.name);
     }
     for (const name of this.lets.keys()) this.resolveConst(name, this.lets.get(name)!.loc);
     this.checkRoles();
   }
 
-  error(code: string, message: string, loc: Loc | { file: string; line: number; col: number; endLine?: number; endCol?: number }, severity: Severity = 'error'): void {
+  error(
+    code: string,
+    message: string,
+    loc: Loc | { file: string; line: number; col: number; endLine?: number; endCol?: number },
+    severity: Severity = 'error',
+  ): void {
     if (severity === 'error') this.errors++;
-    this.diagnostics.push({ code, severity, message, file: loc.file, line: loc.line, col: loc.col, endLine: loc.endLine, endCol: loc.endCol });
+    this.diagnostics.push({
+      code,
+      severity,
+      message,
+      file: loc.file,
+      line: loc.line,
+      col: loc.col,
+      endLine: loc.endLine,
+      endCol: loc.endCol,
+    });
   }
 
   // ---- actions --------------------------------------------------------------------------------
   private declareAction(builder: SchemaBuilder, d: ActionDecl): void {
     if (this.schema.actions.has(d.name)) {
-      this.error('PCX_CHECK_DUPLICATE_ACTION', `action "${d.name}" is already declared${d.name.includes('.') && !this.customActions.has(d.name) ? ' (it is built in)' : ''}`, d.loc);
+      this.error(
+        'PCX_CHECK_DUPLICATE_ACTION',
+        `action "${d.name}" is already declared${d.name.includes('.') && !this.customActions.has(d.name) ? ' (it is built in)' : ''}`,
+        d.loc,
+      );
       return;
     }
     if (!/^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$/.test(d.name)) {
@@ -74,12 +124,20 @@ export class Checker {
     const seen = new Set<string>();
     for (const a of d.attrs) {
       if (seen.has(a.name)) {
-        this.error('PCX_CHECK_DUPLICATE_ATTRIBUTE', `attribute "${a.name}" is declared twice in action ${d.name}`, a.loc);
+        this.error(
+          'PCX_CHECK_DUPLICATE_ATTRIBUTE',
+          `attribute "${a.name}" is declared twice in action ${d.name}`,
+          a.loc,
+        );
         continue;
       }
       seen.add(a.name);
       if (!(ATTR_TYPES as readonly string[]).includes(a.type)) {
-        this.error('PCX_CHECK_UNKNOWN_TYPE', `unknown type "${a.type}"${didYouMean(a.type, ATTR_TYPES)}; types are ${ATTR_TYPES.join(', ')}`, a.typeLoc);
+        this.error(
+          'PCX_CHECK_UNKNOWN_TYPE',
+          `unknown type "${a.type}"${didYouMean(a.type, ATTR_TYPES)}; types are ${ATTR_TYPES.join(', ')}`,
+          a.typeLoc,
+        );
         continue;
       }
       attrs.push({ name: a.name, type: a.type as AttrType, required: !a.optional });
@@ -126,7 +184,8 @@ export class Checker {
         for (const it of v.items) {
           const r = this.resolveValue(it);
           if (!r) ok = false;
-          else if (r.kind === 'list') items.push(...r.items); // a list constant inside a list is spliced in
+          else if (r.kind === 'list')
+            items.push(...r.items); // a list constant inside a list is spliced in
           else items.push(r.item);
         }
         return ok ? { kind: 'list', items } : null;
@@ -155,7 +214,12 @@ export class Checker {
     for (const info of this.roles.values()) {
       for (const b of info.bodies) {
         for (const e of b.decl.extends) {
-          if (!this.roles.has(e.name)) this.error('PCX_CHECK_UNKNOWN_ROLE', `role ${info.name} extends unknown role "${e.name}"${didYouMean(e.name, this.roles.keys())}`, e.loc);
+          if (!this.roles.has(e.name))
+            this.error(
+              'PCX_CHECK_UNKNOWN_ROLE',
+              `role ${info.name} extends unknown role "${e.name}"${didYouMean(e.name, this.roles.keys())}`,
+              e.loc,
+            );
           else info.extends.add(e.name);
         }
       }
@@ -169,8 +233,15 @@ export class Checker {
       for (const e of this.roles.get(r)!.extends) {
         if (state.get(e) === 1) {
           const cycle = [...stack.slice(stack.indexOf(e)), e];
-          const ref = this.roles.get(r)!.bodies.flatMap((b) => b.decl.extends).find((x) => x.name === e)!;
-          this.error('PCX_CHECK_ROLE_CYCLE', `role cycle: ${cycle.join(' → ')}; a role cannot extend itself, directly or transitively`, ref.loc);
+          const ref = this.roles
+            .get(r)!
+            .bodies.flatMap((b) => b.decl.extends)
+            .find((x) => x.name === e)!;
+          this.error(
+            'PCX_CHECK_ROLE_CYCLE',
+            `role cycle: ${cycle.join(' → ')}; a role cannot extend itself, directly or transitively`,
+            ref.loc,
+          );
         } else if (!state.has(e)) visit(e);
       }
       stack.pop();
@@ -180,7 +251,8 @@ export class Checker {
     for (const r of this.roles.keys()) {
       const seen = new Set<string>([r]);
       const todo = [r];
-      while (todo.length) for (const e of this.roles.get(todo.pop()!)!.extends) if (!seen.has(e)) (seen.add(e), todo.push(e));
+      while (todo.length)
+        for (const e of this.roles.get(todo.pop()!)!.extends) if (!seen.has(e)) seen.add(e), todo.push(e);
       this.roleClosure.set(r, [...seen].sort());
     }
   }
@@ -198,20 +270,31 @@ export class Checker {
         const hit = all.filter((x) => x.startsWith(prefix));
         if (hit.length === 0) {
           const prefixes = new Set(all.map((x) => x.slice(0, x.indexOf('.') + 1) + '*'));
-          this.error('PCX_CHECK_UNKNOWN_ACTION', `no declared action matches "${a.name}"${didYouMean(a.name, prefixes)}`, a.loc);
+          this.error(
+            'PCX_CHECK_UNKNOWN_ACTION',
+            `no declared action matches "${a.name}"${didYouMean(a.name, prefixes)}`,
+            a.loc,
+          );
           ok = false;
         }
         hit.forEach((x) => out.add(x));
       } else if (this.schema.actions.has(a.name)) out.add(a.name);
       else {
-        this.error('PCX_CHECK_UNKNOWN_ACTION', `unknown action "${a.name}"${didYouMean(a.name, all)}; declare it with \`action ${a.name} { … }\``, a.loc);
+        this.error(
+          'PCX_CHECK_UNKNOWN_ACTION',
+          `unknown action "${a.name}"${didYouMean(a.name, all)}; declare it with \`action ${a.name} { … }\``,
+          a.loc,
+        );
         ok = false;
       }
     }
     return ok ? [...out] : null;
   }
 
-  checkRule(r: RuleAst, info: { id: string; policy: string; ordinal: number; scope: ScopeIR; role?: string }): RuleIR | null {
+  checkRule(
+    r: RuleAst,
+    info: { id: string; policy: string; ordinal: number; scope: ScopeIR; role?: string },
+  ): RuleIR | null {
     const actions = this.expandActions(r.actions);
     if (!actions) {
       if (r.when) this.checkCondNoSchema(r.when);
@@ -227,7 +310,19 @@ export class Checker {
         ? { effect: r.effect, policy: info.policy, rule: info.id, source }
         : { effect: r.effect, policy: info.policy, rule: info.id, because: r.because, source },
     );
-    return { ordinal: info.ordinal, id: info.id, policy: info.policy, effect: r.effect, because: r.because, source, actions, scope: info.scope, role: info.role, cond, reason };
+    return {
+      ordinal: info.ordinal,
+      id: info.id,
+      policy: info.policy,
+      effect: r.effect,
+      because: r.because,
+      source,
+      actions,
+      scope: info.scope,
+      role: info.role,
+      cond,
+      reason,
+    };
   }
 
   /** Errors reported so far (a counter: rules check in O(1) whether they added one). */
@@ -244,7 +339,7 @@ export class Checker {
     const walk = (x: CondAst): void => {
       if (x.op === 'and' || x.op === 'or') x.args.forEach(walk);
       else if (x.op === 'not' || x.op === 'paren') walk(x.arg);
-      else if (x.op === 'cmp' || x.op === 'in' || x.op === 'matches') (visitOperand(x.left), visitOperand(x.right));
+      else if (x.op === 'cmp' || x.op === 'in' || x.op === 'matches') visitOperand(x.left), visitOperand(x.right);
     };
     walk(c);
   }
@@ -262,7 +357,8 @@ export class Checker {
       return { root: 'principal', name, type: 'dynamic' };
     }
     if (p.root === 'context') {
-      if (name === 'project' || name === 'blueprint' || name === 'session') return { root: 'context', name, type: 'string' };
+      if (name === 'project' || name === 'blueprint' || name === 'session')
+        return { root: 'context', name, type: 'string' };
       if (name === 'leases') return { root: 'context', name, type: 'list' };
       return { root: 'context', name, type: 'dynamic' };
     }
@@ -273,12 +369,23 @@ export class Checker {
     }
     if (types.size === 0) {
       const names = new Set(actions.flatMap((a) => [...this.schema.actions.get(a)!.attrs.keys()]));
-      const which = actions.length === 1 ? `action ${actions[0]}` : `actions ${actions.length > 4 ? actions.slice(0, 4).join(', ') + ', …' : actions.join(', ')}`;
-      this.error('PCX_CHECK_UNKNOWN_ATTRIBUTE', `unknown attribute resource.${name} for ${which}${didYouMean(name, names)}`, p.loc);
+      const which =
+        actions.length === 1
+          ? `action ${actions[0]}`
+          : `actions ${actions.length > 4 ? actions.slice(0, 4).join(', ') + ', …' : actions.join(', ')}`;
+      this.error(
+        'PCX_CHECK_UNKNOWN_ATTRIBUTE',
+        `unknown attribute resource.${name} for ${which}${didYouMean(name, names)}`,
+        p.loc,
+      );
       return null;
     }
     if (types.size > 1) {
-      this.error('PCX_CHECK_ATTRIBUTE_TYPE_CONFLICT', `resource.${name} has different types (${[...types].join(', ')}) across this rule's actions; split the rule`, p.loc);
+      this.error(
+        'PCX_CHECK_ATTRIBUTE_TYPE_CONFLICT',
+        `resource.${name} has different types (${[...types].join(', ')}) across this rule's actions; split the rule`,
+        p.loc,
+      );
       return null;
     }
     return { root: 'resource', name, slot: this.schema.slots.get(name)!, type: [...types][0]! };
@@ -306,7 +413,11 @@ export class Checker {
         const ref = this.ref(c.path, actions);
         if (!ref) return null;
         if (ref.type !== 'bool' && ref.type !== 'dynamic') {
-          this.error('PCX_CHECK_OPERATOR_TYPE', `${pathText(c.path)} is a ${ref.type}, not a bool: compare it (==, in, matches) or test \`${pathText(c.path)} exists\``, c.loc);
+          this.error(
+            'PCX_CHECK_OPERATOR_TYPE',
+            `${pathText(c.path)} is a ${ref.type}, not a bool: compare it (==, in, matches) or test \`${pathText(c.path)} exists\``,
+            c.loc,
+          );
           return null;
         }
         return { k: 'truthy', ref, ...base };
@@ -320,7 +431,11 @@ export class Checker {
     }
   }
 
-  private comparison(c: Extract<CondAst, { op: 'cmp' }>, actions: string[], base: { text: string; loc: Loc }): CondIR | null {
+  private comparison(
+    c: Extract<CondAst, { op: 'cmp' }>,
+    actions: string[],
+    base: { text: string; loc: Loc },
+  ): CondIR | null {
     let { left, right } = c;
     let op = c.cmp;
     if (left.kind !== 'path' && right.kind === 'path') {
@@ -328,26 +443,42 @@ export class Checker {
       op = ({ '<': '>', '>': '<', '<=': '>=', '>=': '<=' } as const)[op as '<'] ?? op;
     }
     if (left.kind !== 'path' || right.kind === 'path') {
-      this.error('PCX_CHECK_OPERAND', `\`${op}\` compares an attribute with a literal or constant (one side must be principal.*, resource.*, context.* or action, the other a value)`, c.loc);
+      this.error(
+        'PCX_CHECK_OPERAND',
+        `\`${op}\` compares an attribute with a literal or constant (one side must be principal.*, resource.*, context.* or action, the other a value)`,
+        c.loc,
+      );
       return null;
     }
     const ref = this.ref(left, actions);
     const v = this.resolveValue(right);
     if (!ref || !v) return null;
     if (v.kind === 'list') {
-      this.error('PCX_CHECK_OPERAND', `\`${op}\` needs a single value, not a list; use \`${pathText(left)} in [...]\` for membership`, right.loc);
+      this.error(
+        'PCX_CHECK_OPERAND',
+        `\`${op}\` needs a single value, not a list; use \`${pathText(left)} in [...]\` for membership`,
+        right.loc,
+      );
       return null;
     }
     const item = v.item;
     if (op === '==' || op === '!=') {
       if (ref.type === 'list') {
-        this.error('PCX_CHECK_OPERATOR_TYPE', `${pathText(left)} is a list: use \`VALUE in ${pathText(left)}\` instead of \`${op}\``, c.loc);
+        this.error(
+          'PCX_CHECK_OPERATOR_TYPE',
+          `${pathText(left)} is a list: use \`VALUE in ${pathText(left)}\` instead of \`${op}\``,
+          c.loc,
+        );
         return null;
       }
       if (ref.type === 'ip') {
         const ip = typeof item.value === 'string' ? parseIp(item.value) : undefined;
         if (!ip) {
-          this.error(typeof item.value === 'string' ? 'PCX_CHECK_INVALID_IP' : 'PCX_CHECK_TYPE_MISMATCH', `${pathText(left)} is an ip: expected an IP address string${typeof item.value === 'string' && item.value.includes('/') ? ` (for a CIDR use \`${pathText(left)} in ["${item.value}"]\`)` : ''}, got ${show(item.value)}`, item.loc);
+          this.error(
+            typeof item.value === 'string' ? 'PCX_CHECK_INVALID_IP' : 'PCX_CHECK_TYPE_MISMATCH',
+            `${pathText(left)} is an ip: expected an IP address string${typeof item.value === 'string' && item.value.includes('/') ? ` (for a CIDR use \`${pathText(left)} in ["${item.value}"]\`)` : ''}, got ${show(item.value)}`,
+            item.loc,
+          );
           return null;
         }
         return { k: 'eq', ref, neg: op === '!=', value: item.value as string, ip, ...base };
@@ -370,15 +501,24 @@ export class Checker {
   /** Checks and normalises one literal for a typed reference (dynamic: any JSON scalar). */
   private typedScalar(ref: Ref, item: ResolvedScalar, what: string): Scalar | undefined {
     const t = ref.type;
-    const want = t === 'host' || t === 'path' ? 'string' : t === 'dynamic' ? typeof item.value : t === 'bool' ? 'boolean' : t;
+    const want =
+      t === 'host' || t === 'path' ? 'string' : t === 'dynamic' ? typeof item.value : t === 'bool' ? 'boolean' : t;
     if (typeof item.value !== want) {
-      this.error('PCX_CHECK_TYPE_MISMATCH', `${what} is a ${t}: expected a ${t === 'host' || t === 'path' ? `${t} string` : t} literal, got ${show(item.value)}`, item.loc);
+      this.error(
+        'PCX_CHECK_TYPE_MISMATCH',
+        `${what} is a ${t}: expected a ${t === 'host' || t === 'path' ? `${t} string` : t} literal, got ${show(item.value)}`,
+        item.loc,
+      );
       return undefined;
     }
     if (t === 'host') {
       const h = normalizeHost(item.value as string);
       if (h === undefined) {
-        this.error('PCX_CHECK_INVALID_HOST', `"${item.value}" is not a valid host (labels of letters, digits, - and _, or an IP literal; no port, no brackets)`, item.loc);
+        this.error(
+          'PCX_CHECK_INVALID_HOST',
+          `"${item.value}" is not a valid host (labels of letters, digits, - and _, or an IP literal; no port, no brackets)`,
+          item.loc,
+        );
         return undefined;
       }
       return h;
@@ -390,17 +530,29 @@ export class Checker {
   private checkPath(p: string, loc: Loc, glob: boolean): string | undefined {
     const n = normalizePath(p);
     if (n === undefined) {
-      this.error('PCX_CHECK_INVALID_PATH', `path ${glob ? 'pattern ' : ''}"${p}" must be absolute (start with /) and must not climb above /`, loc);
+      this.error(
+        'PCX_CHECK_INVALID_PATH',
+        `path ${glob ? 'pattern ' : ''}"${p}" must be absolute (start with /) and must not climb above /`,
+        loc,
+      );
       return undefined;
     }
     if (n !== p) {
-      this.error('PCX_CHECK_PATH_NOT_NORMALISED', `path ${glob ? 'pattern ' : ''}"${p}" is not normalised; write "${n}"`, loc);
+      this.error(
+        'PCX_CHECK_PATH_NOT_NORMALISED',
+        `path ${glob ? 'pattern ' : ''}"${p}" is not normalised; write "${n}"`,
+        loc,
+      );
       return undefined;
     }
     if (glob) {
       for (const seg of p.split('/')) {
         if (seg.includes('**') && seg !== '**') {
-          this.error('PCX_CHECK_PATH_GLOB', `path pattern "${p}": \`**\` must be a whole segment (write "/a/**", not "/a/**b")`, loc);
+          this.error(
+            'PCX_CHECK_PATH_GLOB',
+            `path pattern "${p}": \`**\` must be a whole segment (write "/a/**", not "/a/**b")`,
+            loc,
+          );
           return undefined;
         }
       }
@@ -408,29 +560,50 @@ export class Checker {
     return n;
   }
 
-  private membership(c: Extract<CondAst, { op: 'in' }>, actions: string[], base: { text: string; loc: Loc }): CondIR | null {
+  private membership(
+    c: Extract<CondAst, { op: 'in' }>,
+    actions: string[],
+    base: { text: string; loc: Loc },
+  ): CondIR | null {
     if (c.left.kind === 'path' && c.right.kind !== 'path') {
       const ref = this.ref(c.left, actions);
       const v = this.resolveValue(c.right);
       if (!ref || !v) return null;
       const what = pathText(c.left);
       if (v.kind !== 'list') {
-        this.error('PCX_CHECK_OPERAND', `\`in\` needs a list on its right (a list literal or a list constant), got ${show(v.item.value)}; use \`==\` for a single value`, c.right.loc);
+        this.error(
+          'PCX_CHECK_OPERAND',
+          `\`in\` needs a list on its right (a list literal or a list constant), got ${show(v.item.value)}; use \`==\` for a single value`,
+          c.right.loc,
+        );
         return null;
       }
       if (ref.type === 'list') {
-        this.error('PCX_CHECK_OPERATOR_TYPE', `${what} is a list: write \`VALUE in ${what}\` to test membership`, c.loc);
+        this.error(
+          'PCX_CHECK_OPERATOR_TYPE',
+          `${what} is a list: write \`VALUE in ${what}\` to test membership`,
+          c.loc,
+        );
         return null;
       }
       if (ref.type === 'ip') {
         const cidrs: Cidr[] = [];
         for (const it of v.items) {
           if (typeof it.value !== 'string') {
-            this.error('PCX_CHECK_TYPE_MISMATCH', `${what} is an ip: list elements must be CIDR or address strings, got ${show(it.value)}`, it.loc);
+            this.error(
+              'PCX_CHECK_TYPE_MISMATCH',
+              `${what} is an ip: list elements must be CIDR or address strings, got ${show(it.value)}`,
+              it.loc,
+            );
             continue;
           }
           const cidr = parseCidr(it.value);
-          if ('error' in cidr) this.error(cidr.error.includes('host bits') ? 'PCX_CHECK_CIDR_HOST_BITS' : 'PCX_CHECK_INVALID_IP', cidr.error, it.loc);
+          if ('error' in cidr)
+            this.error(
+              cidr.error.includes('host bits') ? 'PCX_CHECK_CIDR_HOST_BITS' : 'PCX_CHECK_INVALID_IP',
+              cidr.error,
+              it.loc,
+            );
           else cidrs.push(cidr);
         }
         if (cidrs.length !== v.items.length) return null;
@@ -449,15 +622,27 @@ export class Checker {
       const v = this.resolveValue(c.left);
       if (!ref || !v) return null;
       if (!LIST_TYPES.has(ref.type)) {
-        this.error('PCX_CHECK_OPERATOR_TYPE', `\`VALUE in ${pathText(c.right)}\` needs a list attribute, but ${pathText(c.right)} is a ${ref.type}${v.kind === 'scalar' ? `; did you mean \`${pathText(c.right)} == …\`?` : ''}`, c.loc);
+        this.error(
+          'PCX_CHECK_OPERATOR_TYPE',
+          `\`VALUE in ${pathText(c.right)}\` needs a list attribute, but ${pathText(c.right)} is a ${ref.type}${v.kind === 'scalar' ? `; did you mean \`${pathText(c.right)} == …\`?` : ''}`,
+          c.loc,
+        );
         return null;
       }
       if (v.kind !== 'scalar') {
-        this.error('PCX_CHECK_OPERAND', `the value before \`in ${pathText(c.right)}\` must be a single value, not a list`, c.left.loc);
+        this.error(
+          'PCX_CHECK_OPERAND',
+          `the value before \`in ${pathText(c.right)}\` must be a single value, not a list`,
+          c.left.loc,
+        );
         return null;
       }
       if (c.right.root === 'principal' && c.right.name === 'roles' && typeof v.item.value !== 'string') {
-        this.error('PCX_CHECK_TYPE_MISMATCH', `principal.roles holds role names (strings), got ${show(v.item.value)}`, v.item.loc);
+        this.error(
+          'PCX_CHECK_TYPE_MISMATCH',
+          `principal.roles holds role names (strings), got ${show(v.item.value)}`,
+          v.item.loc,
+        );
         return null;
       }
       return { k: 'contains', ref, value: v.item.value, ...base };
@@ -466,9 +651,17 @@ export class Checker {
     return null;
   }
 
-  private matches(c: Extract<CondAst, { op: 'matches' }>, actions: string[], base: { text: string; loc: Loc }): CondIR | null {
+  private matches(
+    c: Extract<CondAst, { op: 'matches' }>,
+    actions: string[],
+    base: { text: string; loc: Loc },
+  ): CondIR | null {
     if (c.left.kind !== 'path' || c.right.kind === 'path') {
-      this.error('PCX_CHECK_OPERAND', '`matches` is `ATTRIBUTE matches "GLOB"` or `ATTRIBUTE matches [GLOB, ...]`', c.loc);
+      this.error(
+        'PCX_CHECK_OPERAND',
+        '`matches` is `ATTRIBUTE matches "GLOB"` or `ATTRIBUTE matches [GLOB, ...]`',
+        c.loc,
+      );
       return null;
     }
     const ref = this.ref(c.left, actions);
@@ -476,7 +669,11 @@ export class Checker {
     if (!ref || !v) return null;
     const what = pathText(c.left);
     if (ref.type !== 'string' && ref.type !== 'host' && ref.type !== 'path' && ref.type !== 'dynamic') {
-      this.error('PCX_CHECK_OPERATOR_TYPE', `\`matches\` applies to string, host and path attributes, but ${what} is a ${ref.type}${ref.type === 'ip' ? ` (use \`${what} in ["10.0.0.0/8"]\` for CIDRs)` : ''}`, c.loc);
+      this.error(
+        'PCX_CHECK_OPERATOR_TYPE',
+        `\`matches\` applies to string, host and path attributes, but ${what} is a ${ref.type}${ref.type === 'ip' ? ` (use \`${what} in ["10.0.0.0/8"]\` for CIDRs)` : ''}`,
+        c.loc,
+      );
       return null;
     }
     const items = v.kind === 'list' ? v.items : [v.item];
@@ -523,7 +720,12 @@ export class Checker {
         optional = actions.some((a) => this.schema.actions.get(a)!.attrs.get(ref.name)?.required === false);
       }
       if (optional) {
-        this.error('PCX_CHECK_DENY_OPTIONAL', `this deny depends on ${key}, which may be absent: when it is, the comparison is false and the deny does not apply; add \`${key} exists\` (e.g. \`not ${key} exists or …\`) to make the intent explicit`, r.loc, 'warning');
+        this.error(
+          'PCX_CHECK_DENY_OPTIONAL',
+          `this deny depends on ${key}, which may be absent: when it is, the comparison is false and the deny does not apply; add \`${key} exists\` (e.g. \`not ${key} exists or …\`) to make the intent explicit`,
+          r.loc,
+          'warning',
+        );
       }
     }
   }
@@ -552,7 +754,12 @@ export function checkSet(files: readonly ParsedFile[]): { model?: Model; checker
     for (const d of f.ast.decls) {
       if (d.kind === 'policy') {
         const prev = policies.get(d.name);
-        if (prev) ck.error('PCX_CHECK_DUPLICATE_POLICY', `policy "${d.name}" is already defined at ${locText(prev.nameLoc)}; policy names are unique across the set`, d.nameLoc);
+        if (prev)
+          ck.error(
+            'PCX_CHECK_DUPLICATE_POLICY',
+            `policy "${d.name}" is already defined at ${locText(prev.nameLoc)}; policy names are unique across the set`,
+            d.nameLoc,
+          );
         else policies.set(d.name, d);
         const scope = scopeIR(d.scope);
         let n = 0;
@@ -560,7 +767,13 @@ export function checkSet(files: readonly ParsedFile[]): { model?: Model; checker
           const rs = it.kind === 'rule' ? [it] : it.rules;
           for (const r of rs) {
             n++;
-            const ir = ck.checkRule(r, { id: `${d.name}#${n}`, policy: d.name, ordinal: ordinal++, scope, role: it.kind === 'role' ? it.name : undefined });
+            const ir = ck.checkRule(r, {
+              id: `${d.name}#${n}`,
+              policy: d.name,
+              ordinal: ordinal++,
+              scope,
+              role: it.kind === 'role' ? it.name : undefined,
+            });
             if (ir) rules.push(ir);
           }
         }
@@ -568,7 +781,13 @@ export function checkSet(files: readonly ParsedFile[]): { model?: Model; checker
         for (const r of d.rules) {
           const n = (roleCounters.get(d.name) ?? 0) + 1;
           roleCounters.set(d.name, n);
-          const ir = ck.checkRule(r, { id: `role:${d.name}#${n}`, policy: `role:${d.name}`, ordinal: ordinal++, scope: { kind: 'global' }, role: d.name });
+          const ir = ck.checkRule(r, {
+            id: `role:${d.name}#${n}`,
+            policy: `role:${d.name}`,
+            ordinal: ordinal++,
+            scope: { kind: 'global' },
+            role: d.name,
+          });
           if (ir) rules.push(ir);
         }
       }

@@ -142,12 +142,25 @@ export function compileCond(c: CondIR): Test {
       const g = getter(c.ref);
       if (c.ip) {
         const ip = c.ip;
-        return c.neg ? (q) => { const v = g(q) as Ip | undefined; return v !== undefined && !ipEqual(ip, v); } : (q) => { const v = g(q) as Ip | undefined; return v !== undefined && ipEqual(ip, v); };
+        return c.neg
+          ? (q) => {
+              const v = g(q) as Ip | undefined;
+              return v !== undefined && !ipEqual(ip, v);
+            }
+          : (q) => {
+              const v = g(q) as Ip | undefined;
+              return v !== undefined && ipEqual(ip, v);
+            };
       }
       const want = c.value;
       const t = typeof want;
       // Missing or of another JSON type: false for both == and != (precise rules 9, 10).
-      return c.neg ? (q) => { const v = g(q); return typeof v === t && v !== want; } : (q) => g(q) === want;
+      return c.neg
+        ? (q) => {
+            const v = g(q);
+            return typeof v === t && v !== want;
+          }
+        : (q) => g(q) === want;
     }
     case 'cmp':
       return compileCmp(getter(c.ref), c.op, c.value);
@@ -163,7 +176,10 @@ export function compileCond(c: CondIR): Test {
         };
       }
       const set = new Set<unknown>(c.values);
-      return (q) => { const v = g(q); return isScalar(v) && set.has(v); };
+      return (q) => {
+        const v = g(q);
+        return isScalar(v) && set.has(v);
+      };
     }
     case 'contains': {
       const g = getter(c.ref);
@@ -187,13 +203,25 @@ export function compileCond(c: CondIR): Test {
 function compileCmp(g: Getter, op: '<' | '<=' | '>' | '>=', n: number): Test {
   switch (op) {
     case '<':
-      return (q) => { const v = g(q); return typeof v === 'number' && v < n; };
+      return (q) => {
+        const v = g(q);
+        return typeof v === 'number' && v < n;
+      };
     case '<=':
-      return (q) => { const v = g(q); return typeof v === 'number' && v <= n; };
+      return (q) => {
+        const v = g(q);
+        return typeof v === 'number' && v <= n;
+      };
     case '>':
-      return (q) => { const v = g(q); return typeof v === 'number' && v > n; };
+      return (q) => {
+        const v = g(q);
+        return typeof v === 'number' && v > n;
+      };
     case '>=':
-      return (q) => { const v = g(q); return typeof v === 'number' && v >= n; };
+      return (q) => {
+        const v = g(q);
+        return typeof v === 'number' && v >= n;
+      };
   }
 }
 
@@ -280,7 +308,8 @@ class IpTrie {
 
   insert(c: Cidr, rule: CRule): void {
     let node: IpTrie = this;
-    for (let i = 0; i < c.bits; i++) node = ipBit(c.ip, i) === 0 ? (node.z ??= new IpTrie()) : (node.o ??= new IpTrie());
+    for (let i = 0; i < c.bits; i++)
+      node = ipBit(c.ip, i) === 0 ? (node.z ??= new IpTrie()) : (node.o ??= new IpTrie());
     (node.rules ??= []).push(rule);
   }
 
@@ -302,11 +331,25 @@ class IpTrie {
  * pointer chase fewer per decision than a one-element list).
  */
 type Bucket = CRule | CRule[];
-interface EqIndex { get: Getter; map: Map<unknown, Bucket> }
-interface TrieIndex { get: Getter; trie: Trie; host: boolean }
-interface IpIndex { get: Getter; v4: IpTrie; v6: IpTrie }
+interface EqIndex {
+  get: Getter;
+  map: Map<unknown, Bucket>;
+}
+interface TrieIndex {
+  get: Getter;
+  trie: Trie;
+  host: boolean;
+}
+interface IpIndex {
+  get: Getter;
+  v4: IpTrie;
+  v6: IpTrie;
+}
 /** `VALUE in LIST-ATTRIBUTE` (e.g. "lead" in principal.roles): probed with each element. */
-interface MemberIndex { get: Getter; map: Map<unknown, Bucket> }
+interface MemberIndex {
+  get: Getter;
+  map: Map<unknown, Bucket>;
+}
 
 function addTo(map: Map<unknown, Bucket>, key: unknown, rule: CRule): void {
   const b = map.get(key);
@@ -414,11 +457,14 @@ function indexKeys(c: CondIR): string[] | undefined {
   if (c.k === 'true' || !('ref' in c)) return undefined;
   const ref = `${c.ref.root}.${c.ref.name}`;
   // Scope values are indexed already; a condition on them discriminates nothing new.
-  if (c.ref.root === 'context' && (c.ref.name === 'project' || c.ref.name === 'blueprint' || c.ref.name === 'session')) return undefined;
+  if (c.ref.root === 'context' && (c.ref.name === 'project' || c.ref.name === 'blueprint' || c.ref.name === 'session'))
+    return undefined;
   if (c.k === 'eq' && !c.neg) return [c.ip ? `${ref}|ip|${formatIp(c.ip)}` : `${ref}|${typeof c.value}|${c.value}`];
-  if (c.k === 'in' && c.values.length > 0 && c.values.length <= 64) return c.values.map((v) => `${ref}|${typeof v}|${v}`);
+  if (c.k === 'in' && c.values.length > 0 && c.values.length <= 64)
+    return c.values.map((v) => `${ref}|${typeof v}|${v}`);
   if (c.k === 'contains') return [`${ref}|has|${typeof c.value}|${c.value}`];
-  if (c.k === 'matches' && (c.ref.type === 'host' || c.ref.type === 'path')) return c.globs.map((g) => `${ref}|glob|${g}`);
+  if (c.k === 'matches' && (c.ref.type === 'host' || c.ref.type === 'path'))
+    return c.globs.map((g) => `${ref}|glob|${g}`);
   return undefined;
 }
 
@@ -444,14 +490,20 @@ export function conjunctsOf(c: CondIR): CondIR[] {
   return c.k === 'and' ? c.args : c.k === 'true' ? [] : [c];
 }
 
-export function makeCRule(ir: RuleIR, count: (key: string) => number = () => 1): { rule: CRule; disc: CondIR | undefined } {
+export function makeCRule(
+  ir: RuleIR,
+  count: (key: string) => number = () => 1,
+): { rule: CRule; disc: CondIR | undefined } {
   const cs = conjunctsOf(ir.cond);
   const d = discriminator(cs, count);
   const restIR = cs.filter((_, i) => i !== d);
   // Only the first residual conjunct becomes data: conjuncts keep their source order, so a
   // request whose attribute reads throw fails the same way as before.
   const first = restIR[0];
-  const eq = first !== undefined && first.k === 'eq' && !first.neg && first.ip === undefined && first.ref.root === 'resource' ? { slot: first.ref.slot, value: first.value } : undefined;
+  const eq =
+    first !== undefined && first.k === 'eq' && !first.neg && first.ip === undefined && first.ref.root === 'resource'
+      ? { slot: first.ref.slot, value: first.value }
+      : undefined;
   const tests = (eq === undefined ? restIR : restIR.slice(1)).map(compileCond);
   const rest: Test | null =
     tests.length === 0
@@ -493,11 +545,22 @@ class ActionIndex {
 
 // ---- the compiled set ------------------------------------------------------------------------
 
-export interface GrantRule { rule: CRule; actions: Set<string>; full: Test; ir: RuleIR }
+export interface GrantRule {
+  rule: CRule;
+  actions: Set<string>;
+  full: Test;
+  ir: RuleIR;
+}
 
 let epoch = 0;
 
-export interface ExplainEntry { rule: string; effect: EffectName; source: string; matched: boolean; failed: string[] }
+export interface ExplainEntry {
+  rule: string;
+  effect: EffectName;
+  source: string;
+  matched: boolean;
+  failed: string[];
+}
 type TraceEntry = ExplainEntry & { ordinal: number };
 
 export class Engine {
@@ -525,13 +588,17 @@ export class Engine {
     (r.effect === 'deny' ? this.denies : r.effect === 'ask' ? this.asks : this.allows).push(r);
   };
 
-  constructor(readonly model: Model, readonly version: string) {
+  constructor(
+    readonly model: Model,
+    readonly version: string,
+  ) {
     this.ruleCount = model.rules.length;
     // How many rules share each index key (per action), to pick each rule's discriminator.
     const counts = new Map<string, number>();
     for (const ir of model.rules) {
       for (const c of conjunctsOf(ir.cond)) {
-        for (const k of indexKeys(c) ?? []) for (const a of ir.actions) counts.set(`${a}|${k}`, (counts.get(`${a}|${k}`) ?? 0) + 1);
+        for (const k of indexKeys(c) ?? [])
+          for (const a of ir.actions) counts.set(`${a}|${k}`, (counts.get(`${a}|${k}`) ?? 0) + 1);
       }
     }
     for (const ir of model.rules) {
@@ -596,7 +663,12 @@ export class Engine {
     } catch {
       // Plain JSON never gets here: only a host object whose property reads throw (a Proxy, a
       // getter) does. Fail closed, and never throw to the caller.
-      return { decision: 'deny', reasons: [], policy_version: this.version, error: { code: 'PCX_REQ_INVALID', message: 'the request could not be read as JSON data' } };
+      return {
+        decision: 'deny',
+        reasons: [],
+        policy_version: this.version,
+        error: { code: 'PCX_REQ_INVALID', message: 'the request could not be read as JSON data' },
+      };
     } finally {
       this.trace = undefined;
     }
@@ -622,7 +694,14 @@ function grantReasons(q: NormalRequest, grants: readonly GrantSet[] | undefined)
 }
 
 /** Deny-overrides (POLICY-LANGUAGE.md "Decision semantics" steps 2–7). */
-function decide(denies: CRule[], asks: CRule[], allows: CRule[], q: NormalRequest, grants: readonly GrantSet[] | undefined, version: string): Decision {
+function decide(
+  denies: CRule[],
+  asks: CRule[],
+  allows: CRule[],
+  q: NormalRequest,
+  grants: readonly GrantSet[] | undefined,
+  version: string,
+): Decision {
   if (denies.length > 0) return { decision: 'deny', reasons: reasonsOf(denies), policy_version: version };
   if (asks.length > 0) {
     const g = grantReasons(q, grants);
@@ -638,10 +717,20 @@ function decide(denies: CRule[], asks: CRule[], allows: CRule[], q: NormalReques
 function explainRule(r: CRule, q: NormalRequest): TraceEntry {
   const failed: string[] = [];
   for (const c of conjunctsOf(r.ir.cond)) if (!compileCond(c)(q)) failed.push((c as { text: string }).text);
-  return { ordinal: r.ordinal, rule: r.ir.id, effect: r.effect, source: r.ir.source, matched: failed.length === 0, failed };
+  return {
+    ordinal: r.ordinal,
+    rule: r.ir.id,
+    effect: r.effect,
+    source: r.ir.source,
+    matched: failed.length === 0,
+    failed,
+  };
 }
 
 /** The compiled rules of one lease. */
 export class GrantSet {
-  constructor(readonly id: string, readonly rules: GrantRule[]) {}
+  constructor(
+    readonly id: string,
+    readonly rules: GrantRule[],
+  ) {}
 }

@@ -108,7 +108,8 @@ class Printer {
   /** Comments inside the item go on their own lines after it; one on its last line trails it. */
   private after(loc: Loc, indent: string): void {
     const inside: Comment[] = [];
-    while (this.ci < this.comments.length && this.comments[this.ci]!.loc.offset < loc.endOffset) inside.push(this.comments[this.ci++]!);
+    while (this.ci < this.comments.length && this.comments[this.ci]!.loc.offset < loc.endOffset)
+      inside.push(this.comments[this.ci++]!);
     const next = this.comments[this.ci];
     if (next && next.loc.line === loc.endLine) {
       this.out[this.out.length - 1] += ' ' + next.text.trimEnd();
@@ -124,7 +125,13 @@ class Printer {
     this.after(loc, indent);
   }
 
-  private block(head: string, loc: Loc, indent: string, body: (inner: string) => void, firstItem: Loc | undefined): void {
+  private block(
+    head: string,
+    loc: Loc,
+    indent: string,
+    body: (inner: string) => void,
+    firstItem: Loc | undefined,
+  ): void {
     this.flushBefore(loc.offset, indent);
     this.emit(`${head} {`, indent, loc.line, true);
     // A comment on the opening line (before the first item) stays there.
@@ -137,7 +144,8 @@ class Printer {
     const inner = indent + '  ';
     body(inner);
     this.flushBefore(loc.endOffset - 1, inner);
-    if (firstItem === undefined && this.out[this.out.length - 1] === `${indent}${head} {`) this.out[this.out.length - 1] += '}';
+    if (firstItem === undefined && this.out[this.out.length - 1] === `${indent}${head} {`)
+      this.out[this.out.length - 1] += '}';
     else this.out.push(`${indent}}`);
     this.after(loc, indent);
   }
@@ -147,7 +155,11 @@ class Printer {
       case 'let':
         return this.item(`let ${d.name} = ${value(d.value)}`, d.loc, '');
       case 'action':
-        return this.item(`action ${d.name} {${d.attrs.length ? ' ' + d.attrs.map((a) => `${a.name}${a.optional ? '?' : ''}: ${a.type}`).join(', ') + ' ' : ''}}`, d.loc, '');
+        return this.item(
+          `action ${d.name} {${d.attrs.length ? ' ' + d.attrs.map((a) => `${a.name}${a.optional ? '?' : ''}: ${a.type}`).join(', ') + ' ' : ''}}`,
+          d.loc,
+          '',
+        );
       case 'policy':
         return this.policy(d);
       case 'role':
@@ -156,19 +168,36 @@ class Printer {
   }
 
   private policy(d: PolicyDecl): void {
-    const scope = d.scope.loc === null ? '' : d.scope.kind === 'global' ? ' scope global' : ` scope ${d.scope.kind} ${quote(d.scope.value!)}`;
-    this.block(`policy ${quote(d.name)}${scope}`, d.loc, '', (inner) => {
-      for (const it of d.items) {
-        if (it.kind === 'rule') this.item(rule(it), it.loc, inner);
-        else this.role(it, inner);
-      }
-    }, d.items[0]?.loc);
+    const scope =
+      d.scope.loc === null
+        ? ''
+        : d.scope.kind === 'global'
+          ? ' scope global'
+          : ` scope ${d.scope.kind} ${quote(d.scope.value!)}`;
+    this.block(
+      `policy ${quote(d.name)}${scope}`,
+      d.loc,
+      '',
+      (inner) => {
+        for (const it of d.items) {
+          if (it.kind === 'rule') this.item(rule(it), it.loc, inner);
+          else this.role(it, inner);
+        }
+      },
+      d.items[0]?.loc,
+    );
   }
 
   private role(d: RoleDecl, indent: string): void {
     const ext = d.extends.length ? ` extends ${d.extends.map((e) => e.name).join(', ')}` : '';
-    this.block(`role ${d.name}${ext}`, d.loc, indent, (inner) => {
-      for (const r of d.rules) this.item(rule(r), r.loc, inner);
-    }, d.rules[0]?.loc);
+    this.block(
+      `role ${d.name}${ext}`,
+      d.loc,
+      indent,
+      (inner) => {
+        for (const r of d.rules) this.item(rule(r), r.loc, inner);
+      },
+      d.rules[0]?.loc,
+    );
   }
 }

@@ -4,6 +4,13 @@
  */
 export type { Severity, Diagnostic } from './diagnostics.js';
 export { renderDiagnostic } from './diagnostics.js';
-export type { SourceFile, CompileOptions, CompileResult, CompiledPolicy, LeaseGrant, EvaluateOptions } from './policy.js';
+export type {
+  SourceFile,
+  CompileOptions,
+  CompileResult,
+  CompiledPolicy,
+  LeaseGrant,
+  EvaluateOptions,
+} from './policy.js';
 export { compile } from './policy.js';
 export { format } from './format.js';

@@ -10,7 +10,13 @@ import type { Cidr, Ip } from './values.js';
 export type AttrType = 'string' | 'number' | 'bool' | 'host' | 'path' | 'ip' | 'list';
 export const ATTR_TYPES: readonly AttrType[] = ['string', 'number', 'bool', 'host', 'path', 'ip', 'list'];
 
-export interface AttrSchema { name: string; type: AttrType; required: boolean; slot: number; read: (o: Record<string, unknown>) => unknown }
+export interface AttrSchema {
+  name: string;
+  type: AttrType;
+  required: boolean;
+  slot: number;
+  read: (o: Record<string, unknown>) => unknown;
+}
 export interface ActionSchema {
   name: string;
   attrs: Map<string, AttrSchema>;
@@ -37,7 +43,10 @@ export type Ref =
 /** A literal after resolution: host/path values are normalised strings; ip values are CIDRs. */
 export type Scalar = string | number | boolean;
 
-interface CondBase { text: string; loc: Loc }
+interface CondBase {
+  text: string;
+  loc: Loc;
+}
 export type CondIR =
   | { k: 'true' }
   | ({ k: 'and' | 'or'; args: CondIR[] } & CondBase)
@@ -50,7 +59,10 @@ export type CondIR =
   | ({ k: 'exists'; ref: Ref } & CondBase)
   | ({ k: 'truthy'; ref: Ref } & CondBase);
 
-export interface ScopeIR { kind: ScopeKind; value?: string }
+export interface ScopeIR {
+  kind: ScopeKind;
+  value?: string;
+}
 
 export interface RuleIR {
   /** Position in the set (files sorted by path, then source order): the reason order. */

@@ -8,19 +8,30 @@ import type { Diagnostic } from './diagnostics.js';
 import type { FileAst, GrantAst } from './ast.js';
 import { parse as peggyParse } from './generated/parser.js';
 
-interface PeggyExpectation { type: string; text?: string; description?: string }
+interface PeggyExpectation {
+  type: string;
+  text?: string;
+  description?: string;
+}
 interface PeggyError {
   message: string;
   expected?: PeggyExpectation[] | null;
   found?: string | null;
-  location: { start: { offset: number; line: number; column: number }; end: { offset: number; line: number; column: number } };
+  location: {
+    start: { offset: number; line: number; column: number };
+    end: { offset: number; line: number; column: number };
+  };
 }
 
 function isPeggyError(e: unknown): e is PeggyError {
   return typeof e === 'object' && e !== null && 'location' in e && 'message' in e;
 }
 
-interface Base { baseLine: number; baseCol: number; baseOffset: number }
+interface Base {
+  baseLine: number;
+  baseCol: number;
+  baseOffset: number;
+}
 
 function toDiagnostic(e: PeggyError, file: string, base: Base): Diagnostic {
   const adj = (p: { line: number; column: number }) => ({
@@ -38,7 +49,16 @@ function toDiagnostic(e: PeggyError, file: string, base: Base): Diagnostic {
   } else {
     message = describeExpected(e);
   }
-  return { code, severity: 'error', message, file, line: s.line, col: s.col, endLine: en.line, endCol: Math.max(en.col, s.col + 1) };
+  return {
+    code,
+    severity: 'error',
+    message,
+    file,
+    line: s.line,
+    col: s.col,
+    endLine: en.line,
+    endCol: Math.max(en.col, s.col + 1),
+  };
 }
 
 // Peggy's own message lists every expectation; this keeps the named ones (rule display names)
@@ -50,25 +70,46 @@ function describeExpected(e: PeggyError): string {
     else if (x.type === 'literal' && x.text) seen.add('`' + x.text + '`');
   }
   const items = [...seen];
-  const what = items.length === 0 ? 'something else' : items.length === 1 ? items[0]! : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
+  const what =
+    items.length === 0
+      ? 'something else'
+      : items.length === 1
+        ? items[0]!
+        : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
   const found = e.found == null ? 'end of file' : e.found === '\n' ? 'end of line' : '`' + e.found + '`';
   return `expected ${what}, found ${found}`;
 }
 
-function parseWith<T>(text: string, startRule: string, file: string, base: Base): { ast?: T; error?: Diagnostic; atEnd?: boolean } {
+function parseWith<T>(
+  text: string,
+  startRule: string,
+  file: string,
+  base: Base,
+): { ast?: T; error?: Diagnostic; atEnd?: boolean } {
   try {
     return { ast: peggyParse(text, { startRule, file, ...base }) as T };
   } catch (e) {
-    if (isPeggyError(e)) return { error: toDiagnostic(e, file, base), atEnd: e.location.start.offset >= text.trimEnd().length };
+    if (isPeggyError(e))
+      return { error: toDiagnostic(e, file, base), atEnd: e.location.start.offset >= text.trimEnd().length };
     // A RangeError (stack exhausted by absurd nesting) is still a syntax problem of the input.
     if (e instanceof RangeError) {
-      return { error: { code: 'PCX_PARSE_TOO_DEEP', severity: 'error', message: 'the expression nests too deeply to parse; simplify it', file, line: base.baseLine, col: base.baseCol } };
+      return {
+        error: {
+          code: 'PCX_PARSE_TOO_DEEP',
+          severity: 'error',
+          message: 'the expression nests too deeply to parse; simplify it',
+          file,
+          line: base.baseLine,
+          col: base.baseCol,
+        },
+      };
     }
     throw e;
   }
 }
 
-const SYNC = /^[ \t]*(?:(?:policy|let)\b|role[ \t]+[A-Za-z_]|action[ \t]+[A-Za-z_][A-Za-z0-9_.-]*[ \t]*\{|(?:allow|deny|ask)\b)/;
+const SYNC =
+  /^[ \t]*(?:(?:policy|let)\b|role[ \t]+[A-Za-z_]|action[ \t]+[A-Za-z_][A-Za-z0-9_.-]*[ \t]*\{|(?:allow|deny|ask)\b)/;
 
 export function parseFile(text: string, file: string): { ast?: FileAst; diagnostics: Diagnostic[] } {
   const root = { baseLine: 1, baseCol: 1, baseOffset: 0 };
@@ -88,7 +129,11 @@ export function parseFile(text: string, file: string): { ast?: FileAst; diagnost
   for (let i = 0; i < starts.length; i++) {
     const s = starts[i]!;
     const end = i + 1 < starts.length ? starts[i + 1]!.offset : text.length;
-    const r = parseWith(text.slice(s.offset, end), 'Fragment', file, { baseLine: s.line, baseCol: 1, baseOffset: s.offset });
+    const r = parseWith(text.slice(s.offset, end), 'Fragment', file, {
+      baseLine: s.line,
+      baseCol: 1,
+      baseOffset: s.offset,
+    });
     // An error at the very end of a piece means its construct runs on past the cut (the
     // whole-file parse judges that); the first error is already reported.
     const runsOn = r.atEnd && r.error!.message.endsWith('found end of file');

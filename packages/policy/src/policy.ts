@@ -9,11 +9,18 @@ import type { ExplainEntry, GrantRule } from './engine.js';
 import { Engine, GrantSet, compileCond, makeCRule } from './engine.js';
 import { parseFile, parseGrant } from './parse.js';
 
-export interface SourceFile { path: string; text: string }
+export interface SourceFile {
+  path: string;
+  text: string;
+}
 /** Room to grow (no options yet). */
-export interface CompileOptions {}
-export interface LeaseGrant { readonly id: string }
-export interface EvaluateOptions { grants?: readonly LeaseGrant[] }
+export type CompileOptions = {};
+export interface LeaseGrant {
+  readonly id: string;
+}
+export interface EvaluateOptions {
+  grants?: readonly LeaseGrant[];
+}
 
 export interface CompiledPolicy {
   /** "sha256:<hex>" over the sources (path + text, sorted by path): the policy_version. */
@@ -27,7 +34,10 @@ export interface CompiledPolicy {
   compileGrant(id: string, rules: string): { grant?: LeaseGrant; diagnostics: Diagnostic[] };
 }
 
-export interface CompileResult { policy?: CompiledPolicy; diagnostics: Diagnostic[] }
+export interface CompileResult {
+  policy?: CompiledPolicy;
+  diagnostics: Diagnostic[];
+}
 
 export function policyVersion(files: readonly SourceFile[]): string {
   const h = createHash('sha256');
@@ -66,7 +76,10 @@ export function compile(files: readonly SourceFile[], _options: CompileOptions =
 class Compiled implements CompiledPolicy {
   readonly version: string;
   readonly ruleCount: number;
-  constructor(readonly engine: Engine, private readonly checker: Checker) {
+  constructor(
+    readonly engine: Engine,
+    private readonly checker: Checker,
+  ) {
     this.version = engine.version;
     this.ruleCount = engine.ruleCount;
   }
@@ -90,7 +103,11 @@ class Compiled implements CompiledPolicy {
     const out: GrantRule[] = [];
     p.ast.rules.forEach((r, i) => {
       if (r.effect !== 'allow') {
-        ck.error('PCX_GRANT_EFFECT', `a lease grants only \`allow\` rules; \`${r.effect}\` is not allowed in a lease`, r.loc);
+        ck.error(
+          'PCX_GRANT_EFFECT',
+          `a lease grants only \`allow\` rules; \`${r.effect}\` is not allowed in a lease`,
+          r.loc,
+        );
         return;
       }
       const ir = ck.checkRule(r, { id: `lease:${id}#${i + 1}`, policy: file, ordinal: i, scope: { kind: 'global' } });

@@ -59,29 +59,59 @@ const EMPTY: readonly string[] = Object.freeze([]);
 
 // The fixed keys below (principal, action, id, roles, …) are not Object.prototype properties,
 // so reading them directly equals an own-property read for JSON objects.
-export function normalizeRequest(req: unknown, schema: Schema, roleClosure: ReadonlyMap<string, readonly string[]>): NormalRequest | ErrorInfo {
-  if (!isObject(req)) return err('PCX_REQ_NOT_OBJECT', `a request is a JSON object with principal, action, resource and context; got ${preview(req)}`);
+export function normalizeRequest(
+  req: unknown,
+  schema: Schema,
+  roleClosure: ReadonlyMap<string, readonly string[]>,
+): NormalRequest | ErrorInfo {
+  if (!isObject(req))
+    return err(
+      'PCX_REQ_NOT_OBJECT',
+      `a request is a JSON object with principal, action, resource and context; got ${preview(req)}`,
+    );
   const principal = req.principal;
-  if (!isObject(principal)) return err(principal === undefined ? 'PCX_REQ_MISSING_ATTRIBUTE' : 'PCX_REQ_BAD_TYPE', principal === undefined ? 'the request has no principal (an object with at least "id")' : `principal must be an object, got ${preview(principal)}`);
+  if (!isObject(principal))
+    return err(
+      principal === undefined ? 'PCX_REQ_MISSING_ATTRIBUTE' : 'PCX_REQ_BAD_TYPE',
+      principal === undefined
+        ? 'the request has no principal (an object with at least "id")'
+        : `principal must be an object, got ${preview(principal)}`,
+    );
   const id = principal.id;
-  if (typeof id !== 'string') return err(id === undefined ? 'PCX_REQ_MISSING_ATTRIBUTE' : 'PCX_REQ_BAD_TYPE', id === undefined ? 'principal.id is required (a string)' : `principal.id must be a string, got ${preview(id)}`);
+  if (typeof id !== 'string')
+    return err(
+      id === undefined ? 'PCX_REQ_MISSING_ATTRIBUTE' : 'PCX_REQ_BAD_TYPE',
+      id === undefined ? 'principal.id is required (a string)' : `principal.id must be a string, got ${preview(id)}`,
+    );
   const rawRoles = principal.roles;
   let roles: readonly string[] = EMPTY;
   if (rawRoles !== undefined) {
-    if (!Array.isArray(rawRoles)) return err('PCX_REQ_BAD_TYPE', `principal.roles must be a list of role names, got ${preview(rawRoles)}`);
+    if (!Array.isArray(rawRoles))
+      return err('PCX_REQ_BAD_TYPE', `principal.roles must be a list of role names, got ${preview(rawRoles)}`);
     for (let i = 0; i < rawRoles.length; i++) {
-      if (typeof rawRoles[i] !== 'string') return err('PCX_REQ_BAD_TYPE', `principal.roles[${i}] must be a string, got ${preview(rawRoles[i])}`);
+      if (typeof rawRoles[i] !== 'string')
+        return err('PCX_REQ_BAD_TYPE', `principal.roles[${i}] must be a string, got ${preview(rawRoles[i])}`);
     }
     roles = closeRoles(rawRoles as string[], roleClosure);
   }
   const action = req.action;
-  if (typeof action !== 'string') return err(action === undefined ? 'PCX_REQ_MISSING_ATTRIBUTE' : 'PCX_REQ_BAD_TYPE', action === undefined ? 'the request has no action' : `action must be a string, got ${preview(action)}`);
+  if (typeof action !== 'string')
+    return err(
+      action === undefined ? 'PCX_REQ_MISSING_ATTRIBUTE' : 'PCX_REQ_BAD_TYPE',
+      action === undefined ? 'the request has no action' : `action must be a string, got ${preview(action)}`,
+    );
   const as = schema.actions.get(action);
-  if (as === undefined) return err('PCX_REQ_UNKNOWN_ACTION', `unknown action ${preview(action)}: it is neither built in nor declared with \`action\` in the policy set`);
+  if (as === undefined)
+    return err(
+      'PCX_REQ_UNKNOWN_ACTION',
+      `unknown action ${preview(action)}: it is neither built in nor declared with \`action\` in the policy set`,
+    );
   const resource = req.resource;
-  if (resource !== undefined && !isObject(resource)) return err('PCX_REQ_BAD_TYPE', `resource must be an object, got ${preview(resource)}`);
+  if (resource !== undefined && !isObject(resource))
+    return err('PCX_REQ_BAD_TYPE', `resource must be an object, got ${preview(resource)}`);
   const context = req.context;
-  if (context !== undefined && !isObject(context)) return err('PCX_REQ_BAD_TYPE', `context must be an object, got ${preview(context)}`);
+  if (context !== undefined && !isObject(context))
+    return err('PCX_REQ_BAD_TYPE', `context must be an object, got ${preview(context)}`);
   let project: string | undefined;
   let blueprint: string | undefined;
   let session: string | undefined;
@@ -89,11 +119,15 @@ export function normalizeRequest(req: unknown, schema: Schema, roleClosure: Read
     const p = context.project;
     const b = context.blueprint;
     const s = context.session;
-    if (p !== undefined && typeof p !== 'string') return err('PCX_REQ_BAD_TYPE', `context.project must be a string, got ${preview(p)}`);
-    if (b !== undefined && typeof b !== 'string') return err('PCX_REQ_BAD_TYPE', `context.blueprint must be a string, got ${preview(b)}`);
-    if (s !== undefined && typeof s !== 'string') return err('PCX_REQ_BAD_TYPE', `context.session must be a string, got ${preview(s)}`);
+    if (p !== undefined && typeof p !== 'string')
+      return err('PCX_REQ_BAD_TYPE', `context.project must be a string, got ${preview(p)}`);
+    if (b !== undefined && typeof b !== 'string')
+      return err('PCX_REQ_BAD_TYPE', `context.blueprint must be a string, got ${preview(b)}`);
+    if (s !== undefined && typeof s !== 'string')
+      return err('PCX_REQ_BAD_TYPE', `context.session must be a string, got ${preview(s)}`);
     const leases = context.leases;
-    if (leases !== undefined && (!Array.isArray(leases) || leases.some((l) => typeof l !== 'string'))) return err('PCX_REQ_BAD_TYPE', 'context.leases must be a list of lease tokens (strings)');
+    if (leases !== undefined && (!Array.isArray(leases) || leases.some((l) => typeof l !== 'string')))
+      return err('PCX_REQ_BAD_TYPE', 'context.leases must be a list of lease tokens (strings)');
     project = p as string | undefined;
     blueprint = b as string | undefined;
     session = s as string | undefined;
@@ -106,7 +140,8 @@ export function normalizeRequest(req: unknown, schema: Schema, roleClosure: Read
     const v = resource === undefined ? undefined : at.read(resource);
     res.push(undefined);
     if (v === undefined) {
-      if (at.required) return err('PCX_REQ_MISSING_ATTRIBUTE', `resource.${at.name} (${at.type}) is required for ${action}`);
+      if (at.required)
+        return err('PCX_REQ_MISSING_ATTRIBUTE', `resource.${at.name} (${at.type}) is required for ${action}`);
       continue;
     }
     const n = normalizeValue(v, at.type, action === 'net.http' && at.name === 'path');
@@ -118,7 +153,10 @@ export function normalizeRequest(req: unknown, schema: Schema, roleClosure: Read
 
 /** A value that failed its type or normalisation (a class, so no request value can pose as one). */
 class Problem {
-  constructor(readonly code: string, readonly problem: string) {}
+  constructor(
+    readonly code: string,
+    readonly problem: string,
+  ) {}
 }
 
 function normalizeValue(v: unknown, type: string, urlPath: boolean): unknown {
@@ -126,30 +164,50 @@ function normalizeValue(v: unknown, type: string, urlPath: boolean): unknown {
     case 'string':
       return typeof v === 'string' ? v : new Problem('PCX_REQ_BAD_TYPE', `expected a string, got ${preview(v)}`);
     case 'number':
-      return typeof v === 'number' && Number.isFinite(v) ? v : new Problem('PCX_REQ_BAD_TYPE', `expected a number, got ${preview(v)}`);
+      return typeof v === 'number' && Number.isFinite(v)
+        ? v
+        : new Problem('PCX_REQ_BAD_TYPE', `expected a number, got ${preview(v)}`);
     case 'bool':
       return typeof v === 'boolean' ? v : new Problem('PCX_REQ_BAD_TYPE', `expected true or false, got ${preview(v)}`);
     case 'list':
       return Array.isArray(v) ? v : new Problem('PCX_REQ_BAD_TYPE', `expected a list, got ${preview(v)}`);
     case 'host': {
-      if (typeof v !== 'string') return new Problem('PCX_REQ_BAD_TYPE', `expected a host name (string), got ${preview(v)}`);
+      if (typeof v !== 'string')
+        return new Problem('PCX_REQ_BAD_TYPE', `expected a host name (string), got ${preview(v)}`);
       const h = v.length > 1024 ? undefined : normalizeHost(v);
-      return h ?? new Problem('PCX_REQ_BAD_HOST', `${preview(v)} is not a valid host: labels of letters, digits, - and _ (IDNs are converted), or an IP literal; no port, brackets or empty labels`);
+      return (
+        h ??
+        new Problem(
+          'PCX_REQ_BAD_HOST',
+          `${preview(v)} is not a valid host: labels of letters, digits, - and _ (IDNs are converted), or an IP literal; no port, brackets or empty labels`,
+        )
+      );
     }
     case 'path': {
-      if (typeof v !== 'string') return new Problem('PCX_REQ_BAD_TYPE', `expected an absolute path (string), got ${preview(v)}`);
+      if (typeof v !== 'string')
+        return new Problem('PCX_REQ_BAD_TYPE', `expected an absolute path (string), got ${preview(v)}`);
       let p: string | undefined = v;
       if (urlPath) {
         p = decodeUrlPath(v);
-        if (p === undefined) return new Problem('PCX_REQ_BAD_PATH', `${preview(v)} has a bad percent-escape or encodes "/", "\\" or NUL`);
+        if (p === undefined)
+          return new Problem('PCX_REQ_BAD_PATH', `${preview(v)} has a bad percent-escape or encodes "/", "\\" or NUL`);
       }
       const n = normalizePath(p);
-      return n ?? new Problem('PCX_REQ_BAD_PATH', `${preview(v)} is not a valid path: it must be absolute, without NUL, and must not climb above /`);
+      return (
+        n ??
+        new Problem(
+          'PCX_REQ_BAD_PATH',
+          `${preview(v)} is not a valid path: it must be absolute, without NUL, and must not climb above /`,
+        )
+      );
     }
     case 'ip': {
-      if (typeof v !== 'string') return new Problem('PCX_REQ_BAD_TYPE', `expected an IP address (string), got ${preview(v)}`);
+      if (typeof v !== 'string')
+        return new Problem('PCX_REQ_BAD_TYPE', `expected an IP address (string), got ${preview(v)}`);
       const ip: Ip | undefined = parseIp(v);
-      return ip ?? new Problem('PCX_REQ_BAD_IP', `${preview(v)} is not an IPv4 or IPv6 address (IPv4 without leading zeros)`);
+      return (
+        ip ?? new Problem('PCX_REQ_BAD_IP', `${preview(v)} is not an IPv4 or IPv6 address (IPv4 without leading zeros)`)
+      );
     }
   }
   return v;

@@ -30,7 +30,14 @@ export class SchemaBuilder {
 
   constructor() {
     for (const [name, spec] of Object.entries(BUILTIN_ACTIONS)) {
-      this.add(name, Object.entries(spec).map(([attr, t]) => ({ name: attr, type: t.replace('!', '') as AttrType, required: t.endsWith('!') })));
+      this.add(
+        name,
+        Object.entries(spec).map(([attr, t]) => ({
+          name: attr,
+          type: t.replace('!', '') as AttrType,
+          required: t.endsWith('!'),
+        })),
+      );
     }
   }
 

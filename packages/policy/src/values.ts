@@ -76,9 +76,13 @@ export function parseHostGlob(raw: string): { labels: string[] } | { error: stri
       out.push(l);
       continue;
     }
-    if (l.includes('*')) return { error: `host glob "${raw}": \`*\` and \`**\` must be whole labels (write "*.x.com", not "api-*.x.com")` };
+    if (l.includes('*'))
+      return {
+        error: `host glob "${raw}": \`*\` and \`**\` must be whole labels (write "*.x.com", not "api-*.x.com")`,
+      };
     const n = normalizeHost(l);
-    if (n === undefined || n.includes('.') || n.includes(':')) return { error: `host pattern "${raw}" has an invalid label "${l}"` };
+    if (n === undefined || n.includes('.') || n.includes(':'))
+      return { error: `host pattern "${raw}" has an invalid label "${l}"` };
     out.push(n);
   }
   return { labels: out };
@@ -147,7 +151,10 @@ function decodeUtf8(bytes: number[]): string {
 
 /** An IP address: IPv4 as one 32-bit number; IPv6 as eight 16-bit groups. */
 export type Ip = { v: 4; n: number } | { v: 6; g: number[] };
-export interface Cidr { ip: Ip; bits: number }
+export interface Cidr {
+  ip: Ip;
+  bits: number;
+}
 
 /** Dotted-quad IPv4 without leading zeros (they are ambiguous, octal to some parsers: malformed). */
 function parseV4(s: string): number | undefined {
@@ -214,7 +221,14 @@ export function parseIp(raw: string): Ip | undefined {
     if (total !== 8) return undefined;
     groups = head;
   }
-  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
+  if (
+    groups[0] === 0 &&
+    groups[1] === 0 &&
+    groups[2] === 0 &&
+    groups[3] === 0 &&
+    groups[4] === 0 &&
+    groups[5] === 0xffff
+  ) {
     return { v: 4, n: groups[6]! * 65536 + groups[7]! };
   }
   return { v: 6, g: groups };
@@ -256,7 +270,10 @@ export function parseCidr(raw: string): Cidr | { error: string } {
     if (bits > width) return { error: `"${raw}" has a prefix longer than /${mapped ? width + 96 : width}` };
   }
   for (let i = bits; i < width; i++) {
-    if (ipBit(ip, i) !== 0) return { error: `CIDR "${raw}" has host bits set (the network is ${formatIp(maskIp(ip, bits))}/${slash >= 0 ? raw.slice(slash + 1) : bits})` };
+    if (ipBit(ip, i) !== 0)
+      return {
+        error: `CIDR "${raw}" has host bits set (the network is ${formatIp(maskIp(ip, bits))}/${slash >= 0 ? raw.slice(slash + 1) : bits})`,
+      };
   }
   return { ip, bits };
 }

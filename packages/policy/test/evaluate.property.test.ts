@@ -14,30 +14,41 @@ t.test('decision trees agree with the naive oracle (decision and reasons)', asyn
   let cases = 0;
   let nonDefault = 0;
   fc.assert(
-    fc.property(policySetArb, fc.array(grantArb, { maxLength: 2 }), fc.array(requestArb, { minLength: 48, maxLength: 48 }), (files, grantTexts, requests) => {
-      const r = compile(files);
-      if (!r.policy) throw new Error(`generated policy did not compile:\n${r.diagnostics.map((d) => `${d.file}:${d.line}:${d.col} ${d.code} ${d.message}`).join('\n')}\n${files.map((f) => f.text).join('\n')}`);
-      const { model } = checkSet(parseAll(files).parsed);
-      const grants = grantTexts.map((g, i) => {
-        const c = r.policy!.compileGrant(`jti-${i}`, g);
-        if (!c.grant) throw new Error(`grant did not compile: ${JSON.stringify(c.diagnostics)}\n${g}`);
-        return c.grant;
-      });
-      for (const req of requests) {
-        const got = r.policy.evaluate(req, { grants });
-        const want = oracleEvaluate(model!, r.policy.version, req, grants as unknown as GrantSet[]);
-        cases++;
-        if (got.reasons.length > 0) nonDefault++;
-        if (JSON.stringify(got) !== JSON.stringify(want)) {
-          throw new Error(`mismatch for ${JSON.stringify(req)}\n got ${JSON.stringify(got)}\nwant ${JSON.stringify(want)}`);
+    fc.property(
+      policySetArb,
+      fc.array(grantArb, { maxLength: 2 }),
+      fc.array(requestArb, { minLength: 48, maxLength: 48 }),
+      (files, grantTexts, requests) => {
+        const r = compile(files);
+        if (!r.policy)
+          throw new Error(
+            `generated policy did not compile:\n${r.diagnostics.map((d) => `${d.file}:${d.line}:${d.col} ${d.code} ${d.message}`).join('\n')}\n${files.map((f) => f.text).join('\n')}`,
+          );
+        const { model } = checkSet(parseAll(files).parsed);
+        const grants = grantTexts.map((g, i) => {
+          const c = r.policy!.compileGrant(`jti-${i}`, g);
+          if (!c.grant) throw new Error(`grant did not compile: ${JSON.stringify(c.diagnostics)}\n${g}`);
+          return c.grant;
+        });
+        for (const req of requests) {
+          const got = r.policy.evaluate(req, { grants });
+          const want = oracleEvaluate(model!, r.policy.version, req, grants as unknown as GrantSet[]);
+          cases++;
+          if (got.reasons.length > 0) nonDefault++;
+          if (JSON.stringify(got) !== JSON.stringify(want)) {
+            throw new Error(
+              `mismatch for ${JSON.stringify(req)}\n got ${JSON.stringify(got)}\nwant ${JSON.stringify(want)}`,
+            );
+          }
+          // explain walks every applicable rule (not the index): it must decide the same.
+          if (cases % 8 === 0) {
+            const { explain: _, ...ex } = r.policy.explain(req, { grants });
+            if (JSON.stringify(ex) !== JSON.stringify(want))
+              throw new Error(`explain differs for ${JSON.stringify(req)}: ${JSON.stringify(ex)}`);
+          }
         }
-        // explain walks every applicable rule (not the index): it must decide the same.
-        if (cases % 8 === 0) {
-          const { explain: _, ...ex } = r.policy.explain(req, { grants });
-          if (JSON.stringify(ex) !== JSON.stringify(want)) throw new Error(`explain differs for ${JSON.stringify(req)}: ${JSON.stringify(ex)}`);
-        }
-      }
-    }),
+      },
+    ),
     { numRuns: 250 },
   );
   t.ok(cases >= 10_000, `${cases} generated cases`);

@@ -31,12 +31,16 @@ t.test('canonical layout of a messy file', async (t) => {
   const out = r.text!;
   t.match(out, /^let nets = \["10\.0\.0\.0\/8", "1\.2\.3\.4"\] # trailing$/m);
   t.match(out, /^policy "p" scope project "a" \{ # open$/m);
-  t.match(out, /^ {2}allow net\.connect when resource\.host matches "\*\*\.x\.com" and \(resource\.port == 443 or not resource\.ip exists\) because "ok \\"q\\""$/m);
+  t.match(
+    out,
+    /^ {2}allow net\.connect when resource\.host matches "\*\*\.x\.com" and \(resource\.port == 443 or not resource\.ip exists\) because "ok \\"q\\""$/m,
+  );
   t.match(out, /^ {2}role dev extends a, b \{\n {4}deny fs\.\*\n {2}\}$/m);
   t.match(out, /^role b \{\}$/m);
   t.match(out, /^action deploy\.app \{ env: string, replicas\?: number \}$/m);
   t.notMatch(out, /\n\n\n/, 'at most one blank line');
-  for (const c of ['# header', '# trailing', '# open', '# leading rule comment', '# inside', '# before close', '# end']) t.ok(out.includes(c), `keeps ${c}`);
+  for (const c of ['# header', '# trailing', '# open', '# leading rule comment', '# inside', '# before close', '# end'])
+    t.ok(out.includes(c), `keeps ${c}`);
   t.equal(format({ path: 'm.pol', text: out }).text, out, 'idempotent');
 });
 

@@ -1,10 +1,53 @@
 /** fast-check generators of random policy sets (as source text) and requests biased to hit them. */
 import fc from 'fast-check';
 
-export const HOSTS = ['github.com', 'api.github.com', 'a.b.github.com', 'example.org', 'x.example.org', 'localhost', 'API.GitHub.com.', 'bücher.de'];
-const HOST_GLOBS = ['**.github.com', '*.github.com', 'github.com', '**', '*.example.org', '**.org', 'a.**.com', '*.*.com', 'api.github.com', '**.b.**.com', 'xn--bcher-kva.de'];
-export const PATHS = ['/', '/workspace', '/workspace/a', '/workspace/a/b.txt', '/etc/passwd', '/etc', '/tmp/x', '/workspace/./a/../c.txt', '/workspace/.hidden'];
-const PATH_GLOBS = ['/workspace/**', '/workspace/*', '/etc/*', '/**', '/*/a', '/workspace/*.txt', '/tmp/**', '/etc/passwd', '/', '/workspace/a/**/b.txt', '/w*/**'];
+export const HOSTS = [
+  'github.com',
+  'api.github.com',
+  'a.b.github.com',
+  'example.org',
+  'x.example.org',
+  'localhost',
+  'API.GitHub.com.',
+  'bücher.de',
+];
+const HOST_GLOBS = [
+  '**.github.com',
+  '*.github.com',
+  'github.com',
+  '**',
+  '*.example.org',
+  '**.org',
+  'a.**.com',
+  '*.*.com',
+  'api.github.com',
+  '**.b.**.com',
+  'xn--bcher-kva.de',
+];
+export const PATHS = [
+  '/',
+  '/workspace',
+  '/workspace/a',
+  '/workspace/a/b.txt',
+  '/etc/passwd',
+  '/etc',
+  '/tmp/x',
+  '/workspace/./a/../c.txt',
+  '/workspace/.hidden',
+];
+const PATH_GLOBS = [
+  '/workspace/**',
+  '/workspace/*',
+  '/etc/*',
+  '/**',
+  '/*/a',
+  '/workspace/*.txt',
+  '/tmp/**',
+  '/etc/passwd',
+  '/',
+  '/workspace/a/**/b.txt',
+  '/w*/**',
+];
 export const IPS = ['10.1.2.3', '192.168.1.1', '8.8.8.8', '::1', '2001:db8::5', '::ffff:10.0.0.1', '172.16.0.9'];
 const CIDRS = ['10.0.0.0/8', '192.168.0.0/16', '0.0.0.0/0', '2001:db8::/32', '::1', '8.8.8.8', '172.16.0.0/12', '::/0'];
 const ROLES = ['r0', 'r1', 'r2', 'r3'];
@@ -46,7 +89,9 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
       fc.constantFrom(...HOSTS.slice(0, 6)).map((h) => `resource.host == ${str(h)}`),
       fc.constantFrom(...HOST_GLOBS).map((g) => `resource.host matches ${str(g)}`),
       fc.subarray(HOST_GLOBS, { minLength: 1, maxLength: 3 }).map((gs) => `resource.host matches ${list(gs.map(str))}`),
-      fc.subarray(HOSTS.slice(0, 6), { minLength: 1, maxLength: 3 }).map((hs) => `resource.host in ${list(hs.map(str))}`),
+      fc
+        .subarray(HOSTS.slice(0, 6), { minLength: 1, maxLength: 3 })
+        .map((hs) => `resource.host in ${list(hs.map(str))}`),
       fc.constant('resource.host != "github.com"'),
     );
   }
@@ -55,7 +100,9 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
       fc.constantFrom(...PATHS.slice(0, 7)).map((p) => `resource.path == ${str(p)}`),
       fc.constantFrom(...PATH_GLOBS).map((g) => `resource.path matches ${str(g)}`),
       fc.subarray(PATH_GLOBS, { minLength: 1, maxLength: 3 }).map((gs) => `resource.path matches ${list(gs.map(str))}`),
-      fc.subarray(PATHS.slice(0, 7), { minLength: 1, maxLength: 3 }).map((ps) => `resource.path in ${list(ps.map(str))}`),
+      fc
+        .subarray(PATHS.slice(0, 7), { minLength: 1, maxLength: 3 })
+        .map((ps) => `resource.path in ${list(ps.map(str))}`),
     );
   }
   if (attrs.has('ip')) {
@@ -76,9 +123,14 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
     );
   }
   if (attrs.has('method')) out.push(fc.constantFrom('GET', 'POST').map((m) => `resource.method == ${str(m)}`));
-  if (attrs.has('channel')) out.push(fc.constantFrom('"slack"', '"sl*"', '"*mail"').map((c) => `resource.channel matches ${c}`), fc.constant('resource.channel == "email"'));
+  if (attrs.has('channel'))
+    out.push(
+      fc.constantFrom('"slack"', '"sl*"', '"*mail"').map((c) => `resource.channel matches ${c}`),
+      fc.constant('resource.channel == "email"'),
+    );
   if (attrs.has('secrets')) out.push(fc.constant('resource.secrets > 0'), fc.constant('not resource.secrets exists'));
-  if (attrs.has('tool')) out.push(fc.constant('resource.tool in ["bash", "web"]'), fc.constant('resource.tool == "bash"'));
+  if (attrs.has('tool'))
+    out.push(fc.constant('resource.tool in ["bash", "web"]'), fc.constant('resource.tool == "bash"'));
   if (attrs.has('network')) out.push(fc.constant('resource.network'), fc.constant('not resource.network'));
   return out;
 }
@@ -103,20 +155,38 @@ const ruleArb: fc.Arbitrary<string> = fc
   .tuple(fc.constantFrom('allow', 'allow', 'deny', 'ask'), fc.subarray(ACTION_PATTERNS, { minLength: 1, maxLength: 2 }))
   .chain(([effect, actions]) => {
     const attrs = new Set(actions.flatMap(expand).flatMap((a) => ACTION_ATTRS[a] ?? []));
-    return fc.tuple(fc.option(condArb(attrs), { freq: 4 }), fc.option(fc.constantFrom('because one', 'why \\"quoted\\"'), { freq: 2 })).map(
-      ([cond, because]) => `${effect} ${actions.join(', ')}${cond ? ` when ${cond}` : ''}${because ? ` because "${because}"` : ''}`,
-    );
+    return fc
+      .tuple(
+        fc.option(condArb(attrs), { freq: 4 }),
+        fc.option(fc.constantFrom('because one', 'why \\"quoted\\"'), { freq: 2 }),
+      )
+      .map(
+        ([cond, because]) =>
+          `${effect} ${actions.join(', ')}${cond ? ` when ${cond}` : ''}${because ? ` because "${because}"` : ''}`,
+      );
   });
 
-const scopeArb = fc.constantFrom('', 'scope global ', 'scope project "alpha" ', 'scope project "beta" ', 'scope session "s1" ', 'scope blueprint "py" ');
+const scopeArb = fc.constantFrom(
+  '',
+  'scope global ',
+  'scope project "alpha" ',
+  'scope project "beta" ',
+  'scope session "s1" ',
+  'scope blueprint "py" ',
+);
 
-const roleBlock = (name: string, ext: string[], rules: string[]) => `role ${name}${ext.length ? ` extends ${ext.join(', ')}` : ''} {\n${rules.map((r) => `    ${r}\n`).join('')}  }`;
+const roleBlock = (name: string, ext: string[], rules: string[]) =>
+  `role ${name}${ext.length ? ` extends ${ext.join(', ')}` : ''} {\n${rules.map((r) => `    ${r}\n`).join('')}  }`;
 
 /** A policy set: a few files of policies, roles (acyclic extends) and top-level roles. */
 export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
   .tuple(
     fc.array(
-      fc.tuple(scopeArb, fc.array(ruleArb, { maxLength: 6 }), fc.option(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.array(ruleArb, { maxLength: 3 })), { freq: 3 })),
+      fc.tuple(
+        scopeArb,
+        fc.array(ruleArb, { maxLength: 6 }),
+        fc.option(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.array(ruleArb, { maxLength: 3 })), { freq: 3 }),
+      ),
       { minLength: 1, maxLength: 4 },
     ),
     fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.array(ruleArb, { maxLength: 3 })), { maxLength: 3 }),
@@ -145,17 +215,36 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
   });
 
 /** Lease rules (allow only). */
-export const grantArb: fc.Arbitrary<string> = fc.array(ruleArb.map((r) => r.replace(/^(deny|ask)/, 'allow')), { minLength: 1, maxLength: 2 }).map((rs) => rs.join('\n'));
+export const grantArb: fc.Arbitrary<string> = fc
+  .array(
+    ruleArb.map((r) => r.replace(/^(deny|ask)/, 'allow')),
+    { minLength: 1, maxLength: 2 },
+  )
+  .map((rs) => rs.join('\n'));
 
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { freq: 3, nil: undefined });
 
 export const requestArb: fc.Arbitrary<unknown> = fc
   .record({
-    action: fc.oneof({ weight: 20, arbitrary: fc.constantFrom(...ACTIONS) }, { weight: 1, arbitrary: fc.constantFrom('nope.x', 'stage.transition') }),
-    host: fc.oneof({ weight: 20, arbitrary: fc.constantFrom(...HOSTS) }, { weight: 1, arbitrary: fc.constantFrom('a..b', 'x.com:80', '') }),
+    action: fc.oneof(
+      { weight: 20, arbitrary: fc.constantFrom(...ACTIONS) },
+      { weight: 1, arbitrary: fc.constantFrom('nope.x', 'stage.transition') },
+    ),
+    host: fc.oneof(
+      { weight: 20, arbitrary: fc.constantFrom(...HOSTS) },
+      { weight: 1, arbitrary: fc.constantFrom('a..b', 'x.com:80', '') },
+    ),
     port: fc.constantFrom(22, 80, 443, 8080),
-    ip: maybe(fc.oneof({ weight: 20, arbitrary: fc.constantFrom(...IPS) }, { weight: 1, arbitrary: fc.constantFrom('010.0.0.1', 'zz') })),
-    path: fc.oneof({ weight: 20, arbitrary: fc.constantFrom(...PATHS) }, { weight: 1, arbitrary: fc.constantFrom('relative', '/..', '/a%2fb') }),
+    ip: maybe(
+      fc.oneof(
+        { weight: 20, arbitrary: fc.constantFrom(...IPS) },
+        { weight: 1, arbitrary: fc.constantFrom('010.0.0.1', 'zz') },
+      ),
+    ),
+    path: fc.oneof(
+      { weight: 20, arbitrary: fc.constantFrom(...PATHS) },
+      { weight: 1, arbitrary: fc.constantFrom('relative', '/..', '/a%2fb') },
+    ),
     method: fc.constantFrom('GET', 'POST'),
     channel: fc.constantFrom('slack', 'email', 'gmail'),
     secrets: maybe(fc.constantFrom(0, 2)),

@@ -27,7 +27,11 @@ t.test('a residual equality on a resource attribute, checked as data', async (t)
   t.same(ids(p, rq('net.connect', { host: 'q.com', port: 443 })), ['r#1']);
   t.same(ids(p, rq('net.connect', { host: 'q.com', port: 444 })), [], 'a different number');
   t.same(ids(p, rq('fs.read', { path: '/x' })), [], 'an attribute the action does not have is missing: false');
-  t.same(ids(p, rq('net.connect', { host: 'X.Example.COM', port: 1 }, 'b')), ['r#2'], 'compared after normalisation; two rules under one key');
+  t.same(
+    ids(p, rq('net.connect', { host: 'X.Example.COM', port: 1 }, 'b')),
+    ['r#2'],
+    'compared after normalisation; two rules under one key',
+  );
   t.same(ids(p, rq('net.connect', { host: 'y.example.com', port: 1 }, 'b')), ['r#3']);
   t.same(ids(p, rq('net.connect', { host: 'z.example.com', port: 1 }, 'b')), []);
   t.same(ids(p, rq('tool.call', { tool: 't', network: true }, 'c')), ['r#4'], 'a data test followed by a closure');
@@ -40,7 +44,11 @@ t.test('host fast paths give what the general normalisation gives', async (t) =>
   t.equal(normalizeHost('API.GitHub.Com'), 'api.github.com');
   t.equal(normalizeHost('A_B-1.x'), 'a_b-1.x');
   t.equal(normalizeHost('Example.COM.'), 'example.com', 'a trailing dot (general path)');
-  t.equal(normalizeHost('XN--BCHER-KVA.example'), 'xn--bcher-kva.example', 'an upper-case punycode label is still validated');
+  t.equal(
+    normalizeHost('XN--BCHER-KVA.example'),
+    'xn--bcher-kva.example',
+    'an upper-case punycode label is still validated',
+  );
   t.equal(normalizeHost('xn--a.example'), undefined, 'an invalid punycode label is malformed');
   t.equal(normalizeHost('XN--A.example'), undefined, 'also when upper-case');
   t.equal(normalizeHost('a--b.example'), 'a--b.example', 'a double hyphen that is not punycode');

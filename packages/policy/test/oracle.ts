@@ -11,7 +11,8 @@ import { normalizeRequest } from '../src/request.js';
 import type { Cidr, Ip } from '../src/values.js';
 
 function get(ref: Ref, q: NormalRequest): unknown {
-  if (ref.root === 'resource') return q.schema.attrs.has(ref.name) ? q.res[q.schema.list.findIndex((a) => a.name === ref.name)] : undefined;
+  if (ref.root === 'resource')
+    return q.schema.attrs.has(ref.name) ? q.res[q.schema.list.findIndex((a) => a.name === ref.name)] : undefined;
   if (ref.root === 'action') return q.action;
   if (ref.root === 'principal') {
     if (ref.name === 'id') return q.id;
@@ -124,18 +125,26 @@ function applicable(r: RuleIR, q: NormalRequest): boolean {
   return evalCond(r.cond, q);
 }
 
-export function oracleEvaluate(model: Model, version: string, request: unknown, grants: readonly { rules: { ir: RuleIR }[] }[] = []): Decision {
+export function oracleEvaluate(
+  model: Model,
+  version: string,
+  request: unknown,
+  grants: readonly { rules: { ir: RuleIR }[] }[] = [],
+): Decision {
   const q = normalizeRequest(request, model.schema, model.roleClosure);
   if ('code' in q) return { decision: 'deny', reasons: [], policy_version: version, error: q };
   const hits = model.rules.filter((r) => applicable(r, q)).sort((a, b) => a.ordinal - b.ordinal);
   const of = (e: string): Reason[] => hits.filter((r) => r.effect === e).map((r) => r.reason);
-  const leased = (): Reason[] => grants.flatMap((g) => g.rules.filter((r) => applicable(r.ir, q)).map((r) => r.ir.reason));
+  const leased = (): Reason[] =>
+    grants.flatMap((g) => g.rules.filter((r) => applicable(r.ir, q)).map((r) => r.ir.reason));
   const denies = of('deny');
   if (denies.length) return { decision: 'deny', reasons: denies, policy_version: version };
   const asks = of('ask');
   if (asks.length) {
     const l = leased();
-    return l.length ? { decision: 'allow', reasons: l, policy_version: version } : { decision: 'ask', reasons: asks, policy_version: version };
+    return l.length
+      ? { decision: 'allow', reasons: l, policy_version: version }
+      : { decision: 'ask', reasons: asks, policy_version: version };
   }
   const allows = of('allow');
   if (allows.length) return { decision: 'allow', reasons: allows, policy_version: version };

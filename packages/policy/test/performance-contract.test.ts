@@ -25,7 +25,11 @@ function ruleSet(n: number): string {
 
 const requests = [
   { principal: { id: 'a' }, action: 'net.connect', resource: { host: 'h5.example.com', port: 443, ip: '10.0.5.9' } },
-  { principal: { id: 'a' }, action: 'net.http', resource: { host: 'x.y.d6.example.org', port: 443, method: 'GET', path: '/' } },
+  {
+    principal: { id: 'a' },
+    action: 'net.http',
+    resource: { host: 'x.y.d6.example.org', port: 443, method: 'GET', path: '/' },
+  },
   { principal: { id: 'a' }, action: 'fs.read', resource: { path: '/data/p7/a/b.txt' } },
   { principal: { id: 'a' }, action: 'tool.call', resource: { tool: 'tool9' } },
   { principal: { id: 'a', roles: ['r3', 'zz'] }, action: 'cmd.exec', resource: { command: 'x' } },

@@ -10,7 +10,12 @@ function policy(text: string, path = 'p.pol'): CompiledPolicy {
   return r.policy;
 }
 
-const rq = (action: string, resource: object, principal: object = {}, context: object = {}) => ({ principal: { id: 'agent-7', ...principal }, action, resource, context });
+const rq = (action: string, resource: object, principal: object = {}, context: object = {}) => ({
+  principal: { id: 'agent-7', ...principal },
+  action,
+  resource,
+  context,
+});
 const rules = (d: Decision) => d.reasons.map((r) => r.rule ?? `lease:${r.lease}`);
 
 t.test('deny-overrides, all matching denies in source order, ask, default deny', async (t) => {
@@ -25,7 +30,13 @@ policy "egress-baseline" scope global {
   const d = p.evaluate(rq('net.connect', { host: 'api.github.com', port: 22, ip: '10.1.1.1' }));
   t.equal(d.decision, 'deny');
   t.same(d.reasons, [
-    { effect: 'deny', policy: 'egress-baseline', rule: 'egress-baseline#2', because: 'private ranges', source: 'p.pol:5:3' },
+    {
+      effect: 'deny',
+      policy: 'egress-baseline',
+      rule: 'egress-baseline#2',
+      because: 'private ranges',
+      source: 'p.pol:5:3',
+    },
     { effect: 'deny', policy: 'egress-baseline', rule: 'egress-baseline#3', source: 'p.pol:6:3' },
   ]);
   t.equal(d.policy_version, p.version);
@@ -57,11 +68,18 @@ t.test('leases: grant an ask (step 4) or nothing (step 6), never beat a deny', a
   t.equal(denied.decision, 'deny', 'nothing overrides a deny, not even a lease');
   const bad = p.compileGrant('jti-2', 'deny fs.read\nallow fs.read when resource.pth == "/"');
   t.equal(bad.grant, undefined);
-  t.same(bad.diagnostics.map((d) => d.code), ['PCX_GRANT_EFFECT', 'PCX_CHECK_UNKNOWN_ATTRIBUTE']);
+  t.same(
+    bad.diagnostics.map((d) => d.code),
+    ['PCX_GRANT_EFFECT', 'PCX_CHECK_UNKNOWN_ATTRIBUTE'],
+  );
   t.equal(bad.diagnostics[0]!.file, 'lease:jti-2');
   t.equal(p.compileGrant('jti-3', 'allow fs.read when').diagnostics[0]!.code, 'PCX_PARSE_EXPECTED_CONDITION');
   const forged = { id: 'forged' };
-  t.equal(p.evaluate(rq('fs.read', { path: '/x' }), { grants: [forged] }).decision, 'deny', 'a grant not made by compileGrant is ignored');
+  t.equal(
+    p.evaluate(rq('fs.read', { path: '/x' }), { grants: [forged] }).decision,
+    'deny',
+    'a grant not made by compileGrant is ignored',
+  );
 });
 
 t.test('roles: transitive, scoped, RBAC as conditions; inherited deny still wins', async (t) => {
@@ -77,22 +95,36 @@ policy "alpha" scope project "alpha" {
   }
 }`);
   const lead = { roles: ['lead'] };
-  t.same(rules(p.evaluate(rq('fs.read', { path: '/docs/x' }, lead))), ['role:reader#1'], 'lead holds reader through developer');
+  t.same(
+    rules(p.evaluate(rq('fs.read', { path: '/docs/x' }, lead))),
+    ['role:reader#1'],
+    'lead holds reader through developer',
+  );
   t.equal(p.evaluate(rq('fs.read', { path: '/docs/x' }, { roles: ['other'] })).decision, 'deny');
-  t.equal(p.evaluate(rq('fs.write', { path: '/workspace/secret' }, lead)).decision, 'allow', 'the scoped role body applies only in project alpha');
+  t.equal(
+    p.evaluate(rq('fs.write', { path: '/workspace/secret' }, lead)).decision,
+    'allow',
+    'the scoped role body applies only in project alpha',
+  );
   const inAlpha = p.evaluate(rq('fs.write', { path: '/workspace/secret' }, lead, { project: 'alpha' }));
   t.equal(inAlpha.decision, 'deny');
   t.same(rules(inAlpha), ['alpha#2'], 'roles inside a policy count with its rules');
-  t.same(rules(p.evaluate(rq('tool.call', { tool: 'x' }, lead, { project: 'alpha' }))), ['alpha#3'], 'principal.roles sees the closure');
+  t.same(
+    rules(p.evaluate(rq('tool.call', { tool: 'x' }, lead, { project: 'alpha' }))),
+    ['alpha#3'],
+    'principal.roles sees the closure',
+  );
   t.equal(p.evaluate(rq('net.connect', { host: 'a.com', port: 1 }, {}, { project: 'beta' })).decision, 'deny', 'scope');
 });
 
 t.test('hosts: normalised values and globs (precise rules 1-4)', async (t) => {
-  const p = policy(`policy "h" {
+  const p = policy(
+    `policy "h" {
   allow net.connect when resource.host matches "*.github.com"
   allow net.http when resource.host matches "**.github.com"
   allow fs.read when false == true
-}`.replace('  allow fs.read when false == true\n', ''));
+}`.replace('  allow fs.read when false == true\n', ''),
+  );
   const c = (host: string) => p.evaluate(rq('net.connect', { host, port: 443 }));
   t.equal(c('API.GitHub.com.').decision, 'allow', 'lower-cased, one trailing dot removed');
   t.equal(c('github.com').decision, 'deny', '* is exactly one label');
@@ -106,8 +138,16 @@ t.test('hosts: normalised values and globs (precise rules 1-4)', async (t) => {
     t.equal(d.error?.code, 'PCX_REQ_BAD_HOST', `${JSON.stringify(bad)} is malformed`);
   }
   const idn = policy('policy "i" { allow net.connect when resource.host == "bücher.de" }');
-  t.equal(idn.evaluate(rq('net.connect', { host: 'xn--bcher-kva.de', port: 1 })).decision, 'allow', 'literal converted to punycode');
-  t.equal(idn.evaluate(rq('net.connect', { host: 'BÜCHER。de', port: 1 })).decision, 'allow', 'value converted; full-width dot');
+  t.equal(
+    idn.evaluate(rq('net.connect', { host: 'xn--bcher-kva.de', port: 1 })).decision,
+    'allow',
+    'literal converted to punycode',
+  );
+  t.equal(
+    idn.evaluate(rq('net.connect', { host: 'BÜCHER。de', port: 1 })).decision,
+    'allow',
+    'value converted; full-width dot',
+  );
 });
 
 t.test('paths: lexical normalisation, globs, URL decoding only for net.http (rules 5, 7)', async (t) => {
@@ -173,9 +213,16 @@ t.test('missing and mismatched attributes; dynamic types (rules 6, 9, 10, 12, 17
   t.equal(tc({ admin: true }, 'd'), 'allow');
   t.equal(p.evaluate(rq('fs.read', { path: '/x' })).decision, 'deny', 'resource.port counts as missing for fs.read');
   t.equal(p.evaluate(rq('net.connect', { host: 'x.com', port: 443 })).decision, 'allow');
-  t.equal(p.evaluate(rq('net.connect', { host: 'x.com', port: 443, ip: 42 })).error?.code, 'PCX_REQ_BAD_TYPE', 'an optional attribute of the wrong type makes the request malformed');
+  t.equal(
+    p.evaluate(rq('net.connect', { host: 'x.com', port: 443, ip: 42 })).error?.code,
+    'PCX_REQ_BAD_TYPE',
+    'an optional attribute of the wrong type makes the request malformed',
+  );
   t.equal(p.evaluate(rq('net.connect', { host: 'x.com' })).error?.code, 'PCX_REQ_MISSING_ATTRIBUTE');
-  t.match(p.evaluate(rq('net.connect', { host: 'x.com' })).error?.message, /resource\.port \(number\) is required for net\.connect/);
+  t.match(
+    p.evaluate(rq('net.connect', { host: 'x.com' })).error?.message,
+    /resource\.port \(number\) is required for net\.connect/,
+  );
 });
 
 t.test('malformed requests: deny with a precise error, never a throw', async (t) => {
@@ -185,15 +232,31 @@ t.test('malformed requests: deny with a precise error, never a throw', async (t)
     [null, 'PCX_REQ_NOT_OBJECT', /null/],
     [[1], 'PCX_REQ_NOT_OBJECT', /list/],
     [{ action: 'fs.read', resource: { path: '/' } }, 'PCX_REQ_MISSING_ATTRIBUTE', /no principal/],
-    [{ principal: { roles: [] }, action: 'fs.read', resource: { path: '/' } }, 'PCX_REQ_MISSING_ATTRIBUTE', /principal\.id is required/],
+    [
+      { principal: { roles: [] }, action: 'fs.read', resource: { path: '/' } },
+      'PCX_REQ_MISSING_ATTRIBUTE',
+      /principal\.id is required/,
+    ],
     [{ principal: { id: 7 }, action: 'fs.read' }, 'PCX_REQ_BAD_TYPE', /principal\.id must be a string/],
     [{ principal: { id: 'a', roles: 'x' }, action: 'fs.read' }, 'PCX_REQ_BAD_TYPE', /principal\.roles must be a list/],
     [{ principal: { id: 'a', roles: [1] }, action: 'fs.read' }, 'PCX_REQ_BAD_TYPE', /principal\.roles\[0\]/],
-    [{ principal: { id: 'a' }, action: 'fs.reed', resource: {} }, 'PCX_REQ_UNKNOWN_ACTION', /unknown action "fs\.reed"/],
+    [
+      { principal: { id: 'a' }, action: 'fs.reed', resource: {} },
+      'PCX_REQ_UNKNOWN_ACTION',
+      /unknown action "fs\.reed"/,
+    ],
     [{ principal: { id: 'a' }, action: 'fs.read', resource: [] }, 'PCX_REQ_BAD_TYPE', /resource must be an object/],
-    [{ principal: { id: 'a' }, action: 'fs.read', resource: { path: '/' }, context: { project: 1 } }, 'PCX_REQ_BAD_TYPE', /context\.project/],
+    [
+      { principal: { id: 'a' }, action: 'fs.read', resource: { path: '/' }, context: { project: 1 } },
+      'PCX_REQ_BAD_TYPE',
+      /context\.project/,
+    ],
     [{ principal: { id: 'a' }, action: 'fs.read', resource: { path: 'x'.repeat(2_000_000) } }, 'PCX_REQ_BAD_PATH', /…/],
-    [{ principal: { id: 'a' }, action: 'net.connect', resource: { host: 'a.'.repeat(600_000) + 'com', port: 1 } }, 'PCX_REQ_BAD_HOST', /not a valid host/],
+    [
+      { principal: { id: 'a' }, action: 'net.connect', resource: { host: 'a.'.repeat(600_000) + 'com', port: 1 } },
+      'PCX_REQ_BAD_HOST',
+      /not a valid host/,
+    ],
   ];
   for (const [req, code, msg] of cases) {
     const d = p.evaluate(req);
@@ -202,13 +265,42 @@ t.test('malformed requests: deny with a precise error, never a throw', async (t)
     t.equal(d.error?.code, code, `${code}`);
     t.match(d.error?.message, msg);
   }
-  const hostile = new Proxy({}, { get() { throw new Error('boom'); }, has() { throw new Error('boom'); } });
+  const hostile = new Proxy(
+    {},
+    {
+      get() {
+        throw new Error('boom');
+      },
+      has() {
+        throw new Error('boom');
+      },
+    },
+  );
   t.equal(p.evaluate(hostile).error?.code, 'PCX_REQ_INVALID', 'a throwing object is malformed, not a crash');
   const sneaky = policy('policy "y" { allow fs.read when principal.team == "x" }');
-  const principal = new Proxy({ id: 'a' } as Record<string, unknown>, { get: (o, k) => (k === 'team' ? (() => { throw new Error('boom'); })() : o[k as string]) });
-  t.equal(sneaky.evaluate({ principal, action: 'fs.read', resource: { path: '/' } }).error?.code, 'PCX_REQ_INVALID', 'a throw while evaluating conditions is caught too');
-  t.equal(sneaky.evaluate({ principal: { id: 'a', team: 'x' }, action: 'fs.read', resource: { path: '/' } }).decision, 'allow', 'and the engine still works afterwards');
-  t.equal(p.evaluate({ principal: { id: 'a', constructor: 'x' }, action: 'fs.read', resource: { path: '/', toString: 1 } }).decision, 'allow');
+  const principal = new Proxy({ id: 'a' } as Record<string, unknown>, {
+    get: (o, k) =>
+      k === 'team'
+        ? (() => {
+            throw new Error('boom');
+          })()
+        : o[k as string],
+  });
+  t.equal(
+    sneaky.evaluate({ principal, action: 'fs.read', resource: { path: '/' } }).error?.code,
+    'PCX_REQ_INVALID',
+    'a throw while evaluating conditions is caught too',
+  );
+  t.equal(
+    sneaky.evaluate({ principal: { id: 'a', team: 'x' }, action: 'fs.read', resource: { path: '/' } }).decision,
+    'allow',
+    'and the engine still works afterwards',
+  );
+  t.equal(
+    p.evaluate({ principal: { id: 'a', constructor: 'x' }, action: 'fs.read', resource: { path: '/', toString: 1 } })
+      .decision,
+    'allow',
+  );
 });
 
 t.test('custom actions: required and optional attributes (rule 15), wildcards (rule 11)', async (t) => {
@@ -237,5 +329,9 @@ t.test('explain: candidates with the conditions that failed', async (t) => {
       { rule: 'e#2', effect: 'allow', source: 'p.pol:3:3', matched: false, failed: ['resource.port == 22'] },
     ],
   });
-  t.same(p.explain(rq('fs.read', { path: '/' })).explain, { candidates: [] }, 'rules of other actions are not candidates');
+  t.same(
+    p.explain(rq('fs.read', { path: '/' })).explain,
+    { candidates: [] },
+    'rules of other actions are not candidates',
+  );
 });

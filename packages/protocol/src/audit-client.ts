@@ -52,7 +52,13 @@ export class AuditClient {
     const frame = await this.rpc.call({ record: prepared });
     if (frame.error !== undefined) throw refusal(frame.error);
     const ack = frame.ack as { seq?: unknown; hash?: unknown } | undefined;
-    if (typeof ack !== 'object' || ack === null || !Number.isSafeInteger(ack.seq) || typeof ack.hash !== 'string' || !HEX64.test(ack.hash)) {
+    if (
+      typeof ack !== 'object' ||
+      ack === null ||
+      !Number.isSafeInteger(ack.seq) ||
+      typeof ack.hash !== 'string' ||
+      !HEX64.test(ack.hash)
+    ) {
       throw new PcxError('PCX_AUDIT_BAD_RESPONSE', 'audit sink sent an answer without a valid ack');
     }
     return { seq: ack.seq as number, hash: ack.hash };

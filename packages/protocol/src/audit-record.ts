@@ -46,7 +46,18 @@ export interface AuditRecord extends AuditRecordInput {
 export const REDACTED = '[redacted]';
 export const GENESIS_PREV = '0'.repeat(64);
 
-const INPUT_KEYS = new Set(['time', 'source', 'event_id', 'principal', 'action', 'resource', 'context', 'decision', 'reasons', 'outcome']);
+const INPUT_KEYS = new Set([
+  'time',
+  'source',
+  'event_id',
+  'principal',
+  'action',
+  'resource',
+  'context',
+  'decision',
+  'reasons',
+  'outcome',
+]);
 const EFFECTS = new Set(['allow', 'deny', 'ask']);
 // A key that names a credential: its value is replaced wherever it appears in the record.
 const SECRET_KEY = /token|secret|password|passwd|authorization|cookie|api[-_]?key|private[-_]?key|credential/i;
@@ -70,14 +81,18 @@ export function prepareAuditRecord(value: unknown): AuditRecordInput {
     if (!INPUT_KEYS.has(k)) throw invalid(`unknown field "${k}" (allowed: ${[...INPUT_KEYS].join(', ')})`);
   }
   const v = value;
-  if (v.time !== undefined && (typeof v.time !== 'string' || Number.isNaN(Date.parse(v.time)))) throw invalid('"time" must be an RFC 3339 date-time string');
-  if (typeof v.source !== 'string' || v.source.length === 0) throw invalid('"source" must be a non-empty string (egress, fsgate, comms, …)');
+  if (v.time !== undefined && (typeof v.time !== 'string' || Number.isNaN(Date.parse(v.time))))
+    throw invalid('"time" must be an RFC 3339 date-time string');
+  if (typeof v.source !== 'string' || v.source.length === 0)
+    throw invalid('"source" must be a non-empty string (egress, fsgate, comms, …)');
   if (v.event_id !== undefined && typeof v.event_id !== 'string') throw invalid('"event_id" must be a string');
-  if (!isObject(v.principal) || typeof v.principal.id !== 'string') throw invalid('"principal" must be an object with a string "id"');
+  if (!isObject(v.principal) || typeof v.principal.id !== 'string')
+    throw invalid('"principal" must be an object with a string "id"');
   if (typeof v.action !== 'string' || v.action.length === 0) throw invalid('"action" must be a non-empty string');
   if (!isObject(v.resource)) throw invalid('"resource" must be an object');
   if (v.context !== undefined && !isObject(v.context)) throw invalid('"context" must be an object');
-  if (typeof v.decision !== 'string' || !EFFECTS.has(v.decision)) throw invalid('"decision" must be "allow", "deny" or "ask"');
+  if (typeof v.decision !== 'string' || !EFFECTS.has(v.decision))
+    throw invalid('"decision" must be "allow", "deny" or "ask"');
   if (!Array.isArray(v.reasons) || !v.reasons.every(isObject)) throw invalid('"reasons" must be an array of objects');
   if (v.outcome !== undefined && !isObject(v.outcome)) throw invalid('"outcome" must be an object');
   // Canonical JSON must be possible (finite numbers, well-formed strings, plain data), checked
@@ -96,7 +111,9 @@ function redact(record: Record<string, unknown>): Record<string, unknown> {
   const out = redactValue(record) as Record<string, unknown>;
   const context = record.context;
   if (isObject(context) && context.leases !== undefined) {
-    (out.context as Record<string, unknown>).leases = Array.isArray(context.leases) ? context.leases.map(leaseId) : REDACTED;
+    (out.context as Record<string, unknown>).leases = Array.isArray(context.leases)
+      ? context.leases.map(leaseId)
+      : REDACTED;
   }
   return out;
 }
@@ -130,13 +147,15 @@ function redactValue(v: unknown): unknown {
           return redactValue(x);
         });
       }
-      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') throw new Error('an object with toJSON() is not plain JSON data');
+      if (typeof (v as { toJSON?: unknown }).toJSON === 'function')
+        throw new Error('an object with toJSON() is not plain JSON data');
       // Members are copied in code-unit order, so that canonicalising the record later takes the
       // fast path (see canonicalize).
       // (Array.prototype.sort's default order is by UTF-16 code units, as RFC 8785 wants.)
       const out: Record<string, unknown> = {};
       for (const k of Object.keys(v).sort()) {
-        if (ANY_SURROGATE.test(k) && LONE_SURROGATE.test(k)) throw new Error('a member name contains a lone surrogate (not valid Unicode)');
+        if (ANY_SURROGATE.test(k) && LONE_SURROGATE.test(k))
+          throw new Error('a member name contains a lone surrogate (not valid Unicode)');
         const x = (v as Record<string, unknown>)[k];
         if (x !== undefined) out[k] = isSecretName(k) ? REDACTED : redactValue(x); // undefined: an absent member, as JSON.stringify
       }
@@ -194,7 +213,8 @@ function check(value: unknown): boolean {
   switch (typeof value) {
     case 'string':
       // Cheap test first: almost no string has any surrogate at all.
-      if (ANY_SURROGATE.test(value) && LONE_SURROGATE.test(value)) throw new Error('string contains a lone surrogate (not valid Unicode)');
+      if (ANY_SURROGATE.test(value) && LONE_SURROGATE.test(value))
+        throw new Error('string contains a lone surrogate (not valid Unicode)');
       return true;
     case 'number':
       if (!Number.isFinite(value)) throw new Error(`number ${value} has no JSON form`);
@@ -211,10 +231,12 @@ function check(value: unknown): boolean {
         }
         return sorted;
       }
-      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') throw new Error('an object with toJSON() is not plain JSON data');
+      if (typeof (value as { toJSON?: unknown }).toJSON === 'function')
+        throw new Error('an object with toJSON() is not plain JSON data');
       let prev: string | undefined;
       for (const k of Object.keys(value)) {
-        if (ANY_SURROGATE.test(k) && LONE_SURROGATE.test(k)) throw new Error('a member name contains a lone surrogate (not valid Unicode)');
+        if (ANY_SURROGATE.test(k) && LONE_SURROGATE.test(k))
+          throw new Error('a member name contains a lone surrogate (not valid Unicode)');
         if (prev !== undefined && !(prev < k)) sorted = false;
         prev = k;
         const x = (value as Record<string, unknown>)[k];

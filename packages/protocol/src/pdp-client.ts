@@ -66,7 +66,10 @@ export class PdpClient {
     try {
       frame = await this.rpc.call({ request }, options);
     } catch (e) {
-      return failure(transportCode(e), isPcxError(e) ? e.message : `could not send the request to the PDP: ${(e as Error)?.message ?? String(e)}`);
+      return failure(
+        transportCode(e),
+        isPcxError(e) ? e.message : `could not send the request to the PDP: ${(e as Error)?.message ?? String(e)}`,
+      );
     }
     const d = parseDecision(frame);
     if (key !== undefined && !d.error) this.cache!.set(key, d);
@@ -79,11 +82,20 @@ export class PdpClient {
       const frame = await this.rpc.call({ health: true }, options);
       const h = frame.health as PdpHealth | undefined;
       if (typeof h !== 'object' || h === null || (h.status !== 'ok' && h.status !== 'no_policy')) {
-        return { status: 'unavailable', error: { code: 'PCX_PDP_BAD_ANSWER', message: 'the PDP answered a health frame without a valid "health" object' } };
+        return {
+          status: 'unavailable',
+          error: {
+            code: 'PCX_PDP_BAD_ANSWER',
+            message: 'the PDP answered a health frame without a valid "health" object',
+          },
+        };
       }
       return h;
     } catch (e) {
-      return { status: 'unavailable', error: { code: transportCode(e), message: isPcxError(e) ? e.message : String(e) } };
+      return {
+        status: 'unavailable',
+        error: { code: transportCode(e), message: isPcxError(e) ? e.message : String(e) },
+      };
     }
   }
 
@@ -120,7 +132,10 @@ function failure(code: string, message: string): Decision {
 function parseDecision(frame: Record<string, unknown>): Decision {
   if ('error' in frame && !('decision' in frame)) {
     const e = frame.error as { code?: unknown; message?: unknown } | null;
-    const what = typeof e?.code === 'string' ? `${e.code}: ${typeof e.message === 'string' ? e.message : ''}` : 'an unspecified error';
+    const what =
+      typeof e?.code === 'string'
+        ? `${e.code}: ${typeof e.message === 'string' ? e.message : ''}`
+        : 'an unspecified error';
     return failure('PCX_PDP_ERROR', `the PDP refused the request (${what})`);
   }
   const bad = (why: string) => failure('PCX_PDP_BAD_ANSWER', `the PDP sent a malformed decision: ${why}`);
@@ -130,12 +145,14 @@ function parseDecision(frame: Record<string, unknown>): Decision {
   for (const r of reasons) {
     if (typeof r !== 'object' || r === null || Array.isArray(r)) return bad('a reason is not an object');
     for (const f of REASON_STRING_FIELDS) {
-      if ((r as Record<string, unknown>)[f] !== undefined && typeof (r as Record<string, unknown>)[f] !== 'string') return bad(`a reason's "${f}" is not a string`);
+      if ((r as Record<string, unknown>)[f] !== undefined && typeof (r as Record<string, unknown>)[f] !== 'string')
+        return bad(`a reason's "${f}" is not a string`);
     }
     const re = (r as Reason).error;
-    if (re !== undefined && !isErrorInfo(re)) return bad("a reason's \"error\" is not {code, message}");
+    if (re !== undefined && !isErrorInfo(re)) return bad('a reason\'s "error" is not {code, message}');
   }
-  if (policy_version !== undefined && typeof policy_version !== 'string') return bad('"policy_version" is not a string');
+  if (policy_version !== undefined && typeof policy_version !== 'string')
+    return bad('"policy_version" is not a string');
   if (error !== undefined && !isErrorInfo(error)) return bad('"error" is not {code, message}');
   // An answer with an error is a deny whatever it says: fail closed on a confused peer.
   if (error !== undefined && decision !== 'deny') return bad(`"error" is set on an "${decision}" decision`);
@@ -146,7 +163,12 @@ function parseDecision(frame: Record<string, unknown>): Decision {
 }
 
 function isErrorInfo(v: unknown): v is ErrorInfo {
-  return typeof v === 'object' && v !== null && typeof (v as ErrorInfo).code === 'string' && typeof (v as ErrorInfo).message === 'string';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as ErrorInfo).code === 'string' &&
+    typeof (v as ErrorInfo).message === 'string'
+  );
 }
 
 function carriesLeases(request: DecisionRequest): boolean {

@@ -57,14 +57,21 @@ class Connection {
 
   call(body: Record<string, unknown>, timeoutMs: number): Promise<ResponseFrame> {
     if (this.pending.size >= this.options.maxInFlight) {
-      return Promise.reject(new PcxError('PCX_RPC_OVERLOADED', `${this.options.peerName}: too many calls in flight (${this.pending.size})`));
+      return Promise.reject(
+        new PcxError('PCX_RPC_OVERLOADED', `${this.options.peerName}: too many calls in flight (${this.pending.size})`),
+      );
     }
     if (!this.socket) this.open();
     const id = this.nextId++;
     // Spread into a fresh object so that a caller's `id` field can never shadow ours.
     const line = JSON.stringify({ ...body, id }) + '\n';
     if (line.length > MAX_FRAME_BYTES) {
-      return Promise.reject(new PcxError('PCX_RPC_FRAME_TOO_LARGE', `${this.options.peerName}: request frame is ${line.length} bytes; the limit is ${MAX_FRAME_BYTES}`));
+      return Promise.reject(
+        new PcxError(
+          'PCX_RPC_FRAME_TOO_LARGE',
+          `${this.options.peerName}: request frame is ${line.length} bytes; the limit is ${MAX_FRAME_BYTES}`,
+        ),
+      );
     }
     return new Promise<ResponseFrame>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -96,14 +103,29 @@ class Connection {
     socket.setNoDelay?.(true);
     const decoder = new LineDecoder(
       (line) => this.onLine(socket, line),
-      () => this.drop(socket, new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame over ${MAX_FRAME_BYTES} bytes`)),
+      () =>
+        this.drop(
+          socket,
+          new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame over ${MAX_FRAME_BYTES} bytes`),
+        ),
     );
     socket.on('data', (chunk: Buffer) => decoder.push(chunk));
     socket.on('error', (e: NodeJS.ErrnoException) => {
-      const code = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || e.code === 'EACCES' ? 'PCX_RPC_UNAVAILABLE' : 'PCX_RPC_CLOSED';
-      this.drop(socket, new PcxError(code, `${this.options.peerName} unavailable at ${this.options.socketPath}: ${e.code ?? e.message}`));
+      const code =
+        e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || e.code === 'EACCES'
+          ? 'PCX_RPC_UNAVAILABLE'
+          : 'PCX_RPC_CLOSED';
+      this.drop(
+        socket,
+        new PcxError(
+          code,
+          `${this.options.peerName} unavailable at ${this.options.socketPath}: ${e.code ?? e.message}`,
+        ),
+      );
     });
-    socket.on('close', () => this.drop(socket, new PcxError('PCX_RPC_CLOSED', `${this.options.peerName} closed the connection`)));
+    socket.on('close', () =>
+      this.drop(socket, new PcxError('PCX_RPC_CLOSED', `${this.options.peerName} closed the connection`)),
+    );
     return socket;
   }
 
@@ -112,11 +134,17 @@ class Connection {
     try {
       frame = JSON.parse(line);
     } catch {
-      return this.drop(socket, new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame that is not JSON`));
+      return this.drop(
+        socket,
+        new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame that is not JSON`),
+      );
     }
     const id = (frame as { id?: unknown } | null)?.id;
     if (typeof frame !== 'object' || frame === null || Array.isArray(frame) || typeof id !== 'number') {
-      return this.drop(socket, new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame without a numeric id`));
+      return this.drop(
+        socket,
+        new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame without a numeric id`),
+      );
     }
     const p = this.pending.get(id);
     // An unknown id is the late answer to a call that already timed out: nothing waits for it.

@@ -14,12 +14,20 @@ export interface ListenUnixOptions {
 }
 
 /** Listen on `path`; resolves with the socket file's inode (so a daemon removes only its own file on exit). */
-export async function listenUnixSocket(server: Server, path: string, options: ListenUnixOptions): Promise<{ ino: number }> {
+export async function listenUnixSocket(
+  server: Server,
+  path: string,
+  options: ListenUnixOptions,
+): Promise<{ ino: number }> {
   const code = options.codePrefix;
   await prepareSocketPath(path, code);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new PcxError(`${code}_LISTEN`, `cannot listen on ${path}: ${e.code ?? e.message}`, { hint: 'check that the directory exists and is writable' })),
+      reject(
+        new PcxError(`${code}_LISTEN`, `cannot listen on ${path}: ${e.code ?? e.message}`, {
+          hint: 'check that the directory exists and is writable',
+        }),
+      ),
     );
     // The socket must never be connectable by others, not even for the moment between bind
     // and chmod: bind happens synchronously inside listen(), so a umask around it covers it.
@@ -46,14 +54,20 @@ async function prepareSocketPath(path: string, code: string): Promise<void> {
   });
   if (!st) {
     await mkdir(dirname(path), { recursive: true, mode: 0o750 }).catch((e: NodeJS.ErrnoException) => {
-      throw new PcxError(`${code}_SOCKET_PATH`, `cannot create the socket directory ${dirname(path)}: ${e.code ?? e.message}`, {
-        hint: 'create it with the right owner, or choose another --socket',
-      });
+      throw new PcxError(
+        `${code}_SOCKET_PATH`,
+        `cannot create the socket directory ${dirname(path)}: ${e.code ?? e.message}`,
+        {
+          hint: 'create it with the right owner, or choose another --socket',
+        },
+      );
     });
     return;
   }
   if (!st.isSocket()) {
-    throw new PcxError(`${code}_SOCKET_PATH`, `${path} exists and is not a socket; refusing to replace it`, { hint: 'remove it, or choose another --socket' });
+    throw new PcxError(`${code}_SOCKET_PATH`, `${path} exists and is not a socket; refusing to replace it`, {
+      hint: 'remove it, or choose another --socket',
+    });
   }
   const alive = await new Promise<boolean>((resolve, reject) => {
     const probe = createConnection({ path });
@@ -67,9 +81,12 @@ async function prepareSocketPath(path: string, code: string): Promise<void> {
     });
   });
   if (alive) {
-    throw new PcxError(`${code}_SOCKET_IN_USE`, `another process is serving ${path}`, { hint: 'stop it first, or choose another --socket' });
+    throw new PcxError(`${code}_SOCKET_IN_USE`, `another process is serving ${path}`, {
+      hint: 'stop it first, or choose another --socket',
+    });
   }
   await unlink(path).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw new PcxError(`${code}_SOCKET_PATH`, `cannot remove the stale socket ${path}: ${e.code}`);
+    if (e.code !== 'ENOENT')
+      throw new PcxError(`${code}_SOCKET_PATH`, `cannot remove the stale socket ${path}: ${e.code}`);
   });
 }

@@ -11,16 +11,21 @@ const dir = mkdtempSync(join(tmpdir(), 'pcx-audit-client-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
-async function fakeSink(answer: (frame: Record<string, unknown>) => unknown): Promise<{ path: string; server: Server; seen: Record<string, unknown>[] }> {
+async function fakeSink(
+  answer: (frame: Record<string, unknown>) => unknown,
+): Promise<{ path: string; server: Server; seen: Record<string, unknown>[] }> {
   const path = join(dir, `s${n++}.sock`);
   const seen: Record<string, unknown>[] = [];
   const server = createServer((s) => {
-    const d = new LineDecoder((line) => {
-      const f = JSON.parse(line) as Record<string, unknown>;
-      seen.push(f);
-      const a = answer(f);
-      if (a !== undefined) s.write(typeof a === 'string' ? a : encodeFrame(a));
-    }, () => s.destroy());
+    const d = new LineDecoder(
+      (line) => {
+        const f = JSON.parse(line) as Record<string, unknown>;
+        seen.push(f);
+        const a = answer(f);
+        if (a !== undefined) s.write(typeof a === 'string' ? a : encodeFrame(a));
+      },
+      () => s.destroy(),
+    );
     s.on('data', (c: Buffer) => d.push(c));
     s.on('error', () => {});
   });
@@ -29,19 +34,36 @@ async function fakeSink(answer: (frame: Record<string, unknown>) => unknown): Pr
   return { path, server, seen };
 }
 
-const rec: AuditRecordInput = { source: 'egress', principal: { id: 'a' }, action: 'x', resource: { cookie: 'c=1' }, decision: 'allow', reasons: [] };
+const rec: AuditRecordInput = {
+  source: 'egress',
+  principal: { id: 'a' },
+  action: 'x',
+  resource: { cookie: 'c=1' },
+  decision: 'allow',
+  reasons: [],
+};
 const HASH = 'ab'.repeat(32);
 
 t.test('append sends the redacted record and returns the ack', async (t) => {
   const s = await fakeSink((f) => ({ id: f.id, ack: { seq: 12, hash: HASH } }));
   const c = new AuditClient({ socketPath: s.path });
   t.same(await c.append(rec), { seq: 12, hash: HASH });
-  t.same((s.seen[0]!.record as { resource: unknown }).resource, { cookie: '[redacted]' }, 'the secret never crossed the socket');
+  t.same(
+    (s.seen[0]!.record as { resource: unknown }).resource,
+    { cookie: '[redacted]' },
+    'the secret never crossed the socket',
+  );
   c.close();
 });
 
 t.test('a refusal keeps its stable code; an unknown code becomes PCX_AUDIT_REFUSED', async (t) => {
-  const s = await fakeSink((f) => ({ id: f.id, error: (f.record as { action: string }).action === 'x' ? { code: 'PCX_AUDIT_WRITE_FAILED', message: 'the disk is full' } : { code: 'weird', message: 'no' } }));
+  const s = await fakeSink((f) => ({
+    id: f.id,
+    error:
+      (f.record as { action: string }).action === 'x'
+        ? { code: 'PCX_AUDIT_WRITE_FAILED', message: 'the disk is full' }
+        : { code: 'weird', message: 'no' },
+  }));
   const c = new AuditClient({ socketPath: s.path });
   await t.rejects(c.append(rec), { code: 'PCX_AUDIT_WRITE_FAILED', message: /disk is full/ });
   await t.rejects(c.append({ ...rec, action: 'y' }), { code: 'PCX_AUDIT_REFUSED' });
@@ -64,7 +86,9 @@ t.test('malformed acks, silence and a closed socket all reject (so the PEP denie
 });
 
 t.test('health', async (t) => {
-  const s = await fakeSink((f) => (f.health ? { id: f.id, health: { size: 3, writable: false, mode: 'durable' } } : undefined));
+  const s = await fakeSink((f) =>
+    f.health ? { id: f.id, health: { size: 3, writable: false, mode: 'durable' } } : undefined,
+  );
   const c = new AuditClient({ socketPath: s.path });
   t.same(await c.health(), { size: 3, writable: false, mode: 'durable' });
   c.close();

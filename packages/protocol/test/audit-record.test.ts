@@ -26,7 +26,15 @@ t.test('RFC 8785 §3.2.3 example: members sorted by UTF-16 code units', async (t
   }`;
   // Read the member values in text order (re-parsing would reorder the integer-like key "1").
   const values = [...canonicalize(JSON.parse(input)).matchAll(/:"([^"]*)"/g)].map((m) => m[1]);
-  t.same(values, ['Carriage Return', 'One', 'Control', 'Latin Small Letter O With Diaeresis', 'Euro Sign', 'Emoji: Grinning Face', 'Hebrew Letter Dalet With Dagesh']);
+  t.same(values, [
+    'Carriage Return',
+    'One',
+    'Control',
+    'Latin Small Letter O With Diaeresis',
+    'Euro Sign',
+    'Emoji: Grinning Face',
+    'Hebrew Letter Dalet With Dagesh',
+  ]);
   // U+1F600 (surrogates D83D DE00) sorts before U+FB33 by code units, though after it by code points.
   t.ok(canonicalize(JSON.parse(input)).indexOf('😀') < canonicalize(JSON.parse(input)).indexOf('\ufb33'));
 });
@@ -59,7 +67,8 @@ t.test('RFC 8785 Appendix B: IEEE 754 → ECMAScript number serialisation', asyn
     ['43143ff3c1cb0959', '1424953923781206.2'],
   ];
   for (const [bits, expected] of cases) t.equal(canonicalize(Buffer.from(bits, 'hex').readDoubleBE(0)), expected, bits);
-  for (const bits of ['7fffffffffffffff', '7ff0000000000000']) t.throws(() => canonicalize(Buffer.from(bits, 'hex').readDoubleBE(0)), bits);
+  for (const bits of ['7fffffffffffffff', '7ff0000000000000'])
+    t.throws(() => canonicalize(Buffer.from(bits, 'hex').readDoubleBE(0)), bits);
 });
 
 t.test('canonicalize rejects what has no canonical form', async (t) => {
@@ -75,7 +84,14 @@ function jwt(payload: object): string {
   return `${b({ alg: 'EdDSA', typ: 'JWT' })}.${b(payload)}.${Buffer.from('signature-bytes').toString('base64url')}`;
 }
 
-const base = { source: 'egress', principal: { id: 'agent-7' }, action: 'http.request', resource: { host: 'api.example.com' }, decision: 'allow', reasons: [] };
+const base = {
+  source: 'egress',
+  principal: { id: 'agent-7' },
+  action: 'http.request',
+  resource: { host: 'api.example.com' },
+  decision: 'allow',
+  reasons: [],
+};
 
 t.test('redaction: lease tokens become their jti, credential-named fields become [redacted]', async (t) => {
   const token = jwt({ jti: 'lease-42', sub: 'agent-7' });
@@ -83,7 +99,11 @@ t.test('redaction: lease tokens become their jti, credential-named fields become
     ...base,
     principal: { id: 'agent-7', api_key: 'sk-live-1' },
     resource: { host: 'h', headers: { Authorization: 'Bearer abc', Cookie: 'sid=1', accept: 'text/html' } },
-    context: { project: 'p', leases: [token, 'garbage.not.jwt', 42, 'lease-already-an-id'], nested: [{ refresh_token: 'r' }, { Password: 'p', ok: 1 }] },
+    context: {
+      project: 'p',
+      leases: [token, 'garbage.not.jwt', 42, 'lease-already-an-id'],
+      nested: [{ refresh_token: 'r' }, { Password: 'p', ok: 1 }],
+    },
     outcome: { status: 200, error: { code: 'X', message: 'm' } },
   });
   t.same(r.context!.leases, ['lease-42', REDACTED, REDACTED, 'lease-already-an-id']);
@@ -91,7 +111,8 @@ t.test('redaction: lease tokens become their jti, credential-named fields become
   t.same(r.principal, { id: 'agent-7', api_key: REDACTED });
   t.same(r.context!.nested, [{ refresh_token: REDACTED }, { Password: REDACTED, ok: 1 }]);
   const text = JSON.stringify(r);
-  for (const secret of [token, 'Bearer abc', 'sid=1', 'sk-live-1', 'signature-bytes']) t.notOk(text.includes(secret), `no ${secret.slice(0, 10)} in the record`);
+  for (const secret of [token, 'Bearer abc', 'sid=1', 'sk-live-1', 'signature-bytes'])
+    t.notOk(text.includes(secret), `no ${secret.slice(0, 10)} in the record`);
   // Idempotent: the sink re-applies it to what a client already redacted.
   t.same(prepareAuditRecord(r), r);
   // A single string in place of the array is not kept either.

@@ -5,24 +5,35 @@ import { LineDecoder, encodeFrame } from '../src/index.js';
 function collect(max?: number) {
   const lines: string[] = [];
   let overflows = 0;
-  const d = new LineDecoder((l) => lines.push(l), () => overflows++, max === undefined ? {} : { maxFrameBytes: max });
+  const d = new LineDecoder(
+    (l) => lines.push(l),
+    () => overflows++,
+    max === undefined ? {} : { maxFrameBytes: max },
+  );
   return { d, lines, overflows: () => overflows };
 }
 
 t.test('frames split at arbitrary chunk boundaries come out whole and in order', async (t) => {
   fc.assert(
-    fc.property(fc.array(fc.jsonValue(), { maxLength: 20 }), fc.array(fc.nat({ max: 50 }), { maxLength: 30 }), (values, cuts) => {
-      const bytes = Buffer.from(values.map(encodeFrame).join(''), 'utf8');
-      const { d, lines } = collect();
-      let at = 0;
-      for (const c of cuts) {
-        const end = Math.min(bytes.length, at + c);
-        d.push(bytes.subarray(at, end));
-        at = end;
-      }
-      d.push(bytes.subarray(at));
-      t.same(lines.map((l) => JSON.parse(l)), JSON.parse(JSON.stringify(values)));
-    }),
+    fc.property(
+      fc.array(fc.jsonValue(), { maxLength: 20 }),
+      fc.array(fc.nat({ max: 50 }), { maxLength: 30 }),
+      (values, cuts) => {
+        const bytes = Buffer.from(values.map(encodeFrame).join(''), 'utf8');
+        const { d, lines } = collect();
+        let at = 0;
+        for (const c of cuts) {
+          const end = Math.min(bytes.length, at + c);
+          d.push(bytes.subarray(at, end));
+          at = end;
+        }
+        d.push(bytes.subarray(at));
+        t.same(
+          lines.map((l) => JSON.parse(l)),
+          JSON.parse(JSON.stringify(values)),
+        );
+      },
+    ),
     { numRuns: 300 },
   );
 });

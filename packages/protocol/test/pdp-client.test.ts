@@ -33,8 +33,16 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const sock = () => join(dir, `s${n++}.sock`);
 
-const req: DecisionRequest = { principal: { id: 'agent-7' }, action: 'net.connect', resource: { host: 'example.com', port: 443 } };
-const allow = { decision: 'allow', reasons: [{ effect: 'allow', policy: 'p', rule: 'p#1', source: 'a.pol:1:1' }], policy_version: 'sha256:ab' };
+const req: DecisionRequest = {
+  principal: { id: 'agent-7' },
+  action: 'net.connect',
+  resource: { host: 'example.com', port: 443 },
+};
+const allow = {
+  decision: 'allow',
+  reasons: [{ effect: 'allow', policy: 'p', rule: 'p#1', source: 'a.pol:1:1' }],
+  policy_version: 'sha256:ab',
+};
 
 function reply(body: (f: Record<string, unknown>) => unknown): Handler {
   return (f, s) => s.write(JSON.stringify({ id: f.id, ...(body(f) as object) }) + '\n');
@@ -51,7 +59,10 @@ function assertFailure(t: Test, d: Decision, code: string): void {
 
 t.test('a well-formed answer is returned as the decision', async (t) => {
   const path = sock();
-  const srv = await peer(path, reply(() => allow));
+  const srv = await peer(
+    path,
+    reply(() => allow),
+  );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path });
   t.teardown(() => c.close());
@@ -95,7 +106,10 @@ t.test('garbage instead of JSON: deny with PCX_PDP_BAD_ANSWER', async (t) => {
 
 t.test('an error frame: deny with PCX_PDP_ERROR naming the PDP error code', async (t) => {
   const path = sock();
-  const srv = await peer(path, reply(() => ({ error: { code: 'invalid_request', message: 'nope' } })));
+  const srv = await peer(
+    path,
+    reply(() => ({ error: { code: 'invalid_request', message: 'nope' } })),
+  );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path });
   t.teardown(() => c.close());
@@ -120,7 +134,10 @@ t.test('malformed decisions are failures, never decisions', async (t) => {
   ];
   const path = sock();
   let i = 0;
-  const srv = await peer(path, reply(() => cases[i]![1]));
+  const srv = await peer(
+    path,
+    reply(() => cases[i]![1]),
+  );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path });
   t.teardown(() => c.close());
@@ -133,7 +150,10 @@ t.test('malformed decisions are failures, never decisions', async (t) => {
 
 t.test('a request JSON cannot encode is denied, not thrown', async (t) => {
   const path = sock();
-  const srv = await peer(path, reply(() => allow));
+  const srv = await peer(
+    path,
+    reply(() => allow),
+  );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path });
   t.teardown(() => c.close());
@@ -149,14 +169,20 @@ t.test('the client recovers when the PDP comes back', async (t) => {
   const c = new PdpClient({ socketPath: path });
   t.teardown(() => c.close());
   assertFailure(t, await c.decide(req), 'PCX_PDP_UNAVAILABLE');
-  const srv = await peer(path, reply(() => allow));
+  const srv = await peer(
+    path,
+    reply(() => allow),
+  );
   t.teardown(() => srv.close());
   t.equal((await c.decide(req)).decision, 'allow');
 });
 
 t.test('no cache unless asked for', async (t) => {
   const path = sock();
-  const srv = await peer(path, reply(() => allow));
+  const srv = await peer(
+    path,
+    reply(() => allow),
+  );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path });
   t.teardown(() => c.close());
@@ -167,13 +193,20 @@ t.test('no cache unless asked for', async (t) => {
 
 t.test('the cache: keyed by the whole request in canonical form, LRU-bounded, with a TTL', async (t) => {
   const path = sock();
-  const srv = await peer(path, reply(() => allow));
+  const srv = await peer(
+    path,
+    reply(() => allow),
+  );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path, cache: { maxEntries: 2, ttlMs: 150 } });
   t.teardown(() => c.close());
   const a = await c.decide(req);
   // The same request with its keys in another order is the same request.
-  const reordered: DecisionRequest = { resource: { port: 443, host: 'example.com' }, action: 'net.connect', principal: { id: 'agent-7' } };
+  const reordered: DecisionRequest = {
+    resource: { port: 443, host: 'example.com' },
+    action: 'net.connect',
+    principal: { id: 'agent-7' },
+  };
   const b = await c.decide(reordered);
   t.same(b, a);
   t.equal(srv.frames, 1, 'served from cache');
@@ -202,12 +235,19 @@ t.test('the cache: keyed by the whole request in canonical form, LRU-bounded, wi
 t.test('the cache never keeps failures, error decisions or requests carrying leases', async (t) => {
   const path = sock();
   let answer: unknown = { error: { code: 'invalid_request', message: 'x' } };
-  const srv = await peer(path, reply(() => answer));
+  const srv = await peer(
+    path,
+    reply(() => answer),
+  );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path, cache: { maxEntries: 100, ttlMs: 60_000 } });
   t.teardown(() => c.close());
   t.equal((await c.decide(req)).error?.code, 'PCX_PDP_ERROR');
-  answer = { decision: 'deny', reasons: [{ error: { code: 'PCX_REQ_MISSING_ATTRIBUTE', message: 'port' } }], error: { code: 'PCX_REQ_MISSING_ATTRIBUTE', message: 'port' } };
+  answer = {
+    decision: 'deny',
+    reasons: [{ error: { code: 'PCX_REQ_MISSING_ATTRIBUTE', message: 'port' } }],
+    error: { code: 'PCX_REQ_MISSING_ATTRIBUTE', message: 'port' },
+  };
   t.equal((await c.decide(req)).error?.code, 'PCX_REQ_MISSING_ATTRIBUTE');
   answer = allow;
   t.equal((await c.decide(req)).decision, 'allow', 'neither failure was served from cache');
@@ -221,14 +261,20 @@ t.test('the cache never keeps failures, error decisions or requests carrying lea
   const unavailable = new PdpClient({ socketPath: join(dir, 'later.sock'), cache: { maxEntries: 100, ttlMs: 60_000 } });
   t.teardown(() => unavailable.close());
   t.equal((await unavailable.decide(req)).error?.code, 'PCX_PDP_UNAVAILABLE');
-  const late = await peer(join(dir, 'later.sock'), reply(() => allow));
+  const late = await peer(
+    join(dir, 'later.sock'),
+    reply(() => allow),
+  );
   t.teardown(() => late.close());
   t.equal((await unavailable.decide(req)).decision, 'allow', 'an unavailable answer was not cached');
 });
 
 t.test('health: passes the PDP health through; unavailable when it cannot be asked', async (t) => {
   const path = sock();
-  const srv = await peer(path, reply((f) => (f.health === true ? { health: { status: 'ok', policy_version: 'sha256:cd' } } : allow)));
+  const srv = await peer(
+    path,
+    reply((f) => (f.health === true ? { health: { status: 'ok', policy_version: 'sha256:cd' } } : allow)),
+  );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path });
   t.teardown(() => c.close());
@@ -240,7 +286,10 @@ t.test('health: passes the PDP health through; unavailable when it cannot be ask
   const u = await gone.health();
   t.equal(u.status, 'unavailable');
   t.equal(u.error?.code, 'PCX_PDP_UNAVAILABLE');
-  const weird = await peer(join(dir, 'weird.sock'), reply(() => ({ health: 'fine' })));
+  const weird = await peer(
+    join(dir, 'weird.sock'),
+    reply(() => ({ health: 'fine' })),
+  );
   t.teardown(() => weird.close());
   const w = new PdpClient({ socketPath: join(dir, 'weird.sock') });
   t.teardown(() => w.close());

@@ -9,7 +9,10 @@ type Handler = (frame: Record<string, unknown>, socket: Socket) => void;
 
 async function server(path: string, handler: Handler): Promise<Server> {
   const srv = createServer((socket) => {
-    const d = new LineDecoder((line) => handler(JSON.parse(line), socket), () => socket.destroy());
+    const d = new LineDecoder(
+      (line) => handler(JSON.parse(line), socket),
+      () => socket.destroy(),
+    );
     socket.on('data', (c: Buffer) => d.push(c));
     socket.on('error', () => {});
   });
@@ -33,7 +36,10 @@ t.test('pipelined calls resolve with their own answers even when answered out of
   const c = new RpcClient({ socketPath: path, connections: 2, timeoutMs: 2000 });
   t.teardown(() => c.close());
   const results = await Promise.all(Array.from({ length: 100 }, (_, i) => c.call({ x: i })));
-  t.same(results.map((r) => r.echo), Array.from({ length: 100 }, (_, i) => i));
+  t.same(
+    results.map((r) => r.echo),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
 });
 
 t.test('a caller cannot shadow the frame id', async (t) => {

@@ -29,7 +29,10 @@ t.test('a live socket is refused; once its server is gone the stale file is repl
   await t.rejects(listenUnixSocket(createServer(), path, { codePrefix: 'PCX_T' }), { code: 'PCX_T_SOCKET_IN_USE' });
   first.close();
   // A daemon killed with SIGKILL leaves its socket file behind with nobody listening.
-  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`]);
+  const child = spawn(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`,
+  ]);
   await new Promise((r) => child.stdout.once('data', r));
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
@@ -43,6 +46,9 @@ t.test('a live socket is refused; once its server is gone the stale file is repl
 t.test('a path that is not a socket is refused and left as it was', async (t) => {
   const path = join(dir, 'not-a-socket');
   writeFileSync(path, 'precious');
-  await t.rejects(listenUnixSocket(createServer(), path, { codePrefix: 'PCX_T' }), { code: 'PCX_T_SOCKET_PATH', message: /not a socket/ });
+  await t.rejects(listenUnixSocket(createServer(), path, { codePrefix: 'PCX_T' }), {
+    code: 'PCX_T_SOCKET_PATH',
+    message: /not a socket/,
+  });
   t.equal(readFileSync(path, 'utf8'), 'precious');
 });
