@@ -7,12 +7,12 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { compile, renderDiagnostic } from '@portcullis/policy';
-import { isPcxError, PcxError } from '@portcullis/protocol';
+import { isPcxError, PcxError, type PcxCode } from '@portcullis/protocol';
 import { Engine, type Health } from './engine.js';
 import { LeaseVerifier, parseLeaseKeys, parseRevoked } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
 import { PdpServer, type DrainOptions, type Log } from './server.js';
-import { readPolicySources } from './sources.js';
+import { readPolicySources, type PolicySource } from './sources.js';
 import { watchPaths, type Watcher } from './watch.js';
 
 /** Reads of a changed policy set before giving up on it settling, and the pause between them. */
@@ -90,7 +90,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     return hash.digest('hex');
   };
   const loadPolicy = async (): Promise<void> => {
-    let sources;
+    let sources: PolicySource[];
     let fp: string;
     try {
       sources = await readPolicySources(options.policyPath);
@@ -135,7 +135,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     for (const line of rendered) log('warn', line);
     log('info', `loaded policy ${policy.version} (${policy.ruleCount} rules from ${sources.length} file(s))`);
   };
-  const failReload = (error: { code: string; message: string }, rendered: string[]): void => {
+  const failReload = (error: { code: PcxCode; message: string }, rendered: string[]): void => {
     engine.reject(error, rendered);
     metrics.reloads.failed++;
     log('error', `policy reload failed: ${error.message}`);
@@ -195,10 +195,8 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   if (reloadRevoked)
     watchers.push(watchPaths([options.revokedPath!], () => void reloadRevoked(), { pollMs: options.pollMs }));
 
-  log(
-    'info',
-    `listening on ${options.socketPath}${metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : ''}`,
-  );
+  const metricsAt = metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : '';
+  log('info', `listening on ${options.socketPath}${metricsAt}`);
 
   return {
     socketPath: options.socketPath,
