@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { AuditClient, PcxError, PdpClient, type RequestContext } from '@portcullis/protocol';
-import { canonicalHost, parseCidr, splitHostPort } from './address.js';
+import { canonicalHost, parseCidrOption, splitHostPort } from './address.js';
 import { coalescePerTurn } from './coalesce.js';
 import { checkMetricsHost, EgressMetrics, serveMetrics } from './metrics.js';
 import { startEgressProxy } from './proxy.js';
@@ -97,7 +97,7 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
     throw new PcxError('PCX_USAGE', `--mode ${values.mode} is neither enforce nor report`);
   const mode = values.mode;
   const allowCidrs = values['allow-cidr'];
-  allowCidrs.forEach(parseCidr); // refuse a bad CIDR before anything starts
+  allowCidrs.forEach(parseCidrOption); // refuse a bad CIDR before anything starts
   const listen = endpoint('--listen', values.listen);
   const metricsAt = values.metrics ? endpoint('--metrics', values.metrics) : undefined;
   if (metricsAt) checkMetricsHost(metricsAt.host);

@@ -5,7 +5,8 @@
  * `--allow-cidr` opts a range out; the proxy's own listening endpoints are never reachable.
  * Pure: the proxy passes in what it knows about itself.
  */
-import { type Cidr, type Ip, cidrContains, embeddedIPv4, formatIp, parseCidr } from './address.js';
+import { type Cidr, cidrContains, embeddedIpv4, formatCidr, formatIp, type Ip } from '@portcullis/protocol/ip';
+import { parseCidrOption } from './address.js';
 
 interface FloorRange {
   cidr: Cidr;
@@ -47,9 +48,9 @@ export class Floor {
   private readonly ownEndpoints: Array<{ cidr: Cidr; port: number }>;
 
   constructor(options: FloorOptions = {}) {
-    this.ranges = BUILT_IN.map(([cidr, why]) => ({ cidr: parseCidr(cidr), why }));
+    this.ranges = BUILT_IN.map(([cidr, why]) => ({ cidr: parseCidrOption(cidr), why }));
     for (const ip of options.ownAddresses ?? []) {
-      this.ranges.push({ cidr: parseCidr(formatIp(ip)), why: "the proxy's own address" });
+      this.ranges.push({ cidr: parseCidrOption(formatIp(ip)), why: "the proxy's own address" });
     }
     this.allow = options.allow ?? [];
     this.ownEndpoints = options.ownEndpoints ?? [];
@@ -64,7 +65,7 @@ export class Floor {
     }
     const direct = this.rangeFor(ip);
     if (direct) return direct;
-    const inner = embeddedIPv4(ip);
+    const inner = embeddedIpv4(ip);
     if (inner) {
       const embedded = this.rangeFor(inner);
       if (embedded)
@@ -80,7 +81,7 @@ export class Floor {
       return {
         rule: 'floor',
         because:
-          `${formatIp(ip)} is ${r.why} (${r.cidr.text}); refused below policy unless the operator opts it ` +
+          `${formatIp(ip)} is ${r.why} (${formatCidr(r.cidr)}); refused below policy unless the operator opts it ` +
           `out with --allow-cidr`,
       };
     }

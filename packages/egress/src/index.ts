@@ -1,7 +1,8 @@
 export { startEgressProxy } from './proxy.js';
 export type { EgressProxy, EgressProxyOptions, EgressAuditRecord, Decide, Audit, Resolve } from './proxy.js';
-export { canonicalHost, parseIp, formatIp, parseCidr, cidrContains, embeddedIPv4, splitHostPort } from './address.js';
-export type { Ip, Cidr, CanonicalHost } from './address.js';
+// Addresses and CIDRs themselves: @portcullis/protocol/ip.
+export { canonicalHost, parseCidrOption, splitHostPort } from './address.js';
+export type { CanonicalHost } from './address.js';
 export { Floor } from './floor.js';
 export { EgressMetrics, serveMetrics } from './metrics.js';
 export { parseProxyAuthorization, leaseId } from './identity.js';

@@ -35,17 +35,8 @@ import {
   type Reason,
   type RequestContext,
 } from '@portcullis/protocol';
-import {
-  canonicalHost,
-  formatIp,
-  parseCidr,
-  parseIp,
-  printable,
-  splitHostPort,
-  type CanonicalHost,
-  type Cidr,
-  type Ip,
-} from './address.js';
+import { type Cidr, formatIp, type Ip, parseIp } from '@portcullis/protocol/ip';
+import { canonicalHost, parseCidrOption, printable, splitHostPort, type CanonicalHost } from './address.js';
 import { Floor } from './floor.js';
 import { parseProxyAuthorization, redactContext, refineContext } from './identity.js';
 import type { EgressMetrics } from './metrics.js';
@@ -222,7 +213,7 @@ class EgressCore {
     this.options = options;
     this.mode = options.mode ?? 'enforce';
     this.resolve = options.resolve ?? systemResolve;
-    this.allow = (options.allowCidrs ?? []).map(parseCidr);
+    this.allow = (options.allowCidrs ?? []).map(parseCidrOption);
     this.floor = new Floor({ allow: this.allow });
     this.metrics = options.metrics;
     this.log = options.log ?? (() => {});
@@ -243,7 +234,7 @@ class EgressCore {
     const ip = parseIp(address);
     const own: Ip[] = [];
     const endpoints: Array<{ cidr: Cidr; port: number }> = [];
-    const wildcard = ip === undefined || ip.value === 0n;
+    const wildcard = ip === undefined || ip.words.every((w) => w === 0);
     if (wildcard) {
       // Listening everywhere: every interface address is this proxy, and so is all of loopback.
       for (const list of Object.values(networkInterfaces())) {
@@ -252,14 +243,15 @@ class EgressCore {
           if (x) own.push(x);
         }
       }
-      for (const c of ['127.0.0.0/8', '::1/128', '0.0.0.0/32', '::/128']) endpoints.push({ cidr: parseCidr(c), port });
+      for (const c of ['127.0.0.0/8', '::1/128', '0.0.0.0/32', '::/128'])
+        endpoints.push({ cidr: parseCidrOption(c), port });
     } else {
       own.push(ip);
     }
-    for (const x of own) endpoints.push({ cidr: parseCidr(formatIp(x)), port });
+    for (const x of own) endpoints.push({ cidr: parseCidrOption(formatIp(x)), port });
     for (const e of this.options.selfEndpoints ?? []) {
       const x = parseIp(e.host);
-      if (x) endpoints.push({ cidr: parseCidr(formatIp(x)), port: e.port });
+      if (x) endpoints.push({ cidr: parseCidrOption(formatIp(x)), port: e.port });
     }
     this.floor = new Floor({ allow: this.allow, ownAddresses: own, ownEndpoints: endpoints });
   }
@@ -715,7 +707,7 @@ class EgressCore {
     for (const a of answers) {
       const ip = parseIp(a);
       if (!ip) continue;
-      const key = `${ip.family}/${ip.value}`;
+      const key = formatIp(ip);
       if (seen.has(key)) continue;
       seen.add(key);
       out.push(ip);

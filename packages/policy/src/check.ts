@@ -28,8 +28,8 @@ import { didYouMean } from './diagnostics.js';
 import type { AttrType, CondIR, Model, Ref, RefType, RuleIR, Scalar, Schema, ScopeIR } from './model.js';
 import { ATTR_TYPES } from './model.js';
 import { SchemaBuilder } from './schema.js';
-import type { Cidr } from './values.js';
-import { normalizeHost, normalizePath, parseCidr, parseHostGlob, parseIp } from './values.js';
+import { type Cidr, parseCidr, parseIp } from '@portcullis/protocol/ip';
+import { normalizeHost, normalizePath, parseHostGlob } from './values.js';
 
 export interface ParsedFile {
   path: string;
@@ -615,14 +615,14 @@ export class Checker {
             );
             continue;
           }
-          const cidr = parseCidr(it.value);
-          if ('error' in cidr)
+          const r = parseCidr(it.value);
+          if (!r.ok)
             this.error(
-              cidr.error.includes('host bits') ? 'PCX_CHECK_CIDR_HOST_BITS' : 'PCX_CHECK_INVALID_IP',
-              cidr.error,
+              r.problem === 'host-bits' ? 'PCX_CHECK_CIDR_HOST_BITS' : 'PCX_CHECK_INVALID_IP',
+              r.message,
               it.loc,
             );
-          else cidrs.push(cidr);
+          else cidrs.push(r.cidr);
         }
         if (cidrs.length !== v.items.length) return null;
         return { k: 'in', ref, values: v.items.map((i) => i.value), cidrs, ...base };

@@ -20,8 +20,7 @@ import type { CondIR, Model, Ref, RuleIR, Scalar } from './model.js';
 import type { NormalRequest } from './request.js';
 import { normalizeRequest, reader } from './request.js';
 import { segmentGlob, stringGlob } from './glob.js';
-import type { Cidr, Ip } from './values.js';
-import { cidrContains, formatIp, ipBit, ipEqual } from './values.js';
+import { type Cidr, cidrContains, formatIp, type Ip, ipBit, ipEqual } from '@portcullis/protocol/ip';
 
 type Test = (q: NormalRequest) => boolean;
 type Getter = (q: NormalRequest) => unknown;
@@ -314,7 +313,7 @@ class IpTrie {
   }
 
   walk(ip: Ip, visit: (r: CRule) => void): void {
-    const width = ip.v === 4 ? 32 : 128;
+    const width = ip.width;
     let node: IpTrie | undefined = this;
     for (let i = 0; node !== undefined; i++) {
       if (node.rules !== undefined) for (const r of node.rules) visit(r);
@@ -387,8 +386,8 @@ class Leaf {
     if ((disc.k === 'in' && disc.cidrs) || (disc.k === 'eq' && disc.ip)) {
       let ix = this.ips.get(key);
       if (!ix) this.ips.set(key, (ix = { get: getter(ref), v4: new IpTrie(), v6: new IpTrie() }));
-      const cidrs: Cidr[] = disc.k === 'eq' ? [{ ip: disc.ip!, bits: disc.ip!.v === 4 ? 32 : 128 }] : disc.cidrs!;
-      for (const c of cidrs) (c.ip.v === 4 ? ix.v4 : ix.v6).insert(c, rule);
+      const cidrs: Cidr[] = disc.k === 'eq' ? [{ ip: disc.ip!, bits: disc.ip!.width }] : disc.cidrs!;
+      for (const c of cidrs) (c.ip.family === 4 ? ix.v4 : ix.v6).insert(c, rule);
       return;
     }
     if (disc.k === 'contains') {
@@ -437,7 +436,7 @@ class Leaf {
     for (let i = 0; i < this.ipList.length; i++) {
       const ix = this.ipList[i]!;
       const v = ix.get(q) as Ip | undefined;
-      if (v !== undefined) (v.v === 4 ? ix.v4 : ix.v6).walk(v, visit);
+      if (v !== undefined) (v.family === 4 ? ix.v4 : ix.v6).walk(v, visit);
     }
     for (let i = 0; i < this.memberList.length; i++) {
       const ix = this.memberList[i]!;

@@ -5,7 +5,7 @@
  */
 import type { Reason } from '@portcullis/protocol';
 import type { EffectName, Loc, ScopeKind } from './ast.js';
-import type { Cidr, Ip } from './values.js';
+import type { Cidr, Ip } from '@portcullis/protocol/ip';
 
 export type AttrType = 'string' | 'number' | 'bool' | 'host' | 'path' | 'ip' | 'list';
 export const ATTR_TYPES: readonly AttrType[] = ['string', 'number', 'bool', 'host', 'path', 'ip', 'list'];

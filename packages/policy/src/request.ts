@@ -7,8 +7,8 @@
 import type { ErrorInfo } from '@portcullis/protocol';
 import type { PcxCode } from '@portcullis/protocol/codes';
 import type { ActionSchema, Schema } from './model.js';
-import type { Ip } from './values.js';
-import { decodeUrlPath, normalizeHost, normalizePath, parseIp } from './values.js';
+import { type Ip, parseIp } from '@portcullis/protocol/ip';
+import { decodeUrlPath, normalizeHost, normalizePath } from './values.js';
 
 export interface NormalRequest {
   action: string;

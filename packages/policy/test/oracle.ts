@@ -8,7 +8,7 @@ import type { Decision, Reason } from '@portcullis/protocol';
 import type { CondIR, Model, Ref, RuleIR } from '../src/model.js';
 import type { NormalRequest } from '../src/request.js';
 import { normalizeRequest } from '../src/request.js';
-import type { Cidr, Ip } from '../src/values.js';
+import type { Cidr, Ip } from '@portcullis/protocol/ip';
 
 function get(ref: Ref, q: NormalRequest): unknown {
   if (ref.root === 'resource')
@@ -55,13 +55,12 @@ function pathMatch(glob: string, p: string): boolean {
 }
 
 function ipBig(ip: Ip): bigint {
-  if (ip.v === 4) return BigInt(ip.n);
-  return ip.g.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
+  return ip.value;
 }
 
 function inCidr(c: Cidr, ip: Ip): boolean {
-  if (c.ip.v !== ip.v) return false;
-  const width = BigInt(ip.v === 4 ? 32 : 128);
+  if (c.ip.family !== ip.family) return false;
+  const width = BigInt(ip.width);
   const shift = width - BigInt(c.bits);
   return ipBig(c.ip) >> shift === ipBig(ip) >> shift;
 }
@@ -88,7 +87,7 @@ export function evalCond(c: CondIR, q: NormalRequest): boolean {
       const v = get(c.ref, q);
       if (v === undefined) return false;
       if (c.ip) {
-        const same = ipBig(v as Ip) === ipBig(c.ip) && (v as Ip).v === c.ip.v;
+        const same = ipBig(v as Ip) === ipBig(c.ip) && (v as Ip).family === c.ip.family;
         return c.neg ? !same : same;
       }
       if (!scalar(v) || typeof v !== typeof c.value) return false;

@@ -193,12 +193,7 @@ function scanV6(s: string): number[] | undefined {
 function fromGroups(g: readonly number[]): Ip {
   if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff)
     return new Ip(4, [g[6]! * 65536 + g[7]!]);
-  return new Ip(6, [
-    g[0]! * 65536 + g[1]!,
-    g[2]! * 65536 + g[3]!,
-    g[4]! * 65536 + g[5]!,
-    g[6]! * 65536 + g[7]!,
-  ]);
+  return new Ip(6, [g[0]! * 65536 + g[1]!, g[2]! * 65536 + g[3]!, g[4]! * 65536 + g[5]!, g[6]! * 65536 + g[7]!]);
 }
 
 /** IPv6 text (no brackets; a zone id is dropped), or undefined. A mapped address comes back as IPv4. */
@@ -240,7 +235,10 @@ export function formatIp(ip: Ip): string {
     }
     let j = i;
     while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) (best = i), (bestLen = j - i);
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
@@ -308,7 +306,8 @@ export function parseCidr(text: string): CidrResult {
   const v4 = scanV4(addr, 0, addr.length);
   if (v4 < 0) {
     groups = addr.includes(':') && addr.length <= MAX_IP_TEXT ? scanV6(addr) : undefined;
-    if (groups === undefined) return { ok: false, problem: 'address', message: `"${text}" is not an IP address or CIDR` };
+    if (groups === undefined)
+      return { ok: false, problem: 'address', message: `"${text}" is not an IP address or CIDR` };
     family = 6;
   }
   const width = family === 4 ? 32 : 128;
