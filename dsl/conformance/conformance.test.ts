@@ -33,6 +33,8 @@ interface Loc {
   line: number | number[];
   /** Prefix of the diagnostic code; defaults to "PCX_". */
   code?: string;
+  /** Text the message must contain (e.g. the "did you mean" suggestion). */
+  message?: string;
 }
 
 interface Expect {
@@ -84,7 +86,10 @@ function compileSet(policies: Record<string, Lines>): CompileResult {
 const show = (x: unknown): string => JSON.stringify(x);
 const linesOf = (l: Loc): number[] => (Array.isArray(l.line) ? l.line : [l.line]);
 const matchesLoc = (d: Diagnostic, l: Loc): boolean =>
-  (l.file === undefined || d.file === l.file) && linesOf(l).includes(d.line) && d.code.startsWith(l.code ?? 'PCX_');
+  (l.file === undefined || d.file === l.file) &&
+  linesOf(l).includes(d.line) &&
+  d.code.startsWith(l.code ?? 'PCX_') &&
+  (l.message === undefined || d.message.includes(l.message));
 
 function checkDiagnostics(tt: Test, c: Case, result: CompileResult): void {
   const spec = c.compile!;

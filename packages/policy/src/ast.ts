@@ -24,7 +24,7 @@ export interface GrantAst {
   comments: Comment[];
 }
 
-export type Decl = LetDecl | ActionDecl | PolicyDecl | RoleDecl;
+export type Decl = LetDecl | ActionDecl | PolicyDecl | RoleDecl | AttributesDecl;
 
 export interface LetDecl {
   kind: 'let';
@@ -44,6 +44,20 @@ export interface ActionDecl {
   kind: 'action';
   name: string;
   attrs: AttrDeclAst[];
+  loc: Loc;
+}
+
+/** `attributes { principal.NAME: type … }`: principal and context attributes beyond the built-in ones. */
+export interface AttrPathDeclAst {
+  root: 'principal' | 'context';
+  name: string;
+  type: string;
+  typeLoc: Loc;
+  loc: Loc;
+}
+export interface AttributesDecl {
+  kind: 'attributes';
+  attrs: AttrPathDeclAst[];
   loc: Loc;
 }
 

@@ -8,6 +8,7 @@ import type { Reason } from '@portcullis/protocol';
 import type { PcxCode } from '@portcullis/protocol/codes';
 import type {
   ActionDecl,
+  AttributesDecl,
   CondAst,
   ConstRef,
   FileAst,
@@ -25,6 +26,7 @@ import type {
 import { pathText } from './ast.js';
 import type { Diagnostic, Severity } from './diagnostics.js';
 import { didYouMean } from './diagnostics.js';
+import { closestName } from '@portcullis/protocol';
 import type { AttrType, CondIR, Model, Ref, RefType, RuleIR, Scalar, Schema, ScopeIR } from './model.js';
 import { ATTR_TYPES } from './model.js';
 import { SchemaBuilder } from './schema.js';
@@ -51,6 +53,41 @@ interface RoleInfo {
 
 const LIST_TYPES = new Set<RefType>(['list', 'dynamic']);
 
+/** Principal and context attributes every request may carry (the request normaliser types them). */
+const BUILT_IN_ATTRIBUTES: ReadonlyMap<string, RefType> = new Map<string, RefType>([
+  ['principal.id', 'string'],
+  ['principal.roles', 'list'],
+  ['context.project', 'string'],
+  ['context.blueprint', 'string'],
+  ['context.session', 'string'],
+  ['context.leases', 'list'],
+]);
+/**
+ * Types an `attributes` block may give: JSON's own, or `any` (compared only within one JSON type).
+ * host, path and ip need normalisation, which only resource attributes (declared by actions) get.
+ */
+const DECLARABLE_TYPES: readonly string[] = ['string', 'number', 'bool', 'list', 'any'];
+/** The grammar's keywords that may not name a constant (a reference to one could never parse). */
+export const RESERVED_WORDS: readonly string[] = [
+  'allow',
+  'deny',
+  'ask',
+  'when',
+  'because',
+  'and',
+  'or',
+  'not',
+  'in',
+  'matches',
+  'exists',
+  'true',
+  'false',
+  'principal',
+  'resource',
+  'context',
+  'action',
+];
+
 export class Checker {
   readonly diagnostics: Diagnostic[] = [];
   readonly schema: Schema;
@@ -60,6 +97,8 @@ export class Checker {
   readonly roles = new Map<string, RoleInfo>();
   readonly roleClosure = new Map<string, string[]>();
   private readonly sources = new Map<string, string>();
+  /** `principal.NAME` / `context.NAME` → the type and place of its declaration (`attributes` blocks). */
+  private readonly declared = new Map<string, { type: RefType; loc: Loc }>();
 
   constructor(files: readonly ParsedFile[]) {
     const builder = new SchemaBuilder();
@@ -69,8 +108,15 @@ export class Checker {
     // Pass 1: declarations that others refer to (actions, constants, roles), in any order.
     for (const d of decls) {
       if (d.kind === 'action') this.declareAction(builder, d);
+      else if (d.kind === 'attributes') this.declareAttributes(d);
       else if (d.kind === 'let') {
-        if (this.lets.has(d.name))
+        if (RESERVED_WORDS.includes(d.name))
+          this.error(
+            'PCX_CHECK_RESERVED_NAME',
+            `"${d.name}" is a reserved word and cannot name a constant; choose another name (e.g. "${d.name}_value")`,
+            d.loc,
+          );
+        else if (this.lets.has(d.name))
           this.error(
             'PCX_CHECK_DUPLICATE_LET',
             `constant "${d.name}" is already defined at ${locText(this.lets.get(d.name)!.loc)}; rename one of them`,
@@ -149,6 +195,59 @@ export class Checker {
     builder.add(d.name, attrs);
   }
   private readonly customActions = new Set<string>();
+
+  // ---- declared principal and context attributes ---------------------------------------------
+  private declareAttributes(d: AttributesDecl): void {
+    for (const a of d.attrs) {
+      const key = `${a.root}.${a.name}`;
+      if (BUILT_IN_ATTRIBUTES.has(key)) {
+        this.error('PCX_CHECK_DUPLICATE_ATTRIBUTE', `${key} is built in (a ${BUILT_IN_ATTRIBUTES.get(key)})`, a.loc);
+        continue;
+      }
+      const prev = this.declared.get(key);
+      if (prev) {
+        this.error('PCX_CHECK_DUPLICATE_ATTRIBUTE', `${key} is already declared at ${locText(prev.loc)}`, a.loc);
+        continue;
+      }
+      if (!DECLARABLE_TYPES.includes(a.type)) {
+        const resourceOnly = a.type === 'host' || a.type === 'path' || a.type === 'ip';
+        this.error(
+          'PCX_CHECK_UNKNOWN_TYPE',
+          resourceOnly
+            ? `${key} cannot be a ${a.type}: ${a.type} values are normalised only for resource attributes; ` +
+                `declare it as a string`
+            : `unknown type "${a.type}"${didYouMean(a.type, DECLARABLE_TYPES)}; ` +
+                `a ${a.root} attribute is one of ${DECLARABLE_TYPES.join(', ')}`,
+          a.typeLoc,
+        );
+        continue;
+      }
+      this.declared.set(key, { type: a.type === 'any' ? 'dynamic' : (a.type as AttrType), loc: a.loc });
+    }
+  }
+
+  /** A principal/context attribute: built in, declared, or an error with the closest known name. */
+  private contextRef(p: PathAst): Ref | null {
+    const root = p.root as 'principal' | 'context';
+    const key = `${root}.${p.name}`;
+    const type = BUILT_IN_ATTRIBUTES.get(key) ?? this.declared.get(key)?.type;
+    if (type !== undefined) return { root, name: p.name!, type };
+    // Suggest by the name after the root: "dept" is no typo of "id" however short both are.
+    const known = [...BUILT_IN_ATTRIBUTES.keys(), ...this.declared.keys()]
+      .filter((k) => k.startsWith(`${root}.`))
+      .map((k) => k.slice(root.length + 1));
+    const near = closestName(p.name!, known);
+    this.error(
+      'PCX_CHECK_UNKNOWN_ATTRIBUTE',
+      `unknown attribute ${key}` +
+        (near !== undefined
+          ? ` (did you mean "${root}.${near}"?)`
+          : `: ${root} attributes other than the built-in ones must be declared, ` +
+            `e.g. \`attributes { ${key}: string }\``),
+      p.loc,
+    );
+    return null;
+  }
   /** Declared action names, computed once all declarations are in. */
   private allActions: string[] | undefined;
 
@@ -360,17 +459,7 @@ export class Checker {
   private ref(p: PathAst, actions: string[]): Ref | null {
     if (p.root === 'action') return { root: 'action', name: 'action', type: 'string' };
     const name = p.name!;
-    if (p.root === 'principal') {
-      if (name === 'id') return { root: 'principal', name, type: 'string' };
-      if (name === 'roles') return { root: 'principal', name, type: 'list' };
-      return { root: 'principal', name, type: 'dynamic' };
-    }
-    if (p.root === 'context') {
-      if (name === 'project' || name === 'blueprint' || name === 'session')
-        return { root: 'context', name, type: 'string' };
-      if (name === 'leases') return { root: 'context', name, type: 'list' };
-      return { root: 'context', name, type: 'dynamic' };
-    }
+    if (p.root === 'principal' || p.root === 'context') return this.contextRef(p);
     const types = new Set<AttrType>();
     for (const a of actions) {
       const at = this.schema.actions.get(a)!.attrs.get(name);
@@ -741,7 +830,8 @@ export class Checker {
     walk(cond);
     for (const [key, ref] of used) {
       if (tested.has(key)) continue;
-      let optional = ref.type === 'dynamic';
+      // Declared principal/context attributes may be absent from any request; built-in ones are typed.
+      let optional = ref.root !== 'action' && !BUILT_IN_ATTRIBUTES.has(key);
       if (ref.root === 'resource') {
         optional = actions.some((a) => this.schema.actions.get(a)!.attrs.get(ref.name)?.required === false);
       }

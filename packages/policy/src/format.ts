@@ -160,6 +160,18 @@ class Printer {
         this.item(`action ${d.name} {${attrs ? ` ${attrs} ` : ''}}`, d.loc, '');
         return;
       }
+      case 'attributes':
+        // One declaration per line, so that each keeps its own comment.
+        this.block(
+          'attributes',
+          d.loc,
+          '',
+          (inner) => {
+            for (const a of d.attrs) this.item(`${a.root}.${a.name}: ${a.type}`, a.loc, inner);
+          },
+          d.attrs[0]?.loc,
+        );
+        return;
       case 'policy':
         this.policy(d);
         return;
