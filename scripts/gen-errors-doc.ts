@@ -26,6 +26,7 @@ const AREAS: ReadonlyArray<readonly [string, string]> = [
   ['LEASE', 'pdp: capability leases'],
   ['AUDIT', 'audit: the sink, its log and the offline tools'],
   ['EGRESS', 'egress: the forward proxy'],
+  ['SCAN', 'scan: fingerprint files and scanner rules'],
   ['CLI', 'cli: one-shot commands'],
   ['TEST', 'cli: `portcullis test` (policy test files)'],
   ['UP', 'cli: `portcullis up`'],

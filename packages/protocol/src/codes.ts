@@ -170,6 +170,10 @@ export const ERROR_CODES = {
   PCX_EGRESS_BAD_DNS: 'the DNS server list is missing or malformed',
   PCX_EGRESS_METRICS_NOT_LOOPBACK: 'the metrics address is not loopback',
 
+  // scan: fingerprint files
+  PCX_SCAN_BAD_FINGERPRINTS: 'the fingerprint file is not JSON or not the shape `portcullis vault fingerprints` writes',
+  PCX_SCAN_FINGERPRINTS_VERSION: 'the fingerprint file has a format version this scanner does not read',
+
   // CLI: one-shot commands
   PCX_CLI_REQUEST_FILE: 'the request file given with --request @FILE cannot be read',
   PCX_CLI_BAD_JSON: 'the request given with --request is not valid JSON',
