@@ -23,3 +23,5 @@ export type {
 } from './fingerprints.js';
 export { ENCODINGS } from './encodings.js';
 export type { Encoding } from './encodings.js';
+export { createScanner } from './scanner.js';
+export type { Finding, ScanResult, Scanner, ScannerOptions } from './scanner.js';

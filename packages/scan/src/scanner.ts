@@ -1,0 +1,136 @@
+/**
+ * The scanner: known secrets from a fingerprint file, found in one pass over the folded text
+ * whatever the number of secrets. A keyed rolling hash of `window` bytes runs over the fold; where
+ * it equals a form's anchor, the candidate (the `length` folded bytes around it) is confirmed by the
+ * keyed HMAC. The hash never sees a secret, only the text; a collision costs one HMAC, never a
+ * false finding. Findings carry the byte span of the original text; `redacted` replaces each one.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { Encoding } from './encodings.js';
+import type { FingerprintFile } from './fingerprints.js';
+import { fold } from './fold.js';
+import { confirmDigest, deriveScanKeys, rollingHash, rollingOutFactor } from './keys.js';
+
+/** One secret found in a text. */
+export interface Finding {
+  /** What was found: `known-secret` for a secret of the fingerprint file. */
+  kind: 'known-secret';
+  /** The rule that found it: for a known secret, `known-secret:<encoding>`. */
+  rule: string;
+  /** Byte span [start, end) in the UTF-8 bytes of the text. */
+  start: number;
+  end: number;
+  /** For a known secret: which one, and in which encoding it appeared. */
+  secret?: { name: string; version: number };
+  encoding?: Encoding;
+}
+
+export interface ScanResult {
+  findings: Finding[];
+  /** The text with each finding's span replaced by `[REDACTED:<kind>]` (same type as the input). */
+  redacted: string | Uint8Array;
+}
+
+export interface ScannerOptions {
+  /** Known secrets to find (parseFingerprints); default none. */
+  fingerprints?: FingerprintFile;
+}
+
+export interface Scanner {
+  scan(text: string | Uint8Array): ScanResult;
+}
+
+interface Candidate {
+  name: string;
+  version: number;
+  encoding: Encoding;
+  length: number;
+  anchorOffset: number;
+  digest: Buffer;
+}
+
+/** Bits of the anchor filter (a 128 KiB bitset): a text position costs one bit test. */
+const FILTER_BITS = 20;
+
+export function createScanner(options: ScannerOptions = {}): Scanner {
+  const file = options.fingerprints;
+  const keys = file ? deriveScanKeys(Buffer.from(file.scanKey, 'base64url')) : undefined;
+  const window = file?.window ?? 16;
+  const byAnchor = new Map<number, Candidate[]>();
+  const filter = new Uint8Array(1 << (FILTER_BITS - 3));
+  for (const s of file?.secrets ?? []) {
+    for (const f of s.forms) {
+      const c = {
+        name: s.name,
+        version: s.version,
+        encoding: f.encoding,
+        length: f.length,
+        anchorOffset: f.anchorOffset,
+      };
+      const list = byAnchor.get(f.anchor) ?? [];
+      list.push({ ...c, digest: Buffer.from(f.digest, 'base64url') });
+      byAnchor.set(f.anchor, list);
+      const bit = f.anchor >>> (32 - FILTER_BITS);
+      filter[bit >>> 3] = (filter[bit >>> 3] as number) | (1 << (bit & 7));
+    }
+  }
+  const outFactor = keys ? rollingOutFactor(keys, window) : 0;
+
+  function known(bytes: Uint8Array): Finding[] {
+    if (!keys || byAnchor.size === 0) return [];
+    const f = fold(bytes);
+    const out: Finding[] = [];
+    if (f.length < window) return out;
+    const { table, base } = keys;
+    let h = rollingHash(keys, f.bytes, 0, window);
+    for (let p = 0; ; p++) {
+      const bit = h >>> (32 - FILTER_BITS);
+      if (((filter[bit >>> 3] as number) & (1 << (bit & 7))) !== 0) {
+        for (const c of byAnchor.get(h) ?? []) {
+          const s = p - c.anchorOffset;
+          if (s < 0 || s + c.length > f.length) continue;
+          if (!timingSafeEqual(confirmDigest(keys, f.bytes, s, s + c.length), c.digest)) continue;
+          out.push({
+            kind: 'known-secret',
+            rule: `known-secret:${c.encoding}`,
+            start: f.start[s] as number,
+            end: f.end[s + c.length - 1] as number,
+            secret: { name: c.name, version: c.version },
+            encoding: c.encoding,
+          });
+        }
+      }
+      if (p + window >= f.length) break;
+      const leaving = Math.imul(table[f.bytes[p] as number] as number, outFactor);
+      h = (Math.imul((h - leaving) >>> 0, base) + (table[f.bytes[p + window] as number] as number)) >>> 0;
+    }
+    return out.sort((a, b) => a.start - b.start || b.end - a.end);
+  }
+
+  return {
+    scan(text) {
+      const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+      const findings = known(bytes);
+      const redactedBytes = redact(bytes, findings);
+      return { findings, redacted: typeof text === 'string' ? redactedBytes.toString('utf8') : redactedBytes };
+    },
+  };
+}
+
+/** The bytes with each finding's span (overlapping spans merged) replaced by a marker. */
+function redact(bytes: Uint8Array, findings: Finding[]): Buffer {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const f of findings) {
+    if (f.end <= at) continue;
+    if (f.start < at) {
+      at = f.end; // overlaps the span just redacted: widen it
+      continue;
+    }
+    parts.push(Buffer.from(bytes.subarray(at, f.start)));
+    parts.push(Buffer.from(`[REDACTED:${f.kind}]`));
+    at = f.end;
+  }
+  parts.push(Buffer.from(bytes.subarray(at)));
+  return Buffer.concat(parts);
+}
