@@ -1,21 +1,23 @@
 /**
- * The scanner: known secrets from a fingerprint file, found in one pass over the folded text
- * whatever the number of secrets. A keyed rolling hash of `window` bytes runs over the fold; where
- * it equals a form's anchor, the candidate (the `length` folded bytes around it) is confirmed by the
- * keyed HMAC. The hash never sees a secret, only the text; a collision costs one HMAC, never a
- * false finding. Findings carry the byte span of the original text; `redacted` replaces each one.
+ * The scanner: pattern rules (rules.ts), and known secrets from a fingerprint file, found in one
+ * pass over the folded text whatever the number of secrets. A keyed rolling hash of `window` bytes
+ * runs over the fold; where it equals a form's anchor, the candidate (the `length` folded bytes
+ * around it) is confirmed by the keyed HMAC. The hash never sees a secret, only the text; a
+ * collision costs one HMAC, never a false finding. Findings carry the byte span of the original
+ * text; `redacted` replaces each one.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Encoding } from './encodings.js';
 import type { FingerprintFile } from './fingerprints.js';
 import { fold } from './fold.js';
+import { matchRules, type PatternRule, BUILTIN_RULES } from './rules.js';
 import { confirmDigest, deriveScanKeys, rollingHash, rollingOutFactor } from './keys.js';
 
 /** One secret found in a text. */
 export interface Finding {
-  /** What was found: `known-secret` for a secret of the fingerprint file. */
-  kind: 'known-secret';
-  /** The rule that found it: for a known secret, `known-secret:<encoding>`. */
+  /** What was found: `known-secret` for a secret of the fingerprint file, else the rule's kind. */
+  kind: string;
+  /** The rule that found it: for a known secret, `known-secret:<encoding>`, else the rule's id. */
   rule: string;
   /** Byte span [start, end) in the UTF-8 bytes of the text. */
   start: number;
@@ -34,6 +36,8 @@ export interface ScanResult {
 export interface ScannerOptions {
   /** Known secrets to find (parseFingerprints); default none. */
   fingerprints?: FingerprintFile;
+  /** Pattern rules; default BUILTIN_RULES (an empty list: known secrets only). */
+  rules?: PatternRule[];
 }
 
 export interface Scanner {
@@ -54,6 +58,7 @@ const FILTER_BITS = 20;
 
 export function createScanner(options: ScannerOptions = {}): Scanner {
   const file = options.fingerprints;
+  const rules = options.rules ?? BUILTIN_RULES;
   const keys = file ? deriveScanKeys(Buffer.from(file.scanKey, 'base64url')) : undefined;
   const window = file?.window ?? 16;
   const byAnchor = new Map<number, Candidate[]>();
@@ -110,7 +115,13 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
   return {
     scan(text) {
       const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
-      const findings = known(bytes);
+      const found = known(bytes);
+      // A pattern match over a known secret adds nothing: the known finding names the secret.
+      for (const m of matchRules(rules, Buffer.from(bytes).toString('latin1'))) {
+        if (found.some((k) => k.start < m.end && m.start < k.end)) continue;
+        found.push({ kind: m.rule.kind, rule: m.rule.id, start: m.start, end: m.end });
+      }
+      const findings = found.sort((a, b) => a.start - b.start || b.end - a.end);
       const redactedBytes = redact(bytes, findings);
       return { findings, redacted: typeof text === 'string' ? redactedBytes.toString('utf8') : redactedBytes };
     },
