@@ -24,6 +24,6 @@ export type {
 export { ENCODINGS } from './encodings.js';
 export type { Encoding } from './encodings.js';
 export { createScanner } from './scanner.js';
-export type { Finding, ScanResult, Scanner, ScannerOptions } from './scanner.js';
+export type { Finding, ScanResult, Scanner, ScannerOptions, ScanStream } from './scanner.js';
 export { BUILTIN_RULES } from './rules.js';
 export type { PatternRule } from './rules.js';

@@ -40,8 +40,30 @@ export interface ScannerOptions {
   rules?: PatternRule[];
 }
 
+/** A scan of a body in chunks: what each call returns is final (findings and redacted output). */
+export interface ScanStream {
+  /** Feeds a chunk: the findings complete so far (absolute byte spans), the redacted bytes safe to emit. */
+  write(chunk: Uint8Array): { findings: Finding[]; output: Uint8Array };
+  /** Ends the body: the remaining findings and output. */
+  end(): { findings: Finding[]; output: Uint8Array };
+}
+
 export interface Scanner {
   scan(text: string | Uint8Array): ScanResult;
+  /** A streaming scan holding at most about 2·windowBytes + a chunk. */
+  stream(): ScanStream;
+  /** The longest span a finding can have, in bytes: what a stream holds back. */
+  readonly windowBytes: number;
+}
+
+/** Longest match of a pattern rule (a private-key block: 12,000 bytes of body and its two lines). */
+const PATTERN_SPAN_BYTES = 12_288;
+/** Left context a stream keeps for the patterns (keyword before the value, word boundaries). */
+const CONTEXT_BYTES = 256;
+
+/** A known secret's folded form may be spread over this many source bytes at most. */
+function maxKnownSpan(length: number): number {
+  return 4 * length + 256;
 }
 
 interface Candidate {
@@ -94,12 +116,17 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
         for (const c of byAnchor.get(h) ?? []) {
           const s = p - c.anchorOffset;
           if (s < 0 || s + c.length > f.length) continue;
+          const start = f.start[s] as number;
+          const end = f.end[s + c.length - 1] as number;
+          // INVARIANT: a finding never spans more than windowBytes, so a stream that holds back
+          // windowBytes sees every finding whole; one-shot scans apply the same bound.
+          if (end - start > maxKnownSpan(c.length)) continue;
           if (!timingSafeEqual(confirmDigest(keys, f.bytes, s, s + c.length), c.digest)) continue;
           out.push({
             kind: 'known-secret',
             rule: `known-secret:${c.encoding}`,
-            start: f.start[s] as number,
-            end: f.end[s + c.length - 1] as number,
+            start,
+            end,
             secret: { name: c.name, version: c.version },
             encoding: c.encoding,
           });
@@ -112,16 +139,26 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
     return out.sort((a, b) => a.start - b.start || b.end - a.end);
   }
 
+  let longestForm = 0;
+  for (const s of file?.secrets ?? []) for (const f of s.forms) longestForm = Math.max(longestForm, f.length);
+  const windowBytes = Math.max(PATTERN_SPAN_BYTES, maxKnownSpan(longestForm));
+
+  function findAll(bytes: Uint8Array): Finding[] {
+    const found = known(bytes);
+    // A pattern match over a known secret adds nothing: the known finding names the secret.
+    for (const m of matchRules(rules, Buffer.from(bytes).toString('latin1'))) {
+      if (found.some((k) => k.start < m.end && m.start < k.end)) continue;
+      found.push({ kind: m.rule.kind, rule: m.rule.id, start: m.start, end: m.end });
+    }
+    return found.sort((a, b) => a.start - b.start || b.end - a.end);
+  }
+
   return {
+    windowBytes,
+    stream: () => createStream(findAll, windowBytes),
     scan(text) {
       const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
-      const found = known(bytes);
-      // A pattern match over a known secret adds nothing: the known finding names the secret.
-      for (const m of matchRules(rules, Buffer.from(bytes).toString('latin1'))) {
-        if (found.some((k) => k.start < m.end && m.start < k.end)) continue;
-        found.push({ kind: m.rule.kind, rule: m.rule.id, start: m.start, end: m.end });
-      }
-      const findings = found.sort((a, b) => a.start - b.start || b.end - a.end);
+      const findings = findAll(bytes);
       const redactedBytes = redact(bytes, findings);
       return { findings, redacted: typeof text === 'string' ? redactedBytes.toString('utf8') : redactedBytes };
     },
@@ -144,4 +181,52 @@ function redact(bytes: Uint8Array, findings: Finding[]): Buffer {
   }
   parts.push(Buffer.from(bytes.subarray(at)));
   return Buffer.concat(parts);
+}
+
+/**
+ * The stream: bytes are held until windowBytes more have arrived (no finding is longer, so any
+ * finding starting before that cut is seen whole), then scanned as one window with CONTEXT_BYTES
+ * of already-emitted text before it. A finding is reported once, by the window in which it starts
+ * before the cut; output is emitted up to the cut, or to the end of a finding that crosses it.
+ */
+function createStream(findAll: (bytes: Uint8Array) => Finding[], hold: number): ScanStream {
+  let buf: Buffer = Buffer.alloc(0);
+  let base = 0; // absolute offset of buf[0]
+  let emitted = 0; // absolute offset up to which output was given out
+  let reportedEnd = 0; // end of the last finding reported (findings never overlap across windows)
+  let cutAt = 0; // findings starting before this were decided
+
+  function step(final: boolean): { findings: Finding[]; output: Uint8Array } {
+    const cut = final ? base + buf.length : base + buf.length - hold;
+    if (cut <= emitted && !final) return { findings: [], output: new Uint8Array(0) };
+    const findings: Finding[] = [];
+    for (const f of findAll(buf)) {
+      const start = f.start + base;
+      const end = f.end + base;
+      if (start < cutAt || start >= cut || start < reportedEnd) continue;
+      findings.push({ ...f, start, end });
+      reportedEnd = end;
+    }
+    const outEnd = Math.max(cut, reportedEnd);
+    const local = findings.map((f) => ({ ...f, start: f.start - emitted, end: f.end - emitted }));
+    const output = redact(buf.subarray(emitted - base, outEnd - base), local);
+    emitted = outEnd;
+    cutAt = cut;
+    const keepFrom = Math.max(base, emitted - CONTEXT_BYTES);
+    buf = buf.subarray(keepFrom - base);
+    base = keepFrom;
+    return { findings, output };
+  }
+
+  return {
+    write(chunk) {
+      buf = Buffer.concat([buf, chunk]);
+      // Scan once twice the hold is pending: each byte is scanned about twice, not once per chunk.
+      if (base + buf.length - emitted < 2 * hold) return { findings: [], output: new Uint8Array(0) };
+      return step(false);
+    },
+    end() {
+      return step(true);
+    },
+  };
 }
