@@ -13,6 +13,7 @@ import {
   isPcxError,
   listenUnixSocket,
   prepareAuditRecord,
+  type PcxCode,
 } from '@portcullis/protocol';
 import type { AuditLog } from './log.js';
 
@@ -25,7 +26,7 @@ export interface SinkServer {
   close(): Promise<void>;
 }
 
-function errorFrame(id: unknown, code: string, message: string): string {
+function errorFrame(id: unknown, code: PcxCode, message: string): string {
   return encodeFrame({ id: typeof id === 'number' ? id : null, error: { code, message } });
 }
 
@@ -100,7 +101,9 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
     );
     socket.on('data', (chunk: Buffer) => decoder.push(chunk));
   });
-  await listenUnixSocket(server, socketPath, { codePrefix: 'PCX_AUDIT' });
+  await listenUnixSocket(server, socketPath, {
+    codes: { path: 'PCX_AUDIT_SOCKET_PATH', inUse: 'PCX_AUDIT_SOCKET_IN_USE', listen: 'PCX_AUDIT_LISTEN' },
+  });
   server.on('error', () => {});
   return {
     async close() {

@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { PcxError } from '@portcullis/protocol';
-import type { Decision } from '@portcullis/protocol';
+import type { Decision, PcxCode } from '@portcullis/protocol';
 import type { CompiledPolicy, Diagnostic, SourceFile } from '@portcullis/policy';
 import { compile, format, renderDiagnostic } from '@portcullis/policy';
 import { readPolicySources } from '@portcullis/pdp';
@@ -225,6 +225,6 @@ async function evalLines(
   }
 }
 
-function lineError(policy: CompiledPolicy, code: string, message: string): Decision {
+function lineError(policy: CompiledPolicy, code: PcxCode, message: string): Decision {
   return { decision: 'deny', reasons: [], policy_version: policy.version, error: { code, message } };
 }

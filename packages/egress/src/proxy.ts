@@ -29,6 +29,7 @@ import {
   isPcxError,
   PcxError,
   type Decision,
+  type PcxCode,
   type DecisionRequest,
   type Principal,
   type Reason,
@@ -137,7 +138,7 @@ interface Verdict {
   /** Forwarded although the policy would not allow it (report-only mode). */
   enforced: boolean;
   /** The PDP could not decide (unavailable, timeout): answer 503. */
-  unavailable?: { code: string; message: string };
+  unavailable?: { code: PcxCode; message: string };
   policyVersion?: string;
 }
 
@@ -159,7 +160,7 @@ const CLOSE_HOLD_MS = 10;
 class Answer extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: PcxCode,
     message: string,
   ) {
     super(message);
@@ -652,7 +653,7 @@ class EgressCore {
       ),
     );
     let ask: Decision | undefined;
-    let failure: Decision | undefined;
+    let failure: { reasons: Reason[]; error: { code: PcxCode; message: string } } | undefined;
     for (let i = 0; i < candidates.length; i++) {
       const d = decisions[i]!;
       if (d.decision === 'allow')
@@ -663,7 +664,8 @@ class EgressCore {
           enforced: true,
           ...(d.policy_version ? { policyVersion: d.policy_version } : {}),
         };
-      if (d.error && isUnavailable(d.error.code)) failure ??= d;
+      if (d.error && isUnavailable(d.error.code))
+        failure ??= { reasons: d.reasons, error: { code: d.error.code, message: d.error.message } };
       else if (d.decision === 'ask') ask ??= d;
       else
         for (const r of d.reasons)
@@ -671,7 +673,7 @@ class EgressCore {
     }
     // An explicit deny for one address is a decision; a failure for another does not turn it into 503.
     if (failure && reasons.length === 0 && !ask)
-      return { decision: 'deny', reasons: failure.reasons, enforced: true, unavailable: failure.error! };
+      return { decision: 'deny', reasons: failure.reasons, enforced: true, unavailable: failure.error };
     const decided: Verdict = ask
       ? { decision: 'ask', reasons: ask.reasons, enforced: true }
       : { decision: 'deny', reasons, enforced: true };
@@ -854,8 +856,31 @@ function toAnswer(e: unknown, log: (event: Record<string, unknown>) => void): An
   return new Answer(502, 'PCX_EGRESS_INTERNAL', 'internal proxy error; nothing was forwarded');
 }
 
-function isUnavailable(code: string): boolean {
-  return code.startsWith('PCX_PDP_') || code.startsWith('PCX_RPC_');
+/**
+ * The codes of a decision that says "the PDP could not decide" (answered 503) rather than a
+ * policy's deny or a malformed request: each failure PdpClient reports, those the PDP sends when
+ * it cannot decide, and the transport's own (for a `decide` not built on PdpClient).
+ */
+const UNAVAILABLE: ReadonlySet<string> = new Set<PcxCode>([
+  'PCX_PDP_UNAVAILABLE',
+  'PCX_PDP_TIMEOUT',
+  'PCX_PDP_OVERLOADED',
+  'PCX_PDP_REQUEST_TOO_LARGE',
+  'PCX_PDP_BAD_REQUEST',
+  'PCX_PDP_BAD_ANSWER',
+  'PCX_PDP_ERROR',
+  'PCX_PDP_NO_POLICY',
+  'PCX_PDP_INTERNAL',
+  'PCX_RPC_UNAVAILABLE',
+  'PCX_RPC_TIMEOUT',
+  'PCX_RPC_CLOSED',
+  'PCX_RPC_BAD_FRAME',
+  'PCX_RPC_OVERLOADED',
+  'PCX_RPC_FRAME_TOO_LARGE',
+]);
+
+function isUnavailable(code: string): code is PcxCode {
+  return UNAVAILABLE.has(code);
 }
 
 function resourceOf(t: Target): Record<string, unknown> {

@@ -160,7 +160,7 @@ async function keygen(argv: string[], io: CommandIO): Promise<number> {
 async function writeNew(path: string, text: string, mode: number): Promise<void> {
   const fh = await open(path, 'wx', mode).catch((e: NodeJS.ErrnoException) => {
     throw new PcxError(
-      'PCX_LEASE_KEYGEN',
+      'PCX_LEASE_KEY_EXISTS',
       `cannot create ${path}: ${e.code === 'EEXIST' ? 'it already exists (refusing to overwrite a key)' : (e.code ?? e.message)}`,
     );
   });

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { compile, renderDiagnostic } from '@portcullis/policy';
-import { isPcxError, PcxError } from '@portcullis/protocol';
+import { isPcxError, PcxError, type PcxCode } from '@portcullis/protocol';
 import { Engine, type Health } from './engine.js';
 import { LeaseVerifier, parseLeaseKeys, parseRevoked } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
@@ -135,7 +135,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     for (const line of rendered) log('warn', line);
     log('info', `loaded policy ${policy.version} (${policy.ruleCount} rules from ${sources.length} file(s))`);
   };
-  const failReload = (error: { code: string; message: string }, rendered: string[]): void => {
+  const failReload = (error: { code: PcxCode; message: string }, rendered: string[]): void => {
     engine.reject(error, rendered);
     metrics.reloads.failed++;
     log('error', `policy reload failed: ${error.message}`);

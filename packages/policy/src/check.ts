@@ -5,6 +5,7 @@
  * rule, normalises every literal and pattern for its type, and numbers the rules.
  */
 import type { Reason } from '@portcullis/protocol';
+import type { PcxCode } from '@portcullis/protocol/codes';
 import type {
   ActionDecl,
   CondAst,
@@ -88,7 +89,7 @@ export class Checker {
   }
 
   error(
-    code: string,
+    code: PcxCode,
     message: string,
     loc: Loc | { file: string; line: number; col: number; endLine?: number; endCol?: number },
     severity: Severity = 'error',

@@ -5,6 +5,7 @@
  * normalised hosts and paths are returned as they are.
  */
 import type { ErrorInfo } from '@portcullis/protocol';
+import type { PcxCode } from '@portcullis/protocol/codes';
 import type { ActionSchema, Schema } from './model.js';
 import type { Ip } from './values.js';
 import { decodeUrlPath, normalizeHost, normalizePath, parseIp } from './values.js';
@@ -44,7 +45,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function err(code: string, message: string): ErrorInfo {
+function err(code: PcxCode, message: string): ErrorInfo {
   return { code, message };
 }
 
@@ -154,7 +155,7 @@ export function normalizeRequest(
 /** A value that failed its type or normalisation (a class, so no request value can pose as one). */
 class Problem {
   constructor(
-    readonly code: string,
+    readonly code: PcxCode,
     readonly problem: string,
   ) {}
 }
