@@ -126,3 +126,16 @@ export function fingerprintKeyAd(binding: KekBinding): Uint8Array {
 export function kekCheckAd(binding: KekBinding): Uint8Array {
   return encodeAd('kek-check', [binding.vaultId, binding.workspace, binding.kekVersion]);
 }
+
+/** Base64 of bytes without an intermediate copy (a view, not Buffer.from's copy into the pool). */
+export function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64');
+}
+
+/** Bytes of base64 text in a buffer of their own; the decoder's intermediate (maybe pooled) copy is zeroed. */
+export function fromBase64(text: string): Uint8Array {
+  const b = Buffer.from(text, 'base64');
+  const out = Uint8Array.from(b);
+  b.fill(0);
+  return out;
+}

@@ -62,12 +62,8 @@ function ckr(e: unknown): string {
 
 export function pkcs11Provider(options: Pkcs11ProviderOptions): KeyProvider {
   const pin = Uint8Array.from(options.pin);
-  const sessions: Session[] = [];
-  const openSession = (modulePath: string, token: string) => {
-    const s = new Session(library(modulePath), token, pin);
-    sessions.push(s);
-    return s;
-  };
+  // Each session belongs to the KEK made from it (its destroy() closes it), or is closed here on failure.
+  const openSession = (modulePath: string, token: string) => new Session(library(modulePath), token, pin);
   return {
     kind: 'pkcs11',
     async create(binding: KekBinding) {
@@ -75,17 +71,22 @@ export function pkcs11Provider(options: Pkcs11ProviderOptions): KeyProvider {
       const token = options.token;
       if (!module || !token) throw new TypeError('pkcs11Provider: create needs module and token');
       const session = openSession(module, token);
-      const label = `portcullis-vault/${binding.vaultId}/v${binding.kekVersion}`;
-      const key = session.findKey(label) ?? session.generateKey(label, randomBytes(16));
-      const id = session.keyId(key);
-      const params: Pkcs11Params = { provider: 'pkcs11', module, token, label, id };
-      return { params, kek: session.kek(key) };
+      try {
+        const label = `portcullis-vault/${binding.vaultId}/v${binding.kekVersion}`;
+        const key = session.findKey(label) ?? session.generateKey(label, randomBytes(16));
+        const params: Pkcs11Params = { provider: 'pkcs11', module, token, label, id: session.keyId(key) };
+        return { params, kek: session.kek(key) };
+      } catch (e) {
+        session.close();
+        throw e;
+      }
     },
     async open(params: KekParams) {
       if (params.provider !== 'pkcs11') throw new TypeError('pkcs11Provider: not PKCS#11 parameters');
       const session = openSession(options.module ?? params.module, params.token);
       const key = session.findKey(params.label);
       if (!key) {
+        session.close();
         throw vaultError('PCX_VAULT_PKCS11', `the token "${params.token}" holds no key "${params.label}"`, {
           hint: 'the KEK was deleted from the token, or this is another token with the same label',
         });
@@ -94,7 +95,6 @@ export function pkcs11Provider(options: Pkcs11ProviderOptions): KeyProvider {
     },
     dispose() {
       pin.fill(0);
-      for (const s of sessions) s.close();
     },
   };
 }
