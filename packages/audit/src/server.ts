@@ -13,6 +13,7 @@ import {
   isPcxError,
   listenUnixSocket,
   prepareAuditRecord,
+  type AuditRecordInput,
   type PcxCode,
 } from '@portcullis/protocol';
 import type { AuditLog } from './log.js';
@@ -77,7 +78,7 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
         }
         if (f.record === undefined)
           return send(errorFrame(id, 'PCX_AUDIT_BAD_FRAME', 'frame has neither "record" nor "health"'));
-        let input;
+        let input: AuditRecordInput;
         try {
           input = prepareAuditRecord(f.record);
         } catch (e) {
