@@ -65,7 +65,12 @@ async function release(
   const decisions = await Promise.all(
     targets.map((t) =>
       pdp.decide(
-        { principal, action, resource: { name: t.name, workspace }, ...(options.context ? { context: options.context } : {}) },
+        {
+          principal,
+          action,
+          resource: { name: t.name, workspace },
+          ...(options.context ? { context: options.context } : {}),
+        },
         options.pdpTimeoutMs === undefined ? {} : { timeoutMs: options.pdpTimeoutMs },
       ),
     ),
@@ -91,9 +96,13 @@ async function release(
   const lost = acks.find((a) => a.status === 'rejected') as PromiseRejectedResult | undefined;
   if (lost) {
     const why = isPcxError(lost.reason) ? `${lost.reason.code}: ${lost.reason.message}` : String(lost.reason);
-    throw vaultError('PCX_VAULT_AUDIT_FAILED', `the audit sink did not record the release, so nothing was released (${why})`, {
-      hint: 'check that the audit sink runs (--audit SOCKET) and has disk space',
-    });
+    throw vaultError(
+      'PCX_VAULT_AUDIT_FAILED',
+      `the audit sink did not record the release, so nothing was released (${why})`,
+      {
+        hint: 'check that the audit sink runs (--audit SOCKET) and has disk space',
+      },
+    );
   }
   const out: OpenedSecret[] = [];
   try {
@@ -108,16 +117,28 @@ async function release(
 function denied(action: string, name: string, workspace: string, d: Decision): Error {
   const why = describeReasons(d.reasons);
   if (d.error) {
-    return vaultError('PCX_VAULT_DENIED', `${action} "${name}" in workspace "${workspace}": denied, the PDP could not decide (${d.error.code}: ${d.error.message})`, {
-      hint: 'check that the PDP runs (--pdp SOCKET)',
-    });
+    return vaultError(
+      'PCX_VAULT_DENIED',
+      `${action} "${name}" in workspace "${workspace}": denied, the PDP could not decide ` +
+        `(${d.error.code}: ${d.error.message})`,
+      {
+        hint: 'check that the PDP runs (--pdp SOCKET)',
+      },
+    );
   }
   if (d.decision === 'ask') {
-    return vaultError('PCX_VAULT_DENIED', `${action} "${name}" in workspace "${workspace}" needs approval${why ? ` (${why})` : ''}`, {
-      hint: 'ask for a lease that grants it and pass it with --lease',
-    });
+    return vaultError(
+      'PCX_VAULT_DENIED',
+      `${action} "${name}" in workspace "${workspace}" needs approval${why ? ` (${why})` : ''}`,
+      {
+        hint: 'ask for a lease that grants it and pass it with --lease',
+      },
+    );
   }
-  return vaultError('PCX_VAULT_DENIED', `${action} "${name}" in workspace "${workspace}" is denied${why ? `: ${why}` : ' (no rule allows it)'}`);
+  return vaultError(
+    'PCX_VAULT_DENIED',
+    `${action} "${name}" in workspace "${workspace}" is denied${why ? `: ${why}` : ' (no rule allows it)'}`,
+  );
 }
 
 function describeReasons(reasons: Reason[]): string {

@@ -10,7 +10,10 @@ import type { Kek, WrapSubject } from './kek.js';
 
 export interface AgentClientOptions {
   socketPath: string;
-  /** Per-call deadline in milliseconds. Default 30000: an unlock runs Argon2id (about a second) or logs in to a token. */
+  /**
+   * Per-call deadline in milliseconds. Default 30000: an unlock runs Argon2id (about a second)
+   * or logs in to a token.
+   */
   timeoutMs?: number;
 }
 
@@ -45,10 +48,17 @@ export class AgentClient {
     try {
       answer = await this.rpc.call(frame);
     } catch (e) {
-      if (isPcxError(e) && (e.code === 'PCX_RPC_UNAVAILABLE' || e.code === 'PCX_RPC_CLOSED' || e.code === 'PCX_RPC_TIMEOUT')) {
-        throw vaultError('PCX_VAULT_AGENT_UNAVAILABLE', `the vault agent at ${this.options.socketPath} did not answer (${e.code})`, {
-          hint: 'start it with "portcullis vault agent" (or point PORTCULLIS_VAULT_AGENT at its socket)',
-        });
+      if (
+        isPcxError(e) &&
+        (e.code === 'PCX_RPC_UNAVAILABLE' || e.code === 'PCX_RPC_CLOSED' || e.code === 'PCX_RPC_TIMEOUT')
+      ) {
+        throw vaultError(
+          'PCX_VAULT_AGENT_UNAVAILABLE',
+          `the vault agent at ${this.options.socketPath} did not answer (${e.code})`,
+          {
+            hint: 'start it with "portcullis vault agent" (or point PORTCULLIS_VAULT_AGENT at its socket)',
+          },
+        );
       }
       throw e;
     }

@@ -16,7 +16,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { vaultError } from './errors.js';
 
-/** $PORTCULLIS_VAULT_AGENT, else $XDG_RUNTIME_DIR/portcullis/vault-agent.sock, else /tmp/portcullis-vault-<uid>/agent.sock. */
+/**
+ * $PORTCULLIS_VAULT_AGENT, else $XDG_RUNTIME_DIR/portcullis/vault-agent.sock, else
+ * /tmp/portcullis-vault-<uid>/agent.sock.
+ */
 export function defaultAgentSocket(env: NodeJS.ProcessEnv = process.env): string {
   if (env.PORTCULLIS_VAULT_AGENT) return env.PORTCULLIS_VAULT_AGENT;
   if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'portcullis', 'vault-agent.sock');
@@ -29,12 +32,17 @@ export function preparePrivateDirectory(socketPath: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw vaultError('PCX_VAULT_AGENT_SOCKET', `cannot create the agent's directory ${dir}: ${(e as NodeJS.ErrnoException).code}`);
+    throw vaultError(
+      'PCX_VAULT_AGENT_SOCKET',
+      `cannot create the agent's directory ${dir}: ${(e as NodeJS.ErrnoException).code}`,
+    );
   }
   const why = privateDirectoryProblem(dir);
   if (why) {
     throw vaultError('PCX_VAULT_AGENT_SOCKET', `the agent's directory ${dir} ${why}`, {
-      hint: `the agent's socket must be in a directory only you can enter: chmod 700 "${dir}", or choose another --socket`,
+      hint:
+        `the agent's socket must be in a directory only you can enter: chmod 700 "${dir}", ` +
+        'or choose another --socket',
     });
   }
 }

@@ -17,7 +17,8 @@
  * Wire: NDJSON, one request per line, answers carry the request's id:
  *   → {"id":1,"unlock":{"workspace":"w","vault":"/abs/w.vault","passphrase":"<base64>"}}
  *   ← {"id":1,"unlocked":{"workspace":"w","kek_version":1}}
- *   → {"id":2,"unwrap":{"workspace":"w","vault_id":"…","kek_version":1,"subject":{"name":"n","version":1},"wrapped":"<b64>"}}
+ *   → {"id":2,"unwrap":{"workspace":"w","vault_id":"…","kek_version":1,
+ *       "subject":{"name":"n","version":1},"wrapped":"<b64>"}}
  *   ← {"id":2,"key":"<base64>"}
  *   ← {"id":3,"error":{"code":"PCX_VAULT_LOCKED","message":"…"}}
  */
@@ -98,7 +99,8 @@ export async function startVaultAgent(options: VaultAgentOptions = {}): Promise<
     if (e.kek.binding.kekVersion !== req.kek_version) {
       throw vaultError(
         'PCX_VAULT_LOCKED',
-        `the agent holds KEK version ${e.kek.binding.kekVersion} of workspace "${workspace}", not ${String(req.kek_version)}`,
+        `the agent holds KEK version ${e.kek.binding.kekVersion} of workspace "${workspace}", ` +
+          `not ${String(req.kek_version)}`,
         { hint: `the KEK was rotated: portcullis vault unlock --workspace ${workspace}` },
       );
     }
@@ -134,7 +136,10 @@ export async function startVaultAgent(options: VaultAgentOptions = {}): Promise<
       const e = entryFor(u);
       const key = await e.kek.unwrap(b64(u.wrapped, 'wrapped'), subject(u.subject));
       if (!key) {
-        throw vaultError('PCX_VAULT_DECRYPT_FAILED', `a wrapped key of workspace "${e.workspace}" failed authentication`);
+        throw vaultError(
+          'PCX_VAULT_DECRYPT_FAILED',
+          `a wrapped key of workspace "${e.workspace}" failed authentication`,
+        );
       }
       try {
         return { key: toBase64(key) };
@@ -152,7 +157,10 @@ export async function startVaultAgent(options: VaultAgentOptions = {}): Promise<
         wipe(key);
       }
     }
-    throw vaultError('PCX_VAULT_AGENT_BAD_FRAME', 'unknown request (expected unlock, lock, status, wrap, unwrap or health)');
+    throw vaultError(
+      'PCX_VAULT_AGENT_BAD_FRAME',
+      'unknown request (expected unlock, lock, status, wrap, unwrap or health)',
+    );
   }
 
   async function unlock(u: Record<string, unknown>): Promise<Record<string, unknown>> {

@@ -44,9 +44,13 @@ export function frameSecrets(secrets: OpenedSecret[], framing: StdinFraming): Ui
   }
   for (const s of secrets) {
     if (s.value.includes(0x0a) || s.value.includes(0x0d))
-      throw vaultError('PCX_VAULT_FRAMING', `secret "${s.name}" holds a line break, which ${framing} framing cannot carry`, {
-        hint: 'inject it alone with --format raw',
-      });
+      throw vaultError(
+        'PCX_VAULT_FRAMING',
+        `secret "${s.name}" holds a line break, which ${framing} framing cannot carry`,
+        {
+          hint: 'inject it alone with --format raw',
+        },
+      );
   }
   const parts: Uint8Array[] = [];
   for (const s of secrets) {
@@ -129,7 +133,10 @@ export async function runWithSecrets(options: RunWithSecretsOptions): Promise<Ch
     if (mode === 'env') {
       for (const s of options.secrets) {
         if (s.value.includes(0))
-          throw vaultError('PCX_VAULT_FRAMING', `secret "${s.name}" holds a NUL byte, which an environment variable cannot carry`);
+          throw vaultError(
+            'PCX_VAULT_FRAMING',
+            `secret "${s.name}" holds a NUL byte, which an environment variable cannot carry`,
+          );
         // A JS string: the one copy here that cannot be zeroed (README "Memory").
         env[envName(s.name)] = Buffer.from(s.value.buffer, s.value.byteOffset, s.value.length).toString('utf8');
       }

@@ -99,9 +99,13 @@ function createOrReadKeyFile(path: string): Uint8Array {
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return readKeyFile(path);
-    throw vaultError('PCX_VAULT_KEY_FILE', `cannot create the key file "${path}": ${(e as NodeJS.ErrnoException).code}`, {
-      hint: 'check that its directory exists and is writable',
-    });
+    throw vaultError(
+      'PCX_VAULT_KEY_FILE',
+      `cannot create the key file "${path}": ${(e as NodeJS.ErrnoException).code}`,
+      {
+        hint: 'check that its directory exists and is writable',
+      },
+    );
   }
   const key = randomBytes(KEY_BYTES);
   const text = Buffer.alloc(FILE_BYTES);
@@ -164,4 +168,3 @@ function decodeKeyFile(bytes: Buffer): Uint8Array | undefined {
   }
   return key;
 }
-

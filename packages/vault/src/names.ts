@@ -35,7 +35,10 @@ export function printable(s: string): string {
   return JSON.stringify(cut).slice(1, -1);
 }
 
-/** The vault directory: $PORTCULLIS_VAULT_DIR, else $XDG_DATA_HOME/portcullis/vault, else ~/.local/share/portcullis/vault. */
+/**
+ * The vault directory: $PORTCULLIS_VAULT_DIR, else $XDG_DATA_HOME/portcullis/vault, else
+ * ~/.local/share/portcullis/vault.
+ */
 export function defaultVaultDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.PORTCULLIS_VAULT_DIR) return env.PORTCULLIS_VAULT_DIR;
   const data = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');

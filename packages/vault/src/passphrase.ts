@@ -99,5 +99,5 @@ function checkParams(p: PassphraseParams): void {
     p.memlimit <= MAX_MEMLIMIT &&
     typeof p.salt === 'string' &&
     Buffer.from(p.salt, 'base64').length === 16;
-  if (!ok) throw vaultError('PCX_VAULT_CORRUPT', 'the vault\'s key-derivation parameters are invalid');
+  if (!ok) throw vaultError('PCX_VAULT_CORRUPT', "the vault's key-derivation parameters are invalid");
 }

@@ -43,7 +43,9 @@ function library(path: string): Pkcs11Types.PKCS11 {
     lib.C_Initialize();
   } catch (e) {
     throw vaultError('PCX_VAULT_PKCS11', `cannot load the PKCS#11 module "${path}": ${describe(e)}`, {
-      hint: 'give the path of the token\'s PKCS#11 library with --pkcs11-module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)',
+      hint:
+        "give the path of the token's PKCS#11 library with --pkcs11-module " +
+        '(SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)',
     });
   }
   libraries.set(path, lib);

@@ -42,6 +42,8 @@ export function needsCredential(params: KekParams): boolean {
 
 function locked(workspace: string, what: string): Error {
   return vaultError('PCX_VAULT_LOCKED', `workspace "${workspace}" is locked (its KEK needs ${what})`, {
-    hint: `run "portcullis vault unlock --workspace ${workspace}" (with "portcullis vault agent" running), or give --passphrase-file / --pin-file`,
+    hint:
+      `run "portcullis vault unlock --workspace ${workspace}" (with "portcullis vault agent" running), ` +
+      'or give --passphrase-file / --pin-file',
   });
 }

@@ -231,10 +231,16 @@ export async function openVault(options: OpenVaultOptions): Promise<Vault> {
   try {
     pragmas(db, options.readonly ?? false);
     const meta = new Map(
-      (db.prepare('SELECT key, value FROM meta').all() as { key: string; value: unknown }[]).map((r) => [r.key, r.value]),
+      (db.prepare('SELECT key, value FROM meta').all() as { key: string; value: unknown }[]).map((r) => [
+        r.key,
+        r.value,
+      ]),
     );
     if (meta.get('format') !== FORMAT) {
-      throw vaultError('PCX_VAULT_CORRUPT', `${options.file} is not a vault of this version (format "${printable(String(meta.get('format')))}")`);
+      throw vaultError(
+        'PCX_VAULT_CORRUPT',
+        `${options.file} is not a vault of this version (format "${printable(String(meta.get('format')))}")`,
+      );
     }
     const fileWorkspace = meta.get('workspace');
     const vaultId = meta.get('vault_id');
@@ -361,17 +367,19 @@ export class Vault {
     db.exec('BEGIN IMMEDIATE');
     let dataKey: Uint8Array | undefined;
     try {
-      const next = (db.prepare('SELECT next_version FROM names WHERE name = ?').get(name) as
-        | { next_version: number }
-        | undefined)?.next_version ?? 1;
+      const next =
+        (db.prepare('SELECT next_version FROM names WHERE name = ?').get(name) as { next_version: number } | undefined)
+          ?.next_version ?? 1;
       dataKey = randomBytes(KEY_BYTES);
       const ciphertext = seal(dataKey, value, valueAd(this.vaultId, this.workspace, name, next));
       const wrapped = await kek.wrap(dataKey, { name, version: next });
       db.prepare(
-        'INSERT INTO secrets (name, version, created_at, length, kek_version, wrapped_key, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO secrets (name, version, created_at, length, kek_version, wrapped_key, ciphertext) ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?)',
       ).run(name, next, now(), value.length, kek.binding.kekVersion, Buffer.from(wrapped), Buffer.from(ciphertext));
       db.prepare(
-        'INSERT INTO names (name, next_version) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET next_version = excluded.next_version',
+        'INSERT INTO names (name, next_version) VALUES (?, ?) ' +
+          'ON CONFLICT (name) DO UPDATE SET next_version = excluded.next_version',
       ).run(name, next + 1);
       db.exec('COMMIT');
       return next;
@@ -388,7 +396,8 @@ export class Vault {
     if (kek.binding.vaultId !== this.vaultId || kek.binding.kekVersion !== active) {
       throw vaultError(
         'PCX_VAULT_LOCKED',
-        `the unlocked key of workspace "${this.workspace}" is KEK version ${kek.binding.kekVersion}; the vault now uses ${active}`,
+        `the unlocked key of workspace "${this.workspace}" is KEK version ${kek.binding.kekVersion}; ` +
+          `the vault now uses ${active}`,
         { hint: `unlock it again: portcullis vault unlock --workspace ${this.workspace}` },
       );
     }
@@ -462,7 +471,8 @@ export class Vault {
     const rows = this.db.prepare('SELECT * FROM secrets ORDER BY name, version').all() as SecretRow[];
     const out: OpenedSecret[] = [];
     try {
-      for (const row of rows) out.push({ name: row.name, version: row.version, value: await this.decryptRow(kek, row) });
+      for (const row of rows)
+        out.push({ name: row.name, version: row.version, value: await this.decryptRow(kek, row) });
     } catch (e) {
       for (const s of out) wipe(s.value);
       throw e;
@@ -474,7 +484,8 @@ export class Vault {
   list(): SecretInfo[] {
     const rows = this.db
       .prepare(
-        `SELECT name, MAX(version) AS latest, COUNT(*) AS versions, MIN(created_at) AS created, MAX(created_at) AS updated,
+        `SELECT name, MAX(version) AS latest, COUNT(*) AS versions, MIN(created_at) AS created,
+           MAX(created_at) AS updated,
            (SELECT length FROM secrets s2 WHERE s2.name = s.name ORDER BY version DESC LIMIT 1) AS length
          FROM secrets s GROUP BY name ORDER BY name`,
       )
@@ -515,7 +526,10 @@ export class Vault {
     const wrapped = this.meta.get('fingerprint_key');
     const version = this.meta.get('fingerprint_key_kek');
     const failed = () =>
-      vaultError('PCX_VAULT_DECRYPT_FAILED', `the fingerprint key of workspace "${this.workspace}" failed authentication`);
+      vaultError(
+        'PCX_VAULT_DECRYPT_FAILED',
+        `the fingerprint key of workspace "${this.workspace}" failed authentication`,
+      );
     if (!Buffer.isBuffer(wrapped) || version !== kek.binding.kekVersion) throw failed();
     const key = await kek.unwrap(wrapped, 'fingerprint-key');
     if (!key) throw failed();
@@ -577,14 +591,18 @@ export class Vault {
         const at = now();
         db.prepare("UPDATE keks SET state = 'retired', retired_at = ? WHERE version = ?").run(at, from);
         db.prepare(
-          "INSERT INTO keks (version, provider, params, check_value, state, created_at) VALUES (?, ?, ?, ?, 'active', ?)",
+          'INSERT INTO keks (version, provider, params, check_value, state, created_at) ' +
+            "VALUES (?, ?, ?, ?, 'active', ?)",
         ).run(to, params.provider, JSON.stringify(params), Buffer.from(check), at);
         db.exec('COMMIT');
         this.meta.set('fingerprint_key_kek', to);
         return { from, to, rewrapped: rows.length };
       } catch (e) {
         if (db.inTransaction) db.exec('ROLLBACK');
-        this.meta.set('fingerprint_key', (db.prepare("SELECT value FROM meta WHERE key = 'fingerprint_key'").get() as { value: Buffer }).value);
+        this.meta.set(
+          'fingerprint_key',
+          (db.prepare("SELECT value FROM meta WHERE key = 'fingerprint_key'").get() as { value: Buffer }).value,
+        );
         this.meta.set('fingerprint_key_kek', from);
         throw e;
       }
