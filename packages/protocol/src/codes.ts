@@ -202,6 +202,10 @@ export const ERROR_CODES = {
   PCX_VAULT_AGENT_BAD_FRAME: 'a frame sent to the vault agent is not JSON, lacks an id, or is not a known request',
   PCX_VAULT_AGENT_FRAME_TOO_LARGE: 'a frame sent to the vault agent is over its size limit',
   PCX_VAULT_FINGERPRINTS: 'the fingerprint file cannot be written',
+  PCX_VAULT_CREDENTIAL_FILE: 'a --passphrase-file or --pin-file cannot be read, or is empty',
+
+  // Scan: fingerprint files (packages/scan)
+  PCX_SCAN_BAD_FINGERPRINTS: 'a fingerprint file is not valid JSON of the fingerprint format, or is damaged',
 
   // CLI: one-shot commands
   PCX_CLI_REQUEST_FILE: 'the request file given with --request @FILE cannot be read',
