@@ -28,6 +28,7 @@ import { envName } from './names.js';
 import type { OpenedSecret } from './store.js';
 
 export type StdinFraming = 'lines' | 'env' | 'raw';
+export type ChildOutput = 'inherit' | 'ignore' | number | NodeJS.WritableStream;
 export type InjectionMode = 'stdin' | 'env' | 'fd';
 
 /** The file descriptor a child gets its secrets on in `fd` mode (its number is also in PORTCULLIS_SECRETS_FD). */
@@ -80,9 +81,12 @@ export interface RunWithSecretsOptions {
   /** The child's environment, without secrets (env mode adds them). Default process.env. */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** Where the child's stdout and stderr go. Default "inherit". */
-  stdout?: 'inherit' | 'ignore' | number;
-  stderr?: 'inherit' | 'ignore' | number;
+  /**
+   * Where the child's stdout and stderr go: inherited, ignored, a file descriptor, or a stream
+   * this process copies them to (runWithSecrets resolves once the copy is complete). Default "inherit".
+   */
+  stdout?: ChildOutput;
+  stderr?: ChildOutput;
   /** Called with the child once it runs (e.g. to forward signals). */
   onSpawn?: (child: ChildProcess) => void;
 }
@@ -145,10 +149,12 @@ export async function runWithSecrets(options: RunWithSecretsOptions): Promise<Ch
       pair = await socketPair();
       if (mode === 'fd') env.PORTCULLIS_SECRETS_FD = String(SECRETS_FD);
     }
-    const stdio: (Socket | 'inherit' | 'ignore' | number)[] = [
+    const out = options.stdout ?? 'inherit';
+    const err = options.stderr ?? 'inherit';
+    const stdio: (Socket | 'inherit' | 'ignore' | 'pipe' | number)[] = [
       mode === 'stdin' ? pair!.theirs : mode === 'fd' ? 'inherit' : 'ignore',
-      options.stdout ?? 'inherit',
-      options.stderr ?? 'inherit',
+      typeof out === 'object' ? 'pipe' : out,
+      typeof err === 'object' ? 'pipe' : err,
     ];
     if (mode === 'fd') stdio.push(pair!.theirs);
     const child = spawn(options.command, options.args, { stdio, env, ...(options.cwd ? { cwd: options.cwd } : {}) });
@@ -166,6 +172,7 @@ export async function runWithSecrets(options: RunWithSecretsOptions): Promise<Ch
         hint: code === 'ENOENT' ? 'check the command name and PATH' : 'check that it is executable',
       });
     }
+    const copied = [copy(child.stdout, out), copy(child.stderr, err)];
     options.onSpawn?.(child);
     const exited = new Promise<ChildResult>((resolve) =>
       child.once('exit', (code, signal) =>
@@ -173,7 +180,7 @@ export async function runWithSecrets(options: RunWithSecretsOptions): Promise<Ch
       ),
     );
     const delivered = pair ? deliver(pair.ours, payload!, exited) : Promise.resolve(true);
-    const [result, complete] = await Promise.all([exited, delivered]);
+    const [result, complete] = await Promise.all([exited, delivered, ...copied]);
     if (!complete) {
       throw vaultError(
         'PCX_VAULT_CHILD_EXITED',
@@ -188,6 +195,16 @@ export async function runWithSecrets(options: RunWithSecretsOptions): Promise<Ch
     pair?.ours.destroy();
     pair?.theirs.destroy();
   }
+}
+
+/** Copy a piped child output into `to` (never ending `to`); resolves when the child's side closed. */
+function copy(from: NodeJS.ReadableStream | null, to: ChildOutput): Promise<void> {
+  if (!from || typeof to !== 'object') return Promise.resolve();
+  from.pipe(to, { end: false });
+  return new Promise<void>((resolve) => {
+    from.once('end', resolve);
+    from.once('error', () => resolve());
+  });
 }
 
 /**
