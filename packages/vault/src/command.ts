@@ -538,11 +538,9 @@ async function get(c: Ctx): Promise<number> {
     try {
       const s = await openSecretForReading(r.options, { name, ...(version ? { version } : {}) });
       try {
-        await new Promise<void>((res, rej) =>
-          c.io.stdout.write(Buffer.from(s.value.buffer, s.value.byteOffset, s.value.length), (e) =>
-            e ? rej(e) : res(),
-          ),
-        );
+        // A copy: a stream may hold the chunk it was given after the write completes (a pipe
+        // consumer, a test's PassThrough), so the bytes handed over are not ours to zero.
+        await new Promise<void>((res, rej) => c.io.stdout.write(Buffer.from(s.value), (e) => (e ? rej(e) : res())));
       } finally {
         wipe(s.value);
       }
