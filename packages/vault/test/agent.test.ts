@@ -16,10 +16,12 @@ import { passphraseProvider } from '../src/passphrase.js';
 import { initVault, openVault } from '../src/store.js';
 import { bytes, codeOf, tempDir, text } from './helpers.js';
 
+type TestT = Parameters<Parameters<typeof t.test>[0]>[0];
+
 const PASS = bytes('a long passphrase for the agent test');
 
 /** An agent, a key-file vault "beta" and (withPassphrase: one Argon2id run, seconds) a passphrase vault "alpha". */
-async function setup(t: Parameters<Parameters<typeof t.test>[0]>[0], idleTimeoutMs = 60_000, withPassphrase = false) {
+async function setup(t: TestT, idleTimeoutMs = 60_000, withPassphrase = false) {
   const dir = tempDir(t);
   const alpha = join(dir, 'alpha.vault');
   const beta = join(dir, 'beta.vault');
