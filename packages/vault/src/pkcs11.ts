@@ -58,6 +58,8 @@ function describe(e: unknown): string {
   return m.split(/\s/)[0] ?? m;
 }
 
+const DECRYPT_REFUSALS = new Set(['CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE', 'CKR_GENERAL_ERROR']);
+
 function ckr(e: unknown): string {
   return describe(e).split(':')[0] ?? '';
 }
@@ -224,11 +226,15 @@ class Session {
         const out = Buffer.alloc(wrapped.length);
         try {
           this.lib.C_DecryptInit(this.handle, gcm(Buffer.from(wrapped.subarray(0, 12)), ad), key);
-          const plain = this.lib.C_Decrypt(this.handle, Buffer.from(wrapped.subarray(12)), out);
-          const result = Uint8Array.from(plain);
-          return result;
         } catch (e) {
-          if (ckr(e) === 'CKR_ENCRYPTED_DATA_INVALID' || ckr(e) === 'CKR_ENCRYPTED_DATA_LEN_RANGE') return undefined;
+          throw vaultError('PCX_VAULT_PKCS11', `the token "${this.token}" refused to unwrap a key: ${describe(e)}`);
+        }
+        try {
+          return Uint8Array.from(this.lib.C_Decrypt(this.handle, Buffer.from(wrapped.subarray(12)), out));
+        } catch (e) {
+          // A GCM tag mismatch: CKR_ENCRYPTED_DATA_INVALID by the standard; SoftHSM2 reports it
+          // as CKR_GENERAL_ERROR. Once the operation started, either means "does not authenticate".
+          if (DECRYPT_REFUSALS.has(ckr(e))) return undefined;
           throw vaultError('PCX_VAULT_PKCS11', `the token "${this.token}" refused to unwrap a key: ${describe(e)}`);
         } finally {
           wipe(out);
