@@ -288,7 +288,7 @@ t.test('rotate-kek keeps every secret readable and fingerprints recognise them',
   );
 });
 
-t.test('mistakes are clear PCX_VAULT errors with exit 2, and lose nothing', async (t) => {
+t.test('mistakes are clear vault errors with exit 2, and lose nothing', async (t) => {
   const argv = await cli(['vault', 'put', ...ws, 'db/password', 'hunter2-on-argv']);
   t.equal(argv.code, 2);
   t.match(argv.err, /cannot be given on the command line/);

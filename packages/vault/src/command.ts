@@ -7,7 +7,7 @@
  *   files (or stdin for `unlock`), never argv or the environment;
  * - `get` prints a value only with --reveal, after the PDP allowed `secret.read` and the audit
  *   sink acknowledged the record; `exec` likewise with `secret.inject` (access.ts);
- * - every failure is a PcxError with a PCX_VAULT_… code (the CLI prints message and hint, exit 2);
+ * - every failure is a PcxError with one of the vault's codes (the CLI prints message and hint, exit 2);
  *   no message carries a value.
  *
  * Where the KEK comes from: a key-file vault opens its key file directly; otherwise a

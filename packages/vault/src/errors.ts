@@ -1,12 +1,10 @@
 /**
- * The vault's error constructor. Every code is defined once, with its meaning, in protocol's
- * table (ERROR_CODES); this narrows the constructor to the vault's own codes (and PCX_USAGE), so
- * that using another package's code here is a compile error.
+ * The vault's error constructor: a PcxError whose code is one of protocol's table (ERROR_CODES,
+ * where every code is defined once, with its meaning), so that a code made up here does not
+ * compile.
  */
 import { PcxError, type PcxCode } from '@portcullis/protocol';
 
-export type VaultCode = Extract<PcxCode, 'PCX_USAGE' | `PCX_VAULT_${string}`>;
-
-export function vaultError(code: VaultCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+export function vaultError(code: PcxCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
   return new PcxError(code, message, options);
 }

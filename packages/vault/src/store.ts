@@ -15,7 +15,7 @@
 import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { closestName } from '@portcullis/protocol';
+import { closestName, isPcxError } from '@portcullis/protocol';
 import { KEY_BYTES, loadSodium, open, randomBytes, seal, valueAd, wipe, type KekBinding } from './crypto.js';
 import { vaultError } from './errors.js';
 import { bindKek, type Kek, type KekParams, type KeyProvider, type ProviderKind } from './kek.js';
@@ -256,7 +256,7 @@ export async function openVault(options: OpenVaultOptions): Promise<Vault> {
     return new Vault(db, options.file, workspace, vaultId, meta);
   } catch (e) {
     db.close();
-    if ((e as { code?: string }).code?.startsWith?.('PCX_')) throw e;
+    if (isPcxError(e)) throw e;
     throw corrupt(options.file, e);
   }
 }
@@ -403,7 +403,10 @@ export class Vault {
     }
   }
 
-  /** The secret version's metadata (latest when `version` is absent); PCX_VAULT_UNKNOWN_… when there is none. */
+  /**
+   * The secret version's metadata (latest when `version` is absent); PCX_VAULT_UNKNOWN_SECRET or
+   * PCX_VAULT_UNKNOWN_VERSION when there is none.
+   */
   find(name: string, version?: number): SecretVersionInfo {
     checkSecretName(name);
     const row = (
