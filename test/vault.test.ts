@@ -138,131 +138,44 @@ t.test('get prints a value only with --reveal and only when secret.read is allow
   t.equal(noAudit.out, '');
 });
 
+/** `vault exec` of a node script, as principal agent-7 through the test's PDP and audit sink. */
+const execNode = (options: string[], script: string, workspace = ws) =>
+  cli(['vault', 'exec', ...workspace, ...who, ...options, '--', process.execPath, '-e', script]);
+
 t.test('exec writes the secrets to the child on stdin, in each framing', async (t) => {
-  const lines = await cli([
-    'vault',
-    'exec',
-    ...ws,
-    ...who,
-    '--secret',
-    'db/password,api/token',
-    '--',
-    process.execPath,
-    '-e',
-    HASH_STDIN,
-  ]);
+  const lines = await execNode(['--secret', 'db/password,api/token'], HASH_STDIN);
   t.equal(lines.code, 0, lines.err);
   t.equal(lines.out, sha(`${DB_PASSWORD}\n${API_TOKEN}\n`), 'one value per line, in the order named');
-  const env = await cli([
-    'vault',
-    'exec',
-    ...ws,
-    ...who,
-    '--secret',
-    'db/password',
-    '--secret',
-    'api/token',
-    '--format',
-    'env',
-    '--',
-    process.execPath,
-    '-e',
-    HASH_STDIN,
-  ]);
+  const env = await execNode(['--secret', 'db/password', '--secret', 'api/token', '--format', 'env'], HASH_STDIN);
   t.equal(env.out, sha(`db/password=${DB_PASSWORD}\napi/token=${API_TOKEN}\n`), 'NAME=value lines');
-  const raw = await cli([
-    'vault',
-    'exec',
-    ...ws,
-    ...who,
-    '--secret',
-    'api/token',
-    '--format',
-    'raw',
-    '--',
-    process.execPath,
-    '-e',
-    HASH_STDIN,
-  ]);
+  const raw = await execNode(['--secret', 'api/token', '--format', 'raw'], HASH_STDIN);
   t.equal(raw.out, sha(API_TOKEN), 'raw: the bytes alone');
-  const asEnv = await cli([
-    'vault',
-    'exec',
-    ...ws,
-    ...who,
-    '--secret',
-    'db/password',
-    '--env',
-    '--',
-    process.execPath,
-    '-e',
-    "process.stdout.write(require('crypto').createHash('sha256')" +
-      ".update(process.env.DB_PASSWORD ?? '').digest('hex'))",
-  ]);
+  const asEnv = await execNode(
+    ['--secret', 'db/password', '--env'],
+    "process.stdout.write(require('crypto').createHash('sha256').update(process.env.DB_PASSWORD ?? '').digest('hex'))",
+  );
   t.equal(asEnv.out, sha(DB_PASSWORD), '--env sets DB_PASSWORD only when asked');
-  const status = await cli([
-    'vault',
-    'exec',
-    ...ws,
-    ...who,
-    '--secret',
-    'db/password',
-    '--',
-    process.execPath,
-    '-e',
+  const status = await execNode(
+    ['--secret', 'db/password'],
     'process.stdin.resume();process.stdin.on("end",()=>process.exit(7))',
-  ]);
+  );
   t.equal(status.code, 7, "the child's exit status is the command's");
 });
 
 t.test('exec refuses what it may not inject, and a child that does not read', async (t) => {
-  const unread = await cli([
-    'vault',
-    'exec',
-    ...ws,
-    ...who,
-    '--secret',
-    'db/password',
-    '--',
-    process.execPath,
-    '-e',
-    'process.exit(0)',
-  ]);
+  const unread = await execNode(['--secret', 'db/password'], 'process.exit(0)');
   t.equal(unread.code, 2);
   t.match(unread.err, /exited \(status 0\) before reading all of its secrets/);
   const other = await cli(['vault', 'init', '--workspace', 'beta', '--dir', vaultDir, '--key-file', 'kek-beta']);
   t.equal(other.code, 0);
   t.equal((await cli(['vault', 'put', '--workspace', 'beta', '--dir', vaultDir, 'db/password'], DB_PASSWORD)).code, 0);
-  const beta = await cli([
-    'vault',
-    'exec',
-    '--workspace',
-    'beta',
-    '--dir',
-    vaultDir,
-    ...who,
-    '--secret',
-    'db/password',
-    '--',
-    process.execPath,
-    '-e',
-    HASH_STDIN,
-  ]);
+  const beta = await execNode(['--secret', 'db/password'], HASH_STDIN, ['--workspace', 'beta', '--dir', vaultDir]);
   t.equal(beta.code, 2, 'the policy allows alpha only');
   t.match(beta.err, /secret\.inject "db\/password" in workspace "beta" is denied/);
   t.equal(beta.out, '', 'the child never ran');
-  const missing = await cli([
-    'vault',
-    'exec',
-    ...ws,
-    ...who,
-    '--secret',
-    'db/password',
-    '--',
-    join(dir, 'no-such-command'),
-  ]);
+  const missing = await cli(['vault', 'exec', ...ws, ...who, '--secret', 'db/password', '--', join(dir, 'nope')]);
   t.equal(missing.code, 2);
-  t.match(missing.err, /cannot run ".*no-such-command": ENOENT/);
+  t.match(missing.err, /cannot run ".*nope": ENOENT/);
 });
 
 t.test('rotate-kek keeps every secret readable and fingerprints recognise them', async (t) => {
