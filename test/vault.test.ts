@@ -240,7 +240,7 @@ t.test('no plaintext in the vault file, the audit log, the PDP log or any stderr
   );
   const haystacks: [string, Buffer][] = [];
   for (const d of [vaultDir, auditDir])
-    for (const f of readdirSync(d)) {
+    for (const f of readdirSync(d, { recursive: true, encoding: 'utf8' })) {
       if (statSync(join(d, f)).isFile()) haystacks.push([join(d, f), readFileSync(join(d, f))]);
     }
   haystacks.push(['pdp log', Buffer.from(pdpLog.join('\n'))]);
