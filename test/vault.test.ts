@@ -87,6 +87,13 @@ t.test('init, put from stdin and from a file, list and versions show metadata on
       ['db/password', 1, DB_PASSWORD.length],
     ],
   );
+  t.notOk(list.out.includes('"preview"'), 'no preview unless asked');
+  const preview = JSON.parse((await cli(['vault', 'list', ...ws, '--json', '--preview'])).out);
+  t.same(
+    preview.map((r: { preview?: string }) => r.preview),
+    ['tok_…', 'corr…'],
+    'a 4-character prefix of values of 16 characters or more',
+  );
   const versions = JSON.parse((await cli(['vault', 'versions', ...ws, 'api/token', '--json'])).out);
   t.same(
     versions.map((v: { version: number }) => v.version),

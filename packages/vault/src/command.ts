@@ -32,7 +32,7 @@ import { checkSecretName, defaultVaultDir, vaultFile } from './names.js';
 import { MODERATE, passphraseProvider, SENSITIVE } from './passphrase.js';
 import { destroyPkcs11Key, pkcs11Provider } from './pkcs11.js';
 import { type Credentials, needsCredential, providerFor } from './providers.js';
-import { initVault, openVault, type Vault } from './store.js';
+import { initVault, openVault, type SecretInfo, type Vault } from './store.js';
 
 /** What a command reads and writes (the CLI's CommandIO, structurally). */
 export interface VaultCommandIO {
@@ -57,7 +57,8 @@ commands:
   status       what the agent holds
   put NAME     store a new version; the value from stdin (one final newline dropped) or --file FILE
   get NAME     print a version to stdout: needs --reveal, and --pdp/--audit/--principal (secret.read)
-  list         names and metadata (--json)
+  list         names and metadata (--json); --preview adds the first 4 characters of values of
+               16 or more (off by default; needs the KEK)
   versions NAME
   delete NAME  every version, or --version N
   rotate-kek   rewrap every data key under a new KEK version and retire the old one
@@ -97,6 +98,7 @@ const OPTIONS = {
   version: { type: 'string' },
   reveal: { type: 'boolean' },
   json: { type: 'boolean' },
+  preview: { type: 'boolean' },
   'new-key-file': { type: 'string' },
   'new-passphrase-file': { type: 'string' },
   secret: { type: 'string', multiple: true },
@@ -553,12 +555,46 @@ async function get(c: Ctx): Promise<number> {
 
 async function list(c: Ctx): Promise<number> {
   noPositionals(c, 'list');
-  const rows = await withVault(c, async (vault) => vault.list());
+  const rows: (SecretInfo & { preview?: string })[] = await withVault(c, async (vault) => {
+    const rows = vault.list();
+    if (!c.values.preview) return rows;
+    // Off by default, and it needs the KEK: each latest version is decrypted for its first bytes.
+    const u = await unlocked(c, vault);
+    try {
+      for (const r of rows) {
+        const s = await vault.read(u.kek, r.name, r.latest);
+        const p = maskedPreview(s.value);
+        wipe(s.value);
+        if (p !== undefined) Object.assign(r, { preview: p });
+      }
+    } finally {
+      u.close();
+    }
+    return rows;
+  });
   if (c.values.json) c.io.stdout.write(`${JSON.stringify(rows)}\n`);
   else
     for (const r of rows)
-      c.io.stdout.write(`${r.name}\tv${r.latest}\t${r.versions} version(s)\t${r.length} bytes\t${r.updatedAt}\n`);
+      c.io.stdout.write(
+        `${r.name}\tv${r.latest}\t${r.versions} version(s)\t${r.length} bytes\t${r.updatedAt}` +
+          `${r.preview === undefined ? '' : `\t${r.preview}`}\n`,
+      );
   return 0;
+}
+
+/** Shortest values shown with a preview, in bytes; the preview is at most PREVIEW_CHARS of them. */
+const PREVIEW_MIN_BYTES = 16;
+const PREVIEW_CHARS = 4;
+
+/**
+ * "abcd…" for a value of at least 16 bytes whose first 4 bytes are printable ASCII; none
+ * otherwise (a short secret would give away too large a share of itself).
+ */
+export function maskedPreview(value: Uint8Array): string | undefined {
+  if (value.length < PREVIEW_MIN_BYTES) return undefined;
+  const head = value.subarray(0, PREVIEW_CHARS);
+  if (!head.every((b) => b >= 0x21 && b <= 0x7e)) return undefined;
+  return `${String.fromCharCode(...head)}…`;
 }
 
 async function versions(c: Ctx): Promise<number> {

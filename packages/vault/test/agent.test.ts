@@ -105,7 +105,8 @@ t.test('a passphrase workspace unlocked in the agent; the KEK stays there; other
 });
 
 t.test('the CLI unlocks through the agent and then works without a credential', async (t) => {
-  const { dir, agent } = await setup(t, 60_000, true);
+  const { dir, agent, logs } = await setup(t, 60_000, true);
+  const outputs: string[] = [];
   writeFileSync(join(dir, 'pass.txt'), `${Buffer.from(PASS).toString()}\n`, { mode: 0o600 });
   const run = async (argv: string[], stdin = '') => {
     const out = new PassThrough();
@@ -116,8 +117,11 @@ t.test('the CLI unlocks through the agent and then works without a credential', 
     err.on('data', (c: Buffer) => (e += c));
     const io = { stdout: out, stderr: err, stdin: Readable.from([Buffer.from(stdin)]), cwd: dir };
     try {
-      return { code: await vaultCommand(argv, io), out: o, err: e };
+      const code = await vaultCommand(argv, io);
+      outputs.push(o, e);
+      return { code, out: o, err: e };
     } catch (x) {
+      outputs.push(o, e, (x as Error).message);
       return { code: 2, out: o, err: `${(x as Error).message}` };
     }
   };
@@ -129,6 +133,9 @@ t.test('the CLI unlocks through the agent and then works without a credential', 
   t.match((await run(['lock', ...common])).out, /locked "alpha"/);
   t.match((await run(['put', ...common, 'n'], 'value-2')).err, /is locked/);
   t.match((await run(['unlock', ...common], `${Buffer.from(PASS).toString()}\n`)).out, /unlocked/, 'from stdin');
+  const said = [...logs, ...outputs].join('\n');
+  t.notOk(said.includes(Buffer.from(PASS).toString()), 'the passphrase is in no log or output');
+  t.notOk(said.includes('value-1'), 'nor the value');
 });
 
 t.test('a workspace locks itself after the idle timeout', async (t) => {
