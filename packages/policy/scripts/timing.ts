@@ -4,7 +4,7 @@
 import { compile } from '../src/index.js';
 
 function policyText(n: number): string {
-  const lines: string[] = ['policy "gen" {'];
+  const lines: string[] = ['attributes { principal.team: string }', 'policy "gen" {'];
   for (let i = 0; i < n; i++) {
     switch (i % 5) {
       case 0:

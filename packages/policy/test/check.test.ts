@@ -161,7 +161,10 @@ t.test('types, literals and operators', async (t) => {
     'a list constant inside a list is spliced in',
   );
   t.same(
-    diags(P('allow tool.call when principal.x matches "a*" and principal.y in [1, "a", true] and 3 < context.z')),
+    diags(
+      'attributes { principal.x: any, principal.y: any, context.z: any }\n' +
+        P('allow tool.call when principal.x matches "a*" and principal.y in [1, "a", true] and 3 < context.z'),
+    ),
     [],
     'dynamic attributes take any literal',
   );

@@ -24,6 +24,9 @@ role a {}
 role b {
 }
 action deploy.app {env:string,replicas?:number}
+attributes {principal.team:string,
+   context.env : any # which env
+}
 # end
 `;
 
@@ -44,8 +47,18 @@ t.test('canonical layout of a messy file', async (t) => {
   t.match(out, /^ {2}role dev extends a, b \{\n {4}deny fs\.\*\n {2}\}$/m);
   t.match(out, /^role b \{\}$/m);
   t.match(out, /^action deploy\.app \{ env: string, replicas\?: number \}$/m);
+  t.match(out, /^attributes \{\n {2}principal\.team: string\n {2}context\.env: any # which env\n\}$/m);
   t.notMatch(out, /\n\n\n/, 'at most one blank line');
-  for (const c of ['# header', '# trailing', '# open', '# leading rule comment', '# inside', '# before close', '# end'])
+  for (const c of [
+    '# which env',
+    '# header',
+    '# trailing',
+    '# open',
+    '# leading rule comment',
+    '# inside',
+    '# before close',
+    '# end',
+  ])
     t.ok(out.includes(c), `keeps ${c}`);
   t.equal(format({ path: 'm.pol', text: out }).text, out, 'idempotent');
 });

@@ -196,7 +196,9 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
     // r_i may extend only r_j with j < i: no cycles.
     const ext = (i: number) => exts[i]!.filter((j) => j < i).map((j) => ROLES[j]!);
     const files: { path: string; text: string }[] = [];
-    const header = 'let private_nets = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]\nlet web_ports = [80, 443]\n';
+    const header =
+      'let private_nets = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]\nlet web_ports = [80, 443]\n' +
+      'attributes {\n  principal.team: any\n  principal.level: any\n  principal.admin: any\n  context.risk: any\n}\n';
     let text = header;
     policies.forEach(([scope, rules, role], i) => {
       const body = rules.map((r) => `  ${r}\n`);

@@ -194,7 +194,8 @@ t.test('ips: CIDR containment, v4-mapped, zone ids, leading zeros (rule 8)', asy
 });
 
 t.test('missing and mismatched attributes; dynamic types (rules 6, 9, 10, 12, 17)', async (t) => {
-  const p = policy(`policy "d" {
+  const p = policy(`attributes { principal.level: any, principal.team: any, principal.admin: any }
+policy "d" {
   allow tool.call when principal.level == 3
   allow tool.call when principal.team != "core" and resource.tool == "b"
   allow tool.call when not (principal.team == "core") and resource.tool == "c"
@@ -277,7 +278,7 @@ t.test('malformed requests: deny with a precise error, never a throw', async (t)
     },
   );
   t.equal(p.evaluate(hostile).error?.code, 'PCX_REQ_INVALID', 'a throwing object is malformed, not a crash');
-  const sneaky = policy('policy "y" { allow fs.read when principal.team == "x" }');
+  const sneaky = policy('attributes { principal.team: any }\npolicy "y" { allow fs.read when principal.team == "x" }');
   const principal = new Proxy({ id: 'a' } as Record<string, unknown>, {
     get: (o, k) =>
       k === 'team'
