@@ -142,7 +142,10 @@ Evaluates requests against a policy set and prints each decision as one JSON lin
   --input FILE|-         one request per line (JSON Lines), from FILE or stdin; decisions are
                          printed in order as they are made; a bad line yields a deny decision
                          with an error for that line
-  --explain              add the candidate rules considered and the conditions that failed
+  --explain              add the candidate rules considered, the conditions that failed, and the
+                         rules skipped because their scope or role does not apply
+Leases in context.leases are not verified (eval has no lease keys): each is reported as ignored
+("bad_signature"), as a PDP without keys does; test lease rules with \`portcullis test\`.
 `;
 
 export async function evalCommand(argv: string[], io: CommandIO): Promise<number> {
@@ -176,7 +179,8 @@ export async function evalCommand(argv: string[], io: CommandIO): Promise<number
     return 1;
   }
   const policy = r.policy;
-  const decide = (req: unknown): Decision => (values.explain ? policy.explain(req) : policy.evaluate(req));
+  const decide = (req: unknown): Decision =>
+    withIgnoredLeases(req, values.explain ? policy.explain(req) : policy.evaluate(req));
   if (values.request !== undefined) {
     let text = values.request;
     if (text.startsWith('@')) {
@@ -199,6 +203,17 @@ export async function evalCommand(argv: string[], io: CommandIO): Promise<number
   }
   await evalLines(values.input!, policy, decide, io);
   return 0;
+}
+
+/**
+ * eval verifies no lease: like a PDP started without lease keys, it reports every token it was
+ * handed as ignored instead of dropping it silently (the decision itself is the lease-less one).
+ */
+function withIgnoredLeases(req: unknown, d: Decision): Decision {
+  if (d.error) return d;
+  const tokens = (req as { context?: { leases?: unknown } }).context?.leases;
+  if (!Array.isArray(tokens) || tokens.length === 0) return d;
+  return { ...d, reasons: [...d.reasons, ...tokens.map(() => ({ lease: 'unknown', ignored: 'bad_signature' }))] };
 }
 
 async function evalLines(

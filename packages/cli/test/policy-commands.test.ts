@@ -149,6 +149,49 @@ t.test('eval --request: inline and @file, with --explain', async (t) => {
   t.match(bad.err, /the request is not valid JSON/);
 });
 
+t.test('eval --explain lists skipped rules; eval reports the leases it cannot verify as ignored', async (t) => {
+  const dir = copyFixtures(t);
+  const ex = await run(
+    [
+      'eval',
+      '--policy',
+      'good',
+      '--explain',
+      '--request',
+      req('cmd.exec', { command: 'git' }, { principal: { id: 'a' } }),
+    ],
+    dir,
+  );
+  t.equal(ex.code, 0, ex.err);
+  const e = JSON.parse(ex.out);
+  t.equal(e.decision, 'deny');
+  t.same(e.explain.skipped, [
+    {
+      rule: 'role:lead#1',
+      effect: 'allow',
+      source: 'good/roles.pol:5:3',
+      skipped: 'role',
+      why: 'applies to role "lead" (or a role extending it); the principal holds no roles',
+    },
+  ]);
+  const leased = await run(
+    [
+      'eval',
+      '--policy',
+      'good',
+      '--request',
+      req('fs.write', { path: '/etc/x' }, { context: { leases: ['t1', 't2'] } }),
+    ],
+    dir,
+  );
+  const d = JSON.parse(leased.out);
+  t.equal(d.decision, 'ask', 'an unverified lease turns nothing into an allow');
+  t.same(d.reasons.slice(1), [
+    { lease: 'unknown', ignored: 'bad_signature' },
+    { lease: 'unknown', ignored: 'bad_signature' },
+  ]);
+});
+
 t.test('eval --input: one decision per line, in order; bad lines are denies with errors', async (t) => {
   const dir = copyFixtures(t);
   const lines = [

@@ -11,6 +11,7 @@ export type {
   CompiledPolicy,
   LeaseGrant,
   EvaluateOptions,
+  SkippedEntry,
 } from './policy.js';
 export { compile } from './policy.js';
 export { format } from './format.js';

@@ -22,13 +22,25 @@ export interface EvaluateOptions {
   grants?: readonly LeaseGrant[];
 }
 
+/** A rule `explain` lists as skipped: its action applies but its scope or its role does not. */
+export interface SkippedEntry {
+  rule: string;
+  effect: string;
+  source: string;
+  skipped: 'scope' | 'role';
+  why: string;
+}
+
 export interface CompiledPolicy {
   /** "sha256:<hex>" over the sources (path + text, sorted by path): the policy_version. */
   readonly version: string;
   readonly ruleCount: number;
   /** Never throws. Malformed request → deny with `error` {code, message} (a request code such as PCX_REQ_BAD_TYPE). */
   evaluate(request: unknown, options?: EvaluateOptions): Decision;
-  /** Like evaluate, plus the candidate rules considered and which conditions failed. */
+  /**
+   * Like evaluate, plus `explain.candidates` (the rules considered, and which conditions failed) and
+   * `explain.skipped` (rules for the action whose scope or role did not apply, and why).
+   */
   explain(request: unknown, options?: EvaluateOptions): Decision & { explain: unknown };
   /** Compiles a lease's rules (allow only) against this set's schema and constants. */
   compileGrant(id: string, rules: string): { grant?: LeaseGrant; diagnostics: Diagnostic[] };
@@ -91,7 +103,47 @@ class Compiled implements CompiledPolicy {
   explain(request: unknown, options?: EvaluateOptions): Decision & { explain: unknown } {
     const candidates: ExplainEntry[] = [];
     const d = this.engine.evaluate(request, grantsOf(options), candidates);
-    return { ...d, explain: { candidates } };
+    return { ...d, explain: { candidates, skipped: this.skipped(request) } };
+  }
+
+  /**
+   * The rules for the request's action that were never candidates because their scope or role does
+   * not apply, each with why: the question an author asks when an expected rule "did nothing".
+   * Explain only (it scans every rule); a malformed request has none.
+   */
+  private skipped(request: unknown): SkippedEntry[] {
+    let q: ReturnType<Engine['normalize']>;
+    try {
+      q = this.engine.normalize(request);
+    } catch {
+      return [];
+    }
+    if ('code' in q) return [];
+    const out: SkippedEntry[] = [];
+    for (const ir of this.engine.model.rules) {
+      if (!ir.actions.includes(q.action)) continue;
+      const base = { rule: ir.id, effect: ir.effect, source: ir.source };
+      const s = ir.scope;
+      if (s.kind !== 'global' && q[s.kind] !== s.value) {
+        const have = q[s.kind];
+        out.push({
+          ...base,
+          skipped: 'scope',
+          why:
+            `applies in ${s.kind} "${s.value}"; the request's context.${s.kind} is ` +
+            (have === undefined ? 'absent' : `"${have}"`),
+        });
+      } else if (ir.role !== undefined && !q.roles.includes(ir.role)) {
+        out.push({
+          ...base,
+          skipped: 'role',
+          why:
+            `applies to role "${ir.role}" (or a role extending it); the principal holds ` +
+            (q.roles.length === 0 ? 'no roles' : q.roles.map((r) => `"${r}"`).join(', ')),
+        });
+      }
+    }
+    return out;
   }
 
   compileGrant(id: string, rules: string): { grant?: LeaseGrant; diagnostics: Diagnostic[] } {

@@ -8,6 +8,7 @@ import type { ErrorInfo } from '@portcullis/protocol';
 import type { PcxCode } from '@portcullis/protocol/codes';
 import type { ActionSchema, Schema } from './model.js';
 import { type Ip, parseIp } from '@portcullis/protocol/ip';
+import { didYouMean } from './diagnostics.js';
 import { decodeUrlPath, normalizeHost, normalizePath } from './values.js';
 
 export interface NormalRequest {
@@ -105,7 +106,8 @@ export function normalizeRequest(
   if (as === undefined)
     return err(
       'PCX_REQ_UNKNOWN_ACTION',
-      `unknown action ${preview(action)}: it is neither built in nor declared with \`action\` in the policy set`,
+      `unknown action ${preview(action)}${suggestAction(action, schema)}: it is neither built in nor declared ` +
+        'with `action` in the policy set',
     );
   const resource = req.resource;
   if (resource !== undefined && !isObject(resource))
@@ -150,6 +152,14 @@ export function normalizeRequest(
     res[i] = n;
   }
   return { action, schema: as, res, principal, id, roles, context, project, blueprint, session };
+}
+
+/**
+ * " (did you mean "net.connect"?)" for a near miss. Edit distance costs the product of the
+ * lengths, so a request cannot buy CPU with a huge action name: long names get no suggestion.
+ */
+function suggestAction(action: string, schema: Schema): string {
+  return action.length > 64 ? '' : didYouMean(action, schema.actions.keys());
 }
 
 /** A value that failed its type or normalisation (a class, so no request value can pose as one). */

@@ -329,10 +329,61 @@ t.test('explain: candidates with the conditions that failed', async (t) => {
       { rule: 'e#1', effect: 'allow', source: 'p.pol:2:3', matched: false, failed: ['resource.port == 443'] },
       { rule: 'e#2', effect: 'allow', source: 'p.pol:3:3', matched: false, failed: ['resource.port == 22'] },
     ],
+    skipped: [],
   });
   t.same(
     p.explain(rq('fs.read', { path: '/' })).explain,
-    { candidates: [] },
-    'rules of other actions are not candidates',
+    { candidates: [], skipped: [] },
+    'rules of other actions are neither candidates nor skipped',
+  );
+});
+
+t.test('explain: rules skipped because of their scope or role, and why', async (t) => {
+  const p = policy(`role reader { allow fs.read }
+role lead extends reader {}
+role ops { deny fs.read when resource.path == "/etc" }
+policy "a" scope project "alpha" {
+  allow fs.read
+}
+policy "s" scope session "s-1" {
+  role reader { ask fs.read }
+}
+policy "n" { allow net.connect }`);
+  const e = p.explain(rq('fs.read', { path: '/x' }, { roles: ['lead'] }, { project: 'beta' }));
+  t.equal(e.decision, 'allow');
+  t.same(
+    (e.explain as { candidates: { rule: string }[] }).candidates.map((c) => c.rule),
+    ['role:reader#1'],
+    'the inherited role rule is a candidate',
+  );
+  t.same((e.explain as { skipped: unknown }).skipped, [
+    {
+      rule: 'role:ops#1',
+      effect: 'deny',
+      source: 'p.pol:3:12',
+      skipped: 'role',
+      why: 'applies to role "ops" (or a role extending it); the principal holds "lead", "reader"',
+    },
+    {
+      rule: 'a#1',
+      effect: 'allow',
+      source: 'p.pol:5:3',
+      skipped: 'scope',
+      why: 'applies in project "alpha"; the request\'s context.project is "beta"',
+    },
+    {
+      rule: 's#1',
+      effect: 'ask',
+      source: 'p.pol:8:17',
+      skipped: 'scope',
+      why: 'applies in session "s-1"; the request\'s context.session is absent',
+    },
+  ]);
+  const none = p.explain(rq('fs.read', { path: '/x' }));
+  t.match((none.explain as { skipped: { why: string }[] }).skipped[0]!.why, /the principal holds no roles$/);
+  t.same(
+    (p.explain({ action: 'fs.read' }).explain as { skipped: unknown }).skipped,
+    [],
+    'a malformed request lists nothing',
   );
 });
