@@ -1,4 +1,11 @@
-/** fast-check generators of random policy sets (as source text) and requests biased to hit them. */
+/**
+ * fast-check generators of random policy sets (as source text) and requests biased to hit them.
+ * They exercise what the oracle lowers on its own: constants (list constants spliced, a constant
+ * naming another, use before declaration), action wildcards over built-in and custom actions,
+ * roles with `extends` merged from several bodies, declared principal/context attributes, and
+ * host / path / IP values that need normalisation (case, trailing dots, full-width dots, IDNs,
+ * IP-literal hosts, IPv4-mapped IPv6, zone ids, `.`/`..`/`//`, percent-escapes in net.http paths).
+ */
 import fc from 'fast-check';
 
 export const HOSTS = [
@@ -10,6 +17,14 @@ export const HOSTS = [
   'localhost',
   'API.GitHub.com.',
   'bücher.de',
+  'api。github。com',
+  'BÜCHER.DE',
+  'xn--bcher-kva.de',
+  '10.0.0.1',
+  '::ffff:10.0.0.1',
+  '2001:DB8:0:0::1',
+  'fe80::1%eth0',
+  'a_b.internal',
 ];
 const HOST_GLOBS = [
   '**.github.com',
@@ -23,6 +38,10 @@ const HOST_GLOBS = [
   'api.github.com',
   '**.b.**.com',
   'xn--bcher-kva.de',
+  'bücher.*',
+  '**.GitHub.COM.',
+  '**.internal',
+  '*.*',
 ];
 export const PATHS = [
   '/',
@@ -34,6 +53,14 @@ export const PATHS = [
   '/tmp/x',
   '/workspace/./a/../c.txt',
   '/workspace/.hidden',
+  '//workspace//a/',
+  '/workspace/a/../../etc/passwd',
+  '/a\\b',
+  '/srv/app/x',
+  '/workspace/%61',
+  '/%2e%2e/etc',
+  '/w%C3%BC/x',
+  '/%ff',
 ];
 const PATH_GLOBS = [
   '/workspace/**',
@@ -48,8 +75,34 @@ const PATH_GLOBS = [
   '/workspace/a/**/b.txt',
   '/w*/**',
 ];
-export const IPS = ['10.1.2.3', '192.168.1.1', '8.8.8.8', '::1', '2001:db8::5', '::ffff:10.0.0.1', '172.16.0.9'];
-const CIDRS = ['10.0.0.0/8', '192.168.0.0/16', '0.0.0.0/0', '2001:db8::/32', '::1', '8.8.8.8', '172.16.0.0/12', '::/0'];
+export const IPS = [
+  '10.1.2.3',
+  '192.168.1.1',
+  '8.8.8.8',
+  '::1',
+  '2001:db8::5',
+  '::ffff:10.0.0.1',
+  '172.16.0.9',
+  '2001:db8::5%eth0',
+  '2001:0DB8:0000::5',
+  '::',
+  '0.0.0.0',
+  '100.64.0.1',
+  '::ffff:100.64.3.4',
+];
+const CIDRS = [
+  '10.0.0.0/8',
+  '192.168.0.0/16',
+  '0.0.0.0/0',
+  '2001:db8::/32',
+  '::1',
+  '8.8.8.8',
+  '172.16.0.0/12',
+  '::/0',
+  '::ffff:10.0.0.0/104',
+  '::ffff:0:0/96',
+  '2001:DB8:0::5',
+];
 const ROLES = ['r0', 'r1', 'r2', 'r3'];
 const str = (s: string) => JSON.stringify(s);
 const list = (xs: string[]) => `[${xs.join(', ')}]`;
@@ -61,9 +114,13 @@ const ACTION_ATTRS: Record<string, string[]> = {
   'fs.write': ['path'],
   'comms.send': ['channel', 'secrets'],
   'tool.call': ['tool', 'network'],
+  'cmd.exec': ['command', 'args'],
+  'deploy.app': ['env', 'replicas', 'target'],
+  'deploy.db': ['env'],
+  'deployer.run': ['env', 'dir'],
 };
 export const ACTIONS = Object.keys(ACTION_ATTRS);
-const ACTION_PATTERNS = [...ACTIONS, 'net.*', 'fs.*', '*'];
+const ACTION_PATTERNS = [...ACTIONS, 'net.*', 'fs.*', 'deploy.*', 'deployer.*', '*'];
 
 function expand(p: string): string[] {
   if (p === '*') return ACTIONS;
@@ -74,7 +131,13 @@ function expand(p: string): string[] {
 function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
   const out: fc.Arbitrary<string>[] = [
     fc.constantFrom('"core"', '"infra"').map((v) => `principal.team == ${v}`),
+    fc.constant('principal.team != "core"'),
+    fc.constant('principal.team in teams'),
     fc.integer({ min: 0, max: 4 }).map((n) => `principal.level >= ${n}`),
+    fc.constant('principal.level == 3'),
+    fc.constantFrom('>=', '!=', '==').map((op) => `principal.clearance ${op} 2`),
+    fc.constantFrom('==', '!=').map((op) => `context.tier ${op} "gold"`),
+    fc.constant('context.tier matches "g*"'),
     fc.constantFrom(...ROLES, 'r4').map((r) => `${str(r)} in principal.roles`),
     fc.constant('principal.id matches "agent-*"'),
     fc.constant('principal.admin'),
@@ -82,7 +145,7 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
     fc.constantFrom('alpha', 'beta').map((p) => `context.project == ${str(p)}`),
     fc.integer({ min: 0, max: 5 }).map((n) => `context.risk > ${n}`),
     fc.constantFrom(...ACTIONS).map((a) => `action == ${str(a)}`),
-    fc.constantFrom('fs.*', 'net.*', '*.call').map((g) => `action matches ${str(g)}`),
+    fc.constantFrom('fs.*', 'net.*', '*.call', 'deploy*').map((g) => `action matches ${str(g)}`),
   ];
   if (attrs.has('host')) {
     out.push(
@@ -93,6 +156,11 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
         .subarray(HOSTS.slice(0, 6), { minLength: 1, maxLength: 3 })
         .map((hs) => `resource.host in ${list(hs.map(str))}`),
       fc.constant('resource.host != "github.com"'),
+      fc.constant('resource.host in gh_hosts'),
+      fc.constant('resource.host matches gh_globs'),
+      fc
+        .constantFrom('::ffff:10.0.0.1', '10.0.0.1', '2001:db8::1', 'bücher.de', 'API.github.com.')
+        .map((h) => `resource.host == ${str(h)}`),
     );
   }
   if (attrs.has('path')) {
@@ -103,6 +171,9 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
       fc
         .subarray(PATHS.slice(0, 7), { minLength: 1, maxLength: 3 })
         .map((ps) => `resource.path in ${list(ps.map(str))}`),
+      fc.constant('resource.path matches path_globs'),
+      fc.constant('resource.path matches ws'),
+      fc.constant('resource.path == "/a\\\\b"'),
     );
   }
   if (attrs.has('ip')) {
@@ -111,6 +182,8 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
       fc.constant('resource.ip in private_nets'),
       fc.constantFrom(...IPS).map((ip) => `resource.ip == ${str(ip)}`),
       fc.constant('resource.ip exists'),
+      fc.constant('resource.ip in more_nets'),
+      fc.constantFrom('::ffff:10.0.0.1', '2001:DB8::5').map((ip) => `resource.ip == ${str(ip)}`),
     );
   }
   if (attrs.has('port')) {
@@ -120,6 +193,7 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
       fc.constantFrom(100, 443).map((p) => `resource.port < ${p}`),
       fc.constant('resource.port in [80, 443]'),
       fc.constant('resource.port in web_ports'),
+      fc.constant('resource.port == tls_port'),
     );
   }
   if (attrs.has('method')) out.push(fc.constantFrom('GET', 'POST').map((m) => `resource.method == ${str(m)}`));
@@ -132,6 +206,13 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
   if (attrs.has('tool'))
     out.push(fc.constant('resource.tool in ["bash", "web"]'), fc.constant('resource.tool == "bash"'));
   if (attrs.has('network')) out.push(fc.constant('resource.network'), fc.constant('not resource.network'));
+  if (attrs.has('command'))
+    out.push(fc.constant('resource.command in ["git", "make"]'), fc.constant('"--force" in resource.args'));
+  if (attrs.has('env')) out.push(fc.constantFrom('prod', 'staging').map((e) => `resource.env == ${str(e)}`));
+  if (attrs.has('replicas')) out.push(fc.constant('resource.replicas > 2'), fc.constant('resource.replicas exists'));
+  if (attrs.has('target'))
+    out.push(fc.constant('resource.target matches "**.internal"'), fc.constant('resource.target == "DB.internal."'));
+  if (attrs.has('dir')) out.push(fc.constant('resource.dir matches "/srv/**"'), fc.constant('resource.dir == "/srv"'));
   return out;
 }
 
@@ -175,6 +256,31 @@ const scopeArb = fc.constantFrom(
   'scope blueprint "py" ',
 );
 
+// Constants: list constants spliced into lists, a constant naming one declared after it.
+const HEADER = `let private_nets = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+let more_nets = [private_nets, "::ffff:100.64.0.0/106", "2001:db8::/32"]
+let web_ports = [80, 443]
+let tls_port = tls
+let gh_hosts = ["GitHub.com.", "api.github.com"]
+let gh_globs = ["**.GITHUB.com", "*.example.org"]
+let path_globs = [ws, "/tmp/*"]
+let teams = ["core", "infra"]
+attributes {
+  principal.team: any
+  principal.level: any
+  principal.admin: any
+  context.risk: any
+  principal.clearance: number
+  context.tier: string
+}
+`;
+const TRAILER = `let tls = 443
+let ws = "/workspace/**"
+action deploy.app { env: string, replicas?: number, target?: host }
+action deploy.db { env: string }
+action deployer.run { env: string, dir?: path }
+`;
+
 const roleBlock = (name: string, ext: string[], rules: string[]) =>
   `role ${name}${ext.length ? ` extends ${ext.join(', ')}` : ''} {\n${rules.map((r) => `    ${r}\n`).join('')}  }`;
 
@@ -190,16 +296,19 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
       { minLength: 1, maxLength: 4 },
     ),
     fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.array(ruleArb, { maxLength: 3 })), { maxLength: 3 }),
-    fc.array(fc.subarray([0, 1, 2], { maxLength: 2 }), { minLength: 4, maxLength: 4 }),
+    // Per role, the `extends` of its bodies inside policies and of its last (empty) body: they merge.
+    fc.array(fc.tuple(fc.subarray([0, 1, 2], { maxLength: 2 }), fc.subarray([0, 1, 2], { maxLength: 2 })), {
+      minLength: 4,
+      maxLength: 4,
+    }),
   )
   .map(([policies, topRoles, exts]) => {
     // r_i may extend only r_j with j < i: no cycles.
-    const ext = (i: number) => exts[i]!.filter((j) => j < i).map((j) => ROLES[j]!);
+    const names = (js: number[], i: number) => js.filter((j) => j < i).map((j) => ROLES[j]!);
+    const ext = (i: number) => names(exts[i]![0], i);
+    const lastExt = (i: number) => names(exts[i]![1], i);
     const files: { path: string; text: string }[] = [];
-    const header =
-      'let private_nets = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]\nlet web_ports = [80, 443]\n' +
-      'attributes {\n  principal.team: any\n  principal.level: any\n  principal.admin: any\n  context.risk: any\n}\n';
-    let text = header;
+    let text = HEADER;
     policies.forEach(([scope, rules, role], i) => {
       const body = rules.map((r) => `  ${r}\n`);
       if (role) body.splice(Math.min(1, body.length), 0, `  ${roleBlock(ROLES[role[0]]!, ext(role[0]), role[1])}\n`);
@@ -212,9 +321,10 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
     for (const [r, rules] of topRoles) text += `${roleBlock(ROLES[r]!, ext(r), rules)}\n`;
     // Every role must exist once so that extends resolve.
     ROLES.forEach((r, i) => {
-      text += `role ${r}${ext(i).length ? ` extends ${ext(i).join(', ')}` : ''} {}\n`;
+      text += `role ${r}${lastExt(i).length ? ` extends ${lastExt(i).join(', ')}` : ''} {}\n`;
     });
-    files.push({ path: `f${files.length}.pol`, text });
+    // Actions and constants declared after their first use, in the last file.
+    files.push({ path: `f${files.length}.pol`, text: text + TRAILER });
     return files;
   });
 
@@ -232,33 +342,44 @@ export const requestArb: fc.Arbitrary<unknown> = fc
   .record({
     action: fc.oneof(
       { weight: 20, arbitrary: fc.constantFrom(...ACTIONS) },
-      { weight: 1, arbitrary: fc.constantFrom('nope.x', 'stage.transition') },
+      { weight: 1, arbitrary: fc.constantFrom('nope.x', 'stage.transition', 'net.conect', 'deploy') },
     ),
     host: fc.oneof(
       { weight: 20, arbitrary: fc.constantFrom(...HOSTS) },
-      { weight: 1, arbitrary: fc.constantFrom('a..b', 'x.com:80', '') },
+      { weight: 1, arbitrary: fc.constantFrom('a..b', 'x.com:80', '', '[::1]', 'xn--zz', 'a b.com', 7) },
     ),
     port: fc.constantFrom(22, 80, 443, 8080),
     ip: maybe(
       fc.oneof(
         { weight: 20, arbitrary: fc.constantFrom(...IPS) },
-        { weight: 1, arbitrary: fc.constantFrom('010.0.0.1', 'zz') },
+        { weight: 1, arbitrary: fc.constantFrom('010.0.0.1', 'zz', '1.2.3', '::1%', '10.0.0.0/8') },
       ),
     ),
     path: fc.oneof(
       { weight: 20, arbitrary: fc.constantFrom(...PATHS) },
-      { weight: 1, arbitrary: fc.constantFrom('relative', '/..', '/a%2fb') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom('relative', '/..', '/a%2fb', '/x%5Cy', '/%zz', '/a%00', '/a\0b', '/x/../..'),
+      },
     ),
     method: fc.constantFrom('GET', 'POST'),
     channel: fc.constantFrom('slack', 'email', 'gmail'),
     secrets: maybe(fc.constantFrom(0, 2)),
     tool: fc.constantFrom('bash', 'web', 'other'),
+    command: fc.constantFrom('git', 'rm'),
+    args: maybe(fc.subarray(['--force', '-v', 3])),
+    env: fc.constantFrom('prod', 'staging'),
+    replicas: maybe(fc.oneof({ weight: 9, arbitrary: fc.constantFrom(1, 3, 2.5) }, fc.constant('3'))),
+    target: maybe(fc.constantFrom('db.internal', 'DB.internal.', 'x.example.org', 'a..b')),
+    dir: maybe(fc.constantFrom('/srv', '/srv/./a/', '/tmp', 'srv')),
     network: maybe(fc.boolean()),
     id: fc.constantFrom('agent-1', 'bot'),
     roles: maybe(fc.subarray([...ROLES, 'r4'])),
-    team: maybe(fc.oneof(fc.constantFrom('core', 'infra'), fc.constant(1))),
+    team: maybe(fc.oneof(fc.constantFrom('core', 'infra', 'ops'), fc.constantFrom(1, null))),
     level: maybe(fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant('3'))),
-    admin: maybe(fc.oneof(fc.boolean(), fc.constant(1))),
+    admin: maybe(fc.oneof(fc.boolean(), fc.constantFrom(1, null))),
+    clearance: maybe(fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constantFrom('2', null))),
+    tier: maybe(fc.constantFrom('gold', 'green', 'silver', 1)),
     project: maybe(fc.constantFrom('alpha', 'beta')),
     session: maybe(fc.constant('s1')),
     blueprint: maybe(fc.constant('py')),
@@ -270,8 +391,10 @@ export const requestArb: fc.Arbitrary<unknown> = fc
     const all: Record<string, unknown> = { ...r, from: 'a', to: 'b' };
     for (const a of attrs) if (all[a] !== undefined) resource[a] = all[a];
     const principal: Record<string, unknown> = { id: r.id };
-    for (const k of ['roles', 'team', 'level', 'admin'] as const) if (r[k] !== undefined) principal[k] = r[k];
+    for (const k of ['roles', 'team', 'level', 'admin', 'clearance'] as const)
+      if (r[k] !== undefined) principal[k] = r[k];
     const context: Record<string, unknown> = {};
-    for (const k of ['project', 'session', 'blueprint', 'risk'] as const) if (r[k] !== undefined) context[k] = r[k];
+    for (const k of ['project', 'session', 'blueprint', 'risk', 'tier'] as const)
+      if (r[k] !== undefined) context[k] = r[k];
     return { principal, action: r.action, resource, context };
   });
