@@ -622,7 +622,8 @@ export class Checker {
         this.error(
           'PCX_CHECK_INVALID_HOST',
           `"${item.value}" is not a valid host ` +
-            '(labels of letters, digits, - and _, or an IP literal; no port, no brackets)',
+            '(labels of letters, digits, - and _, or an IP literal; no port, no brackets; ' +
+            'a name ending in a number must be a dotted-quad IPv4 address)',
           item.loc,
         );
         return undefined;

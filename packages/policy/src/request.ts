@@ -191,7 +191,7 @@ function normalizeValue(v: unknown, type: string, urlPath: boolean): unknown {
         new Problem(
           'PCX_REQ_BAD_HOST',
           `${preview(v)} is not a valid host: labels of letters, digits, - and _ (IDNs are converted), or an IP ` +
-            `literal; no port, brackets or empty labels`,
+            `literal; no port, brackets or empty labels; a name ending in a number must be a dotted-quad IPv4 address`,
         )
       );
     }

@@ -44,8 +44,40 @@ function asciiHostKind(h: string): number {
 const XN = /xn--/i;
 const PUNYCODE = /(^|\.)xn--/i;
 
-/** A normalised host, or undefined when malformed (precise rules 1–3). */
+/**
+ * A normalised host, or undefined when malformed (precise rules 1–3, 8).
+ *
+ * A name whose last label is a number (`127.1`, `2130706433`, `0x7f.1`, `0177.0.0.1`) is what
+ * URL parsers and inet_aton read as an IPv4 address — all four are 127.0.0.1 to curl — so it is
+ * an IPv4 literal, and only the strict dotted quad is accepted: anything else is malformed.
+ * Otherwise `deny … when resource.host == "127.0.0.1"` could be dodged by spelling the address
+ * differently.
+ */
 export function normalizeHost(raw: string): string | undefined {
+  const h = normalizeHostName(raw);
+  if (h === undefined || !endsInNumber(h)) return h;
+  const ip = parseIp(h);
+  return ip !== undefined && ip.family === 4 ? h : undefined;
+}
+
+/** The last label is all digits or `0x` hex (the WHATWG URL "ends in a number" test). */
+function endsInNumber(h: string): boolean {
+  const n = h.length;
+  const last = h.charCodeAt(n - 1);
+  const start = h.lastIndexOf('.') + 1;
+  // Hot path: a name ending in a letter (nearly all of them) and not starting its last label with "0x".
+  const hex = h.charCodeAt(start) === 48 && (h.charCodeAt(start + 1) | 32) === 120; /* 0x */
+  if (!hex && !(last >= 48 && last <= 57)) return false;
+  for (let i = hex ? start + 2 : start; i < n; i++) {
+    const c = h.charCodeAt(i);
+    const digit = c >= 48 && c <= 57;
+    if (!(digit || (hex && (c | 32) >= 97 && (c | 32) <= 102))) return false;
+  }
+  return true;
+}
+
+/** Host normalisation without the IPv4 rule (host glob labels are checked one by one). */
+function normalizeHostName(raw: string): string | undefined {
   // Fast paths (every decision on a host runs this): plain ASCII labels with no punycode label
   // to validate are returned as they are, or lower-cased: no regular expression, no IDNA.
   const kind = asciiHostKind(raw);
@@ -84,7 +116,7 @@ export function parseHostGlob(raw: string): { labels: string[] } | { error: stri
       return {
         error: `host glob "${raw}": \`*\` and \`**\` must be whole labels (write "*.x.com", not "api-*.x.com")`,
       };
-    const n = normalizeHost(l);
+    const n = normalizeHostName(l);
     if (n === undefined || n.includes('.') || n.includes(':'))
       return { error: `host pattern "${raw}" has an invalid label "${l}"` };
     out.push(n);

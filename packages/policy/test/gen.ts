@@ -25,6 +25,10 @@ export const HOSTS = [
   '2001:DB8:0:0::1',
   'fe80::1%eth0',
   'a_b.internal',
+  'ＡＰＩ.github.com',
+  '::FFFF:10.0.0.1',
+  '10.0.0.1.',
+  'xn--BCHER-KVA.de.',
 ];
 const HOST_GLOBS = [
   '**.github.com',
@@ -42,6 +46,8 @@ const HOST_GLOBS = [
   '**.GitHub.COM.',
   '**.internal',
   '*.*',
+  '*',
+  '10.0.0.*',
 ];
 export const PATHS = [
   '/',
@@ -61,6 +67,8 @@ export const PATHS = [
   '/%2e%2e/etc',
   '/w%C3%BC/x',
   '/%ff',
+  '/%252e%252e/x',
+  '/workspace/%2E%2E/etc',
 ];
 const PATH_GLOBS = [
   '/workspace/**',
@@ -89,6 +97,8 @@ export const IPS = [
   '0.0.0.0',
   '100.64.0.1',
   '::ffff:100.64.3.4',
+  '::ffff:192.168.1.1%eth0',
+  '::FFFF:A00:1',
 ];
 const CIDRS = [
   '10.0.0.0/8',
@@ -116,7 +126,7 @@ const ACTION_ATTRS: Record<string, string[]> = {
   'tool.call': ['tool', 'network'],
   'cmd.exec': ['command', 'args'],
   'deploy.app': ['env', 'replicas', 'target'],
-  'deploy.db': ['env'],
+  'deploy.db': ['env', 'constructor'],
   'deployer.run': ['env', 'dir'],
 };
 export const ACTIONS = Object.keys(ACTION_ATTRS);
@@ -142,6 +152,12 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
     fc.constant('principal.id matches "agent-*"'),
     fc.constant('principal.admin'),
     fc.constant('principal.team exists'),
+    fc.constantFrom('"a"', '1', 'true').map((v) => `${v} in principal.groups`),
+    fc.constant('principal.groups exists'),
+    fc.constant('principal.roles exists'),
+    // Names that Object.prototype has: only the request's own members count.
+    fc.constant('principal.toString exists'),
+    fc.constant('not context.constructor exists'),
     fc.constantFrom('alpha', 'beta').map((p) => `context.project == ${str(p)}`),
     fc.integer({ min: 0, max: 5 }).map((n) => `context.risk > ${n}`),
     fc.constantFrom(...ACTIONS).map((a) => `action == ${str(a)}`),
@@ -208,6 +224,8 @@ function atomsFor(attrs: Set<string>): fc.Arbitrary<string>[] {
   if (attrs.has('network')) out.push(fc.constant('resource.network'), fc.constant('not resource.network'));
   if (attrs.has('command'))
     out.push(fc.constant('resource.command in ["git", "make"]'), fc.constant('"--force" in resource.args'));
+  if (attrs.has('constructor'))
+    out.push(fc.constant('resource.constructor exists'), fc.constant('resource.constructor == "x"'));
   if (attrs.has('env')) out.push(fc.constantFrom('prod', 'staging').map((e) => `resource.env == ${str(e)}`));
   if (attrs.has('replicas')) out.push(fc.constant('resource.replicas > 2'), fc.constant('resource.replicas exists'));
   if (attrs.has('target'))
@@ -271,13 +289,16 @@ attributes {
   principal.admin: any
   context.risk: any
   principal.clearance: number
+  principal.groups: list
+  principal.toString: any
+  context.constructor: any
   context.tier: string
 }
 `;
 const TRAILER = `let tls = 443
 let ws = "/workspace/**"
 action deploy.app { env: string, replicas?: number, target?: host }
-action deploy.db { env: string }
+action deploy.db { env: string, constructor?: string }
 action deployer.run { env: string, dir?: path }
 `;
 
@@ -346,7 +367,21 @@ export const requestArb: fc.Arbitrary<unknown> = fc
     ),
     host: fc.oneof(
       { weight: 20, arbitrary: fc.constantFrom(...HOSTS) },
-      { weight: 1, arbitrary: fc.constantFrom('a..b', 'x.com:80', '', '[::1]', 'xn--zz', 'a b.com', 7) },
+      {
+        weight: 2,
+        arbitrary: fc.constantFrom(
+          'a..b',
+          'x.com:80',
+          '',
+          '[::1]',
+          'xn--zz',
+          'a b.com',
+          7,
+          '127.1',
+          '0x7f.1',
+          '2130706433',
+        ),
+      },
     ),
     port: fc.constantFrom(22, 80, 443, 8080),
     ip: maybe(
@@ -369,6 +404,7 @@ export const requestArb: fc.Arbitrary<unknown> = fc
     command: fc.constantFrom('git', 'rm'),
     args: maybe(fc.subarray(['--force', '-v', 3])),
     env: fc.constantFrom('prod', 'staging'),
+    constructor: maybe(fc.constantFrom('x', 'y')),
     replicas: maybe(fc.oneof({ weight: 9, arbitrary: fc.constantFrom(1, 3, 2.5) }, fc.constant('3'))),
     target: maybe(fc.constantFrom('db.internal', 'DB.internal.', 'x.example.org', 'a..b')),
     dir: maybe(fc.constantFrom('/srv', '/srv/./a/', '/tmp', 'srv')),
@@ -379,6 +415,7 @@ export const requestArb: fc.Arbitrary<unknown> = fc
     level: maybe(fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant('3'))),
     admin: maybe(fc.oneof(fc.boolean(), fc.constantFrom(1, null))),
     clearance: maybe(fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constantFrom('2', null))),
+    groups: maybe(fc.oneof(fc.subarray(['a', 1, true, 'b']), fc.constantFrom('a', null))),
     tier: maybe(fc.constantFrom('gold', 'green', 'silver', 1)),
     project: maybe(fc.constantFrom('alpha', 'beta')),
     session: maybe(fc.constant('s1')),
@@ -391,7 +428,7 @@ export const requestArb: fc.Arbitrary<unknown> = fc
     const all: Record<string, unknown> = { ...r, from: 'a', to: 'b' };
     for (const a of attrs) if (all[a] !== undefined) resource[a] = all[a];
     const principal: Record<string, unknown> = { id: r.id };
-    for (const k of ['roles', 'team', 'level', 'admin', 'clearance'] as const)
+    for (const k of ['roles', 'team', 'level', 'admin', 'clearance', 'groups'] as const)
       if (r[k] !== undefined) principal[k] = r[k];
     const context: Record<string, unknown> = {};
     for (const k of ['project', 'session', 'blueprint', 'risk', 'tier'] as const)

@@ -125,7 +125,7 @@ function inCidr(c: CidrV, ip: IpV): boolean {
 
 // ---- hosts ----------------------------------------------------------------------------------
 
-function normHost(raw: string): string | undefined {
+function normHost(raw: string, label = false): string | undefined {
   let h = raw.replace(/[\u3002\uff0e\uff61]/g, '.');
   if (h.endsWith('.')) h = h.slice(0, -1);
   if (h.includes(':')) {
@@ -138,13 +138,17 @@ function normHost(raw: string): string | undefined {
     if (h === '') return undefined;
   }
   h = h.toLowerCase();
-  return h.split('.').every((l) => /^[a-z0-9_-]+$/.test(l)) ? h : undefined;
+  const labels = h.split('.');
+  if (!labels.every((l) => /^[a-z0-9_-]+$/.test(l))) return undefined;
+  // A name that ends in a number is an IPv4 literal: only the dotted quad is one.
+  if (!label && /^([0-9]+|0x[0-9a-f]*)$/.test(labels[labels.length - 1]!) && !V4.test(h)) return undefined;
+  return h;
 }
 
 function hostGlob(glob: string): string[] {
   let g = glob.replace(/[\u3002\uff0e\uff61]/g, '.');
   if (g.endsWith('.') && g.length > 1) g = g.slice(0, -1);
-  return g.split('.').map((l) => (l === '*' || l === '**' ? l : normHost(l)!));
+  return g.split('.').map((l) => (l === '*' || l === '**' ? l : normHost(l, true)!));
 }
 
 /** Label / segment list matching: `**` is zero or more items, `one` matches a single item. */
