@@ -13,6 +13,8 @@ import {
   isPcxError,
   listenUnixSocket,
   prepareAuditRecord,
+  type AuditRecordInput,
+  type PcxCode,
 } from '@portcullis/protocol';
 import type { AuditLog } from './log.js';
 
@@ -25,7 +27,7 @@ export interface SinkServer {
   close(): Promise<void>;
 }
 
-function errorFrame(id: unknown, code: string, message: string): string {
+function errorFrame(id: unknown, code: PcxCode, message: string): string {
   return encodeFrame({ id: typeof id === 'number' ? id : null, error: { code, message } });
 }
 
@@ -76,7 +78,7 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
         }
         if (f.record === undefined)
           return send(errorFrame(id, 'PCX_AUDIT_BAD_FRAME', 'frame has neither "record" nor "health"'));
-        let input;
+        let input: AuditRecordInput;
         try {
           input = prepareAuditRecord(f.record);
         } catch (e) {
@@ -100,7 +102,9 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
     );
     socket.on('data', (chunk: Buffer) => decoder.push(chunk));
   });
-  await listenUnixSocket(server, socketPath, { codePrefix: 'PCX_AUDIT' });
+  await listenUnixSocket(server, socketPath, {
+    codes: { path: 'PCX_AUDIT_SOCKET_PATH', inUse: 'PCX_AUDIT_SOCKET_IN_USE', listen: 'PCX_AUDIT_LISTEN' },
+  });
   server.on('error', () => {});
   return {
     async close() {

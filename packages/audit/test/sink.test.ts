@@ -3,7 +3,7 @@ import { createConnection } from 'node:net';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { AuditClient, type PcxError } from '@portcullis/protocol';
+import { AuditClient } from '@portcullis/protocol';
 import { AuditLog } from '../src/log.js';
 import { serveSink } from '../src/server.js';
 import { verifyLog } from '../src/verify.js';
@@ -48,7 +48,7 @@ function raw(
     };
     c.on('data', (d) => {
       buf += d.toString();
-      let nl;
+      let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         frames.push(JSON.parse(buf.slice(0, nl)));
         buf = buf.slice(nl + 1);

@@ -59,7 +59,10 @@ const commands: Record<string, CommandEntry> = {
 export function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return `usage: portcullis <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "portcullis <command> --help" for a command's options.\n`;
+  return (
+    `usage: portcullis <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "portcullis <command> ` +
+    `--help" for a command's options.\n`
+  );
 }
 
 export async function main(argv: string[], io: CommandIO = processIO()): Promise<number> {

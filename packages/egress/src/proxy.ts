@@ -29,6 +29,7 @@ import {
   isPcxError,
   PcxError,
   type Decision,
+  type PcxCode,
   type DecisionRequest,
   type Principal,
   type Reason,
@@ -137,7 +138,7 @@ interface Verdict {
   /** Forwarded although the policy would not allow it (report-only mode). */
   enforced: boolean;
   /** The PDP could not decide (unavailable, timeout): answer 503. */
-  unavailable?: { code: string; message: string };
+  unavailable?: { code: PcxCode; message: string };
   policyVersion?: string;
 }
 
@@ -159,7 +160,7 @@ const CLOSE_HOLD_MS = 10;
 class Answer extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: PcxCode,
     message: string,
   ) {
     super(message);
@@ -291,7 +292,8 @@ class EgressCore {
       target = parseHttpTarget(req);
       context = this.identity(req);
     } catch (e) {
-      return this.refuse(res, e, eventId, span, { action: 'net.http', raw: req.url });
+      this.refuse(res, e, eventId, span, { action: 'net.http', raw: req.url });
+      return;
     }
     this.decideAndAudit(target, context, eventId, span).then(
       (verdict) => {
@@ -412,7 +414,8 @@ class EgressCore {
       target = parseConnectTarget(req);
       context = this.identity(req);
     } catch (e) {
-      return this.refuseRaw(client, e, eventId, { action: 'net.connect', raw: req.url });
+      this.refuseRaw(client, e, eventId, { action: 'net.connect', raw: req.url });
+      return;
     }
     this.decideAndAudit(target, context, eventId, span).then(
       (verdict) => {
@@ -507,7 +510,9 @@ class EgressCore {
       {
         error: {
           code: 'PCX_EGRESS_UPGRADE',
-          message: `protocol upgrade (${printable(String(req.headers.upgrade ?? ''))}) through an absolute-URI request is not supported; use a CONNECT tunnel (wss://, https://)`,
+          message:
+            `protocol upgrade (${printable(String(req.headers.upgrade ?? ''))}) through an absolute-URI ` +
+            `request is not supported; use a CONNECT tunnel (wss://, https://)`,
         },
       },
       randomUUID(),
@@ -532,7 +537,8 @@ class EgressCore {
           : [
               400,
               'PCX_EGRESS_BAD_REQUEST',
-              `malformed HTTP request (${err.code ?? 'parse error'}); ambiguous framing such as conflicting Content-Length/Transfer-Encoding is refused`,
+              `malformed HTTP request (${err.code ?? 'parse error'}); ambiguous framing such as conflicting ` +
+                `Content-Length/Transfer-Encoding is refused`,
             ];
     this.metrics?.inc('portcullis_egress_refusals_total', `code="${code}"`);
     if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
@@ -652,7 +658,7 @@ class EgressCore {
       ),
     );
     let ask: Decision | undefined;
-    let failure: Decision | undefined;
+    let failure: { reasons: Reason[]; error: { code: PcxCode; message: string } } | undefined;
     for (let i = 0; i < candidates.length; i++) {
       const d = decisions[i]!;
       if (d.decision === 'allow')
@@ -663,7 +669,8 @@ class EgressCore {
           enforced: true,
           ...(d.policy_version ? { policyVersion: d.policy_version } : {}),
         };
-      if (d.error && isUnavailable(d.error.code)) failure ??= d;
+      if (d.error && isUnavailable(d.error.code))
+        failure ??= { reasons: d.reasons, error: { code: d.error.code, message: d.error.message } };
       else if (d.decision === 'ask') ask ??= d;
       else
         for (const r of d.reasons)
@@ -671,7 +678,7 @@ class EgressCore {
     }
     // An explicit deny for one address is a decision; a failure for another does not turn it into 503.
     if (failure && reasons.length === 0 && !ask)
-      return { decision: 'deny', reasons: failure.reasons, enforced: true, unavailable: failure.error! };
+      return { decision: 'deny', reasons: failure.reasons, enforced: true, unavailable: failure.error };
     const decided: Verdict = ask
       ? { decision: 'ask', reasons: ask.reasons, enforced: true }
       : { decision: 'deny', reasons, enforced: true };
@@ -854,8 +861,31 @@ function toAnswer(e: unknown, log: (event: Record<string, unknown>) => void): An
   return new Answer(502, 'PCX_EGRESS_INTERNAL', 'internal proxy error; nothing was forwarded');
 }
 
-function isUnavailable(code: string): boolean {
-  return code.startsWith('PCX_PDP_') || code.startsWith('PCX_RPC_');
+/**
+ * The codes of a decision that says "the PDP could not decide" (answered 503) rather than a
+ * policy's deny or a malformed request: each failure PdpClient reports, those the PDP sends when
+ * it cannot decide, and the transport's own (for a `decide` not built on PdpClient).
+ */
+const UNAVAILABLE: ReadonlySet<string> = new Set<PcxCode>([
+  'PCX_PDP_UNAVAILABLE',
+  'PCX_PDP_TIMEOUT',
+  'PCX_PDP_OVERLOADED',
+  'PCX_PDP_REQUEST_TOO_LARGE',
+  'PCX_PDP_BAD_REQUEST',
+  'PCX_PDP_BAD_ANSWER',
+  'PCX_PDP_ERROR',
+  'PCX_PDP_NO_POLICY',
+  'PCX_PDP_INTERNAL',
+  'PCX_RPC_UNAVAILABLE',
+  'PCX_RPC_TIMEOUT',
+  'PCX_RPC_CLOSED',
+  'PCX_RPC_BAD_FRAME',
+  'PCX_RPC_OVERLOADED',
+  'PCX_RPC_FRAME_TOO_LARGE',
+]);
+
+function isUnavailable(code: string): code is PcxCode {
+  return UNAVAILABLE.has(code);
 }
 
 function resourceOf(t: Target): Record<string, unknown> {
@@ -986,7 +1016,9 @@ function decisionAnswer(
     body.request = {
       action: target.action,
       resource: resourceOf(target),
-      how: 'ask a human for a lease that allows this, then send it as the password in Proxy-Authorization (Basic session:lease-token)',
+      how:
+        'ask a human for a lease that allows this, then send it as the password in Proxy-Authorization (Basic ' +
+        'session:lease-token)',
     };
   }
   return [
@@ -1030,6 +1062,7 @@ function writeRaw(
     .join('');
   if (!socket.destroyed)
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ` +
+        `${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`,
     );
 }

@@ -12,7 +12,7 @@ import { Engine, type Health, type TrustFileStatus } from './engine.js';
 import { LeaseVerifier, RevocationList } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
 import { PdpServer, type DrainOptions, type Log } from './server.js';
-import { readPolicySources, readSettled } from './sources.js';
+import { readPolicySources, readSettled, type PolicySource } from './sources.js';
 import { watchPaths, type Watcher } from './watch.js';
 
 export interface PdpOptions {
@@ -95,7 +95,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     return hash.digest('hex');
   };
   const loadPolicy = async (): Promise<void> => {
-    let sources;
+    let sources: PolicySource[];
     let fp: string;
     try {
       ({ value: sources, fingerprint: fp } = await readSettled(
@@ -132,7 +132,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     for (const line of rendered) log('warn', line);
     log('info', `loaded policy ${policy.version} (${policy.ruleCount} rules from ${sources.length} file(s))`);
   };
-  const failReload = (error: { code: string; message: string }, rendered: string[]): void => {
+  const failReload = (error: { code: PcxCode; message: string }, rendered: string[]): void => {
     engine.reject(error, rendered);
     metrics.reloads.failed++;
     log('error', `policy reload failed: ${error.message}`);
@@ -220,10 +220,8 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   if (reloadRevoked)
     watchers.push(watchPaths([options.revokedPath!], () => void reloadRevoked(), { pollMs: options.pollMs }));
 
-  log(
-    'info',
-    `listening on ${options.socketPath}${metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : ''}`,
-  );
+  const metricsAt = metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : '';
+  log('info', `listening on ${options.socketPath}${metricsAt}`);
 
   return {
     socketPath: options.socketPath,

@@ -103,7 +103,7 @@ export function parseMetricsAddress(spec: string, options: { allowRemote?: boole
   const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
   if (!loopback && !options.allowRemote) {
     throw new PcxError(
-      'PCX_PDP_METRICS_ADDRESS',
+      'PCX_PDP_METRICS_NOT_LOOPBACK',
       `--metrics ${spec} is not a loopback address; refusing to expose metrics beyond this host`,
       {
         hint: 'bind 127.0.0.1 (or ::1), or pass --metrics-allow-remote if you really mean it',

@@ -14,7 +14,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { stat, unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { trace, SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import { LineDecoder, MAX_FRAME_BYTES, listenUnixSocket, type Decision } from '@portcullis/protocol';
+import { LineDecoder, MAX_FRAME_BYTES, listenUnixSocket, type Decision, type PcxCode } from '@portcullis/protocol';
 import type { Engine } from './engine.js';
 import type { PdpMetrics } from './metrics.js';
 
@@ -71,7 +71,10 @@ export class PdpServer {
   }
 
   private async bind(): Promise<void> {
-    this.socketIno = (await listenUnixSocket(this.server, this.options.socketPath, { codePrefix: 'PCX_PDP' })).ino;
+    const listening = await listenUnixSocket(this.server, this.options.socketPath, {
+      codes: { path: 'PCX_PDP_SOCKET_PATH', inUse: 'PCX_PDP_SOCKET_IN_USE', listen: 'PCX_PDP_LISTEN' },
+    });
+    this.socketIno = listening.ino;
   }
 
   private accept(socket: Socket): void {
@@ -171,7 +174,8 @@ class Connection {
   ) {
     this.decoder = new LineDecoder(
       (line) => this.onLine(line),
-      () => this.fatal(null, 'frame_too_large', `frame exceeds ${MAX_FRAME_BYTES} bytes; the connection is closed`),
+      () =>
+        this.fatal(null, 'PCX_PDP_FRAME_TOO_LARGE', `frame exceeds ${MAX_FRAME_BYTES} bytes; the connection is closed`),
     );
     socket.on('data', (chunk: Buffer) => {
       // Latency is timed per chunk, not per request (a clock read costs as much as a tenth of a
@@ -200,19 +204,22 @@ class Connection {
     try {
       frame = JSON.parse(line);
     } catch {
-      return this.fatal(null, 'invalid_request', 'frame is not valid JSON; send one JSON object per line');
+      this.fatal(null, 'PCX_PDP_BAD_FRAME', 'frame is not valid JSON; send one JSON object per line');
+      return;
     }
     if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
-      return this.fatal(null, 'invalid_request', 'frame must be a JSON object with an "id"');
+      this.fatal(null, 'PCX_PDP_BAD_FRAME', 'frame must be a JSON object with an "id"');
+      return;
     }
     const f = frame as { id?: unknown; request?: unknown; health?: unknown };
     const id = f.id;
     if (!((typeof id === 'number' && Number.isFinite(id)) || (typeof id === 'string' && id.length <= MAX_ID_CHARS))) {
-      return this.fatal(
+      this.fatal(
         null,
-        'invalid_request',
+        'PCX_PDP_BAD_FRAME',
         `frame has no valid "id" (a number, or a string of at most ${MAX_ID_CHARS} characters)`,
       );
+      return;
     }
     const head = typeof id === 'number' ? '{"id":' + id + ',' : '{"id":' + JSON.stringify(id) + ',';
     if (f.request !== undefined) {
@@ -252,10 +259,10 @@ class Connection {
     } else if (f.health === true) {
       this.send(head + '"health":' + JSON.stringify(this.server.options.engine.health()) + '}\n');
     } else {
-      this.server.options.metrics.countError('invalid_request');
+      this.server.options.metrics.countError('PCX_PDP_BAD_FRAME');
       this.send(
         head +
-          '"error":{"code":"invalid_request","message":"frame has neither \\"request\\" nor \\"health\\": true"}}\n',
+          '"error":{"code":"PCX_PDP_BAD_FRAME","message":"frame has neither \\"request\\" nor \\"health\\": true"}}\n',
       );
     }
   }
@@ -293,7 +300,7 @@ class Connection {
   }
 
   /** A protocol error: say so, then close; frames already in flight on this connection are dropped. */
-  private fatal(id: null, code: string, message: string): void {
+  private fatal(id: null, code: PcxCode, message: string): void {
     this.server.options.metrics.countError(code);
     this.decoder.stop();
     this.send(JSON.stringify({ id, error: { code, message } }) + '\n');

@@ -32,7 +32,10 @@ t.test('keygen writes a 0600 private key and a public-only JWKS, and never overw
   t.equal(pub.keys[0].kid, priv.kid);
   t.notOk(out.stderr.includes(priv.d), 'the private key is not printed');
   const before = readFileSync(join(dir, 'lease-signing.jwk'), 'utf8');
-  await t.rejects(leaseCommand(['keygen', '--out', '.'], cio), { code: 'PCX_LEASE_KEYGEN', message: /already exists/ });
+  await t.rejects(leaseCommand(['keygen', '--out', '.'], cio), {
+    code: 'PCX_LEASE_KEY_EXISTS',
+    message: /already exists/,
+  });
   t.equal(readFileSync(join(dir, 'lease-signing.jwk'), 'utf8'), before);
 });
 
@@ -148,7 +151,7 @@ t.test('pdp: usage errors are PcxErrors, --help prints the options', async (t) =
   const dir = tempDir(t);
   await t.rejects(pdpCommand([], io(dir).io), { code: 'PCX_USAGE', message: /--policy/ });
   await t.rejects(pdpCommand(['--policy', 'p', '--metrics', '0.0.0.0:9464'], io(dir).io), {
-    code: 'PCX_PDP_METRICS_ADDRESS',
+    code: 'PCX_PDP_METRICS_NOT_LOOPBACK',
   });
   await t.rejects(pdpCommand(['--policy', 'p', '--drain-timeout', 'soon'], io(dir).io), { code: 'PCX_USAGE' });
   const { io: cio, out } = io(dir);

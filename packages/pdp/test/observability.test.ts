@@ -62,7 +62,7 @@ t.test('metrics: decisions by outcome, latency histogram, reloads, errors, in-fl
   writeFileSync(policyPath, 'policy "x" { allow nope.nope }\n');
   await pdp.reload();
   const after = (await scrape(port)).body;
-  t.equal(metric(after, 'pcx_pdp_errors_total{code="invalid_request"}'), 1);
+  t.equal(metric(after, 'pcx_pdp_errors_total{code="PCX_PDP_BAD_FRAME"}'), 1);
   t.equal(metric(after, 'pcx_pdp_reloads_total{result="failed"}'), 1);
   t.equal(metric(after, 'pcx_pdp_connections'), 0);
   t.equal((await scrape(port, '/other')).status, 404);
@@ -71,8 +71,11 @@ t.test('metrics: decisions by outcome, latency histogram, reloads, errors, in-fl
 t.test('metrics refuse a non-loopback address unless explicitly allowed', async (t) => {
   t.same(parseMetricsAddress('127.0.0.1:9464'), { host: '127.0.0.1', port: 9464 });
   t.same(parseMetricsAddress('[::1]:9464'), { host: '::1', port: 9464 });
-  t.throws(() => parseMetricsAddress('0.0.0.0:9464'), { code: 'PCX_PDP_METRICS_ADDRESS', message: /not a loopback/ });
-  t.throws(() => parseMetricsAddress('10.1.2.3:9464'), { code: 'PCX_PDP_METRICS_ADDRESS' });
+  t.throws(() => parseMetricsAddress('0.0.0.0:9464'), {
+    code: 'PCX_PDP_METRICS_NOT_LOOPBACK',
+    message: /not a loopback/,
+  });
+  t.throws(() => parseMetricsAddress('10.1.2.3:9464'), { code: 'PCX_PDP_METRICS_NOT_LOOPBACK' });
   t.same(parseMetricsAddress('0.0.0.0:9464', { allowRemote: true }), { host: '0.0.0.0', port: 9464 });
   t.throws(() => parseMetricsAddress('9464'), { code: 'PCX_PDP_METRICS_ADDRESS', message: /HOST:PORT/ });
   t.throws(() => parseMetricsAddress('127.0.0.1:99999'), { code: 'PCX_PDP_METRICS_ADDRESS' });
@@ -96,12 +99,21 @@ class RecordingProvider implements TracerProvider {
       spans.push(rec);
       const span: Span = {
         spanContext: () => ({ traceId: '0'.repeat(31) + '1', spanId: '0'.repeat(15) + '1', traceFlags: 1 }),
-        setAttribute: (k, v) => ((rec.attributes[k] = v), span),
-        setAttributes: (a) => (Object.assign(rec.attributes, a), span),
+        setAttribute: (k, v) => {
+          rec.attributes[k] = v;
+          return span;
+        },
+        setAttributes: (a) => {
+          Object.assign(rec.attributes, a);
+          return span;
+        },
         addEvent: () => span,
         addLink: () => span,
         addLinks: () => span,
-        setStatus: (s) => ((rec.status = s.code), span),
+        setStatus: (s) => {
+          rec.status = s.code;
+          return span;
+        },
         updateName: () => span,
         end: () => void (rec.ended = true),
         isRecording: () => true,

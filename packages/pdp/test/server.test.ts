@@ -73,7 +73,7 @@ t.test('string ids are echoed; a frame with an id but no request gets an error a
   c.write('{"id":"abc","request":' + JSON.stringify(request('ok.example')) + '}\n');
   t.match(await c.frame(), { id: 'abc', decision: 'allow' });
   c.write('{"id":5,"hello":true}\n');
-  t.match(await c.frame(), { id: 5, error: { code: 'invalid_request' } });
+  t.match(await c.frame(), { id: 5, error: { code: 'PCX_PDP_BAD_FRAME' } });
   c.write('{"id":6,"request":' + JSON.stringify(request('ok.example')) + '}\n');
   t.match(await c.frame(), { id: 6, decision: 'allow' }, 'still open');
 });
@@ -97,15 +97,15 @@ t.test('a malformed request is a deny with an error, not a protocol error', asyn
 });
 
 for (const [name, bytes, code] of [
-  ['bad JSON', 'this is not json\n', 'invalid_request'],
-  ['a JSON array', '[1,2,3]\n', 'invalid_request'],
-  ['a missing id', JSON.stringify({ request: request('ok.example') }) + '\n', 'invalid_request'],
+  ['bad JSON', 'this is not json\n', 'PCX_PDP_BAD_FRAME'],
+  ['a JSON array', '[1,2,3]\n', 'PCX_PDP_BAD_FRAME'],
+  ['a missing id', JSON.stringify({ request: request('ok.example') }) + '\n', 'PCX_PDP_BAD_FRAME'],
   [
     'an id of the wrong type',
     JSON.stringify({ id: { x: 1 }, request: request('ok.example') }) + '\n',
-    'invalid_request',
+    'PCX_PDP_BAD_FRAME',
   ],
-  ['invalid UTF-8 / binary garbage', Buffer.from([0xff, 0xfe, 0x00, 0x7b, 0x0a]), 'invalid_request'],
+  ['invalid UTF-8 / binary garbage', Buffer.from([0xff, 0xfe, 0x00, 0x7b, 0x0a]), 'PCX_PDP_BAD_FRAME'],
 ] as const) {
   t.test(`${name}: an error frame with id null, then the connection is closed; the daemon lives on`, async (t) => {
     const { socketPath } = await startTestPdp(t);
@@ -123,7 +123,7 @@ for (const [name, bytes, code] of [
 }
 
 t.test(
-  'an oversized frame (over 1 MiB): frame_too_large, connection closed, nothing buffered beyond the limit',
+  'an oversized frame (over 1 MiB): PCX_PDP_FRAME_TOO_LARGE, connection closed, nothing buffered beyond the limit',
   async (t) => {
     const { socketPath } = await startTestPdp(t);
     const c = await RawConn.open(socketPath);
@@ -133,13 +133,13 @@ t.test(
     // Stream 2 MiB without a newline, as a hostile client would.
     for (let i = 0; i < 32; i++) c.write(big);
     const f = await c.frame();
-    t.match(f, { id: null, error: { code: 'frame_too_large' } });
+    t.match(f, { id: null, error: { code: 'PCX_PDP_FRAME_TOO_LARGE' } });
     await c.closed;
     // The same with a newline at the end of a 1 MiB + 1 line.
     const c2 = await RawConn.open(socketPath);
     t.teardown(() => c2.close());
     c2.write('"' + 'y'.repeat(1024 * 1024) + '"\n');
-    t.match(await c2.frame(), { error: { code: 'frame_too_large' } });
+    t.match(await c2.frame(), { error: { code: 'PCX_PDP_FRAME_TOO_LARGE' } });
     await c2.closed;
     t.equal((await health(socketPath)).status, 'ok');
   },

@@ -1,11 +1,12 @@
 /** Diagnostics: errors and warnings as data, with stable codes, rendered with a caret line. */
 import { closestName } from '@portcullis/protocol';
+import type { PcxCode } from '@portcullis/protocol/codes';
 
 export type Severity = 'error' | 'warning';
 
 export interface Diagnostic {
-  /** Stable: PCX_PARSE_…, PCX_CHECK_…, PCX_GRANT_… */
-  code: string;
+  /** Stable: a parse, check or grant code from protocol's ERROR_CODES (e.g. PCX_CHECK_UNKNOWN_ACTION). */
+  code: PcxCode;
   severity: Severity;
   /** Includes `did you mean "x"?` where it applies. */
   message: string;

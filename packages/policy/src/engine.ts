@@ -481,7 +481,10 @@ function discriminator(conjuncts: CondIR[], count: (key: string) => number): num
     if (keys === undefined) continue;
     let cost = 0;
     for (const k of keys) cost += count(k);
-    if (cost < bestCost) (best = i), (bestCost = cost);
+    if (cost < bestCost) {
+      best = i;
+      bestCost = cost;
+    }
   }
   return best;
 }
@@ -601,7 +604,6 @@ type TraceEntry = ExplainEntry & { ordinal: number };
 
 export class Engine {
   private readonly byAction = new Map<string, ActionIndex>();
-  private readonly leaves: Leaf[] = [];
   readonly ruleCount: number;
   /** Issuer (key id or iss name) → its lease ceiling. */
   readonly ceilings = new Map<string, CeilingIndex>();

@@ -4,6 +4,7 @@
  * a rule, and each piece is parsed on its own (start rule `Fragment`), so that every syntax
  * error in a file is reported, not only the first.
  */
+import { isPcxCode, type PcxCode } from '@portcullis/protocol/codes';
 import type { Diagnostic } from './diagnostics.js';
 import type { FileAst, GrantAst } from './ast.js';
 import { parse as peggyParse } from './generated/parser.js';
@@ -40,11 +41,13 @@ function toDiagnostic(e: PeggyError, file: string, base: Base): Diagnostic {
   });
   const s = adj(e.location.start);
   const en = adj(e.location.end);
-  let code = 'PCX_PARSE_UNEXPECTED';
+  let code: PcxCode = 'PCX_PARSE_UNEXPECTED';
   let message: string;
+  // The grammar's own failures are "CODE|message" (dsl/policy.peggy, fail and failHere).
   const bar = e.message.indexOf('|');
-  if (e.expected == null && bar > 0 && e.message.startsWith('PCX_PARSE_')) {
-    code = e.message.slice(0, bar);
+  const named = bar > 0 ? e.message.slice(0, bar) : undefined;
+  if (e.expected == null && isPcxCode(named)) {
+    code = named;
     message = e.message.slice(bar + 1);
   } else {
     message = describeExpected(e);

@@ -13,8 +13,8 @@ export interface SourceFile {
   path: string;
   text: string;
 }
-/** Room to grow (no options yet). */
-export type CompileOptions = {};
+/** Room to grow: no options yet, so none is accepted. */
+export type CompileOptions = Record<string, never>;
 export interface LeaseGrant {
   readonly id: string;
 }
@@ -58,7 +58,7 @@ export interface CompiledPolicy {
   /** "sha256:<hex>" over the sources (path + text, sorted by path): the policy_version. */
   readonly version: string;
   readonly ruleCount: number;
-  /** Never throws. Malformed request → deny with `error` {code:'PCX_REQ_…', message}. */
+  /** Never throws. Malformed request → deny with `error` {code, message} (a request code such as PCX_REQ_BAD_TYPE). */
   evaluate(request: unknown, options?: EvaluateOptions): Decision;
   /** Like evaluate, plus the candidate rules considered and which conditions failed. */
   explain(request: unknown, options?: EvaluateOptions): Decision & { explain: unknown };

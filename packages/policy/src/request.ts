@@ -5,6 +5,7 @@
  * normalised hosts and paths are returned as they are.
  */
 import type { ErrorInfo } from '@portcullis/protocol';
+import type { PcxCode } from '@portcullis/protocol/codes';
 import type { ActionSchema, Schema } from './model.js';
 import type { Ip } from './values.js';
 import { decodeUrlPath, normalizeHost, normalizePath, parseIp } from './values.js';
@@ -44,7 +45,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function err(code: string, message: string): ErrorInfo {
+function err(code: PcxCode, message: string): ErrorInfo {
   return { code, message };
 }
 
@@ -154,7 +155,7 @@ export function normalizeRequest(
 /** A value that failed its type or normalisation (a class, so no request value can pose as one). */
 class Problem {
   constructor(
-    readonly code: string,
+    readonly code: PcxCode,
     readonly problem: string,
   ) {}
 }
@@ -179,7 +180,8 @@ function normalizeValue(v: unknown, type: string, urlPath: boolean): unknown {
         h ??
         new Problem(
           'PCX_REQ_BAD_HOST',
-          `${preview(v)} is not a valid host: labels of letters, digits, - and _ (IDNs are converted), or an IP literal; no port, brackets or empty labels`,
+          `${preview(v)} is not a valid host: labels of letters, digits, - and _ (IDNs are converted), or an IP ` +
+            `literal; no port, brackets or empty labels`,
         )
       );
     }

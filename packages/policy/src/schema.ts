@@ -57,7 +57,9 @@ export class SchemaBuilder {
     // Slots grow as actions are added: rebuild every action's slot map.
     for (const x of this.schema.actions.values()) {
       x.local = new Int16Array(this.schema.slots.size).fill(-1);
-      x.list.forEach((at, i) => (x.local[at.slot] = i));
+      x.list.forEach((at, i) => {
+        x.local[at.slot] = i;
+      });
     }
     return a;
   }

@@ -210,9 +210,11 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
         text = '';
       }
     });
-    topRoles.forEach(([r, rules]) => (text += `${roleBlock(ROLES[r]!, ext(r), rules)}\n`));
+    for (const [r, rules] of topRoles) text += `${roleBlock(ROLES[r]!, ext(r), rules)}\n`;
     // Every role must exist once so that extends resolve.
-    ROLES.forEach((r, i) => (text += `role ${r}${ext(i).length ? ` extends ${ext(i).join(', ')}` : ''} {}\n`));
+    ROLES.forEach((r, i) => {
+      text += `role ${r}${ext(i).length ? ` extends ${ext(i).join(', ')}` : ''} {}\n`;
+    });
     const bounds = ceiling.map((r) => `  ${r.replace(/^(deny|ask)/, 'allow')}\n`).join('');
     text += `leases from "gen" max 1h {\n${bounds}${everything ? '  allow *\n' : ''}}\n`;
     files.push({ path: `f${files.length}.pol`, text });

@@ -7,6 +7,7 @@
  * Nothing here retries: the sink may have written a record whose ack was lost, and a retry
  * would log the event twice. Records are redacted here before they leave the process.
  */
+import { isPcxCode } from './codes.js';
 import { PcxError } from './errors.js';
 import { RpcClient } from './rpc.js';
 import { prepareAuditRecord, type AuditRecordInput } from './audit-record.js';
@@ -46,7 +47,9 @@ export class AuditClient {
     });
   }
 
-  /** Write one record; resolves once the sink acknowledged it (see packages/audit/README.md for what an ack guarantees). */
+  /**
+   * Write one record; resolves once the sink acknowledged it (see packages/audit/README.md for what an ack guarantees).
+   */
   async append(record: AuditRecordInput): Promise<AuditAck> {
     const prepared = prepareAuditRecord(record);
     const frame = await this.rpc.call({ record: prepared });
@@ -81,7 +84,8 @@ export class AuditClient {
 
 function refusal(error: unknown): PcxError {
   const e = error as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' && /^PCX_[A-Z0-9_]+$/.test(e.code) ? e.code : 'PCX_AUDIT_REFUSED';
+  // The sink's own code when it is one we know; anything else a peer sends is not ours to repeat.
+  const code = isPcxCode(e?.code) ? e.code : 'PCX_AUDIT_REFUSED';
   const message = typeof e?.message === 'string' ? e.message : 'no reason given';
   return new PcxError(code, `audit sink refused the record: ${message}`);
 }

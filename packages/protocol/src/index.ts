@@ -1,5 +1,7 @@
 export type { Effect, Principal, RequestContext, DecisionRequest, Reason, ErrorInfo, Decision } from './types.js';
 export { PcxError, isPcxError } from './errors.js';
+export { ERROR_CODES, isPcxCode } from './codes.js';
+export type { PcxCode } from './codes.js';
 export { LineDecoder, encodeFrame, MAX_FRAME_BYTES } from './framing.js';
 export type { LineDecoderOptions } from './framing.js';
 export { RpcClient } from './rpc.js';

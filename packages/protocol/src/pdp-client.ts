@@ -10,6 +10,7 @@
  * the cache cannot know. A cached decision can be up to `ttlMs` older than a policy reload.
  */
 import type { Decision, DecisionRequest, ErrorInfo, Reason } from './types.js';
+import type { PcxCode } from './codes.js';
 import { isPcxError } from './errors.js';
 import { RpcClient } from './rpc.js';
 import { canonicalize } from './audit-record.js';
@@ -104,7 +105,7 @@ export class PdpClient {
   }
 }
 
-function transportCode(e: unknown): string {
+function transportCode(e: unknown): PcxCode {
   switch (isPcxError(e) ? e.code : '') {
     case 'PCX_RPC_TIMEOUT':
       return 'PCX_PDP_TIMEOUT';
@@ -123,7 +124,7 @@ function transportCode(e: unknown): string {
   }
 }
 
-function failure(code: string, message: string): Decision {
+function failure(code: PcxCode, message: string): Decision {
   const error = { code, message };
   return { decision: 'deny', reasons: [{ error }], error };
 }

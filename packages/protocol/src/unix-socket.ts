@@ -6,11 +6,19 @@
 import { createConnection, type Server } from 'node:net';
 import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { PcxCode } from './codes.js';
 import { PcxError } from './errors.js';
 
 export interface ListenUnixOptions {
-  /** Prefix of the error codes: `${codePrefix}_SOCKET_PATH`, `_SOCKET_IN_USE`, `_LISTEN`. */
-  codePrefix: string;
+  /** The caller's codes for each failure, whole (e.g. PCX_PDP_SOCKET_PATH), so that a grep finds them. */
+  codes: {
+    /** The path cannot be used: not a socket, or it cannot be inspected, created, probed or removed. */
+    path: PcxCode;
+    /** A live process is serving the path. */
+    inUse: PcxCode;
+    /** listen() itself failed. */
+    listen: PcxCode;
+  };
 }
 
 /** Listen on `path`; resolves with the socket file's inode (so a daemon removes only its own file on exit). */
@@ -19,12 +27,12 @@ export async function listenUnixSocket(
   path: string,
   options: ListenUnixOptions,
 ): Promise<{ ino: number }> {
-  const code = options.codePrefix;
-  await prepareSocketPath(path, code);
+  const { codes } = options;
+  await prepareSocketPath(path, codes);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
-        new PcxError(`${code}_LISTEN`, `cannot listen on ${path}: ${e.code ?? e.message}`, {
+        new PcxError(codes.listen, `cannot listen on ${path}: ${e.code ?? e.message}`, {
           hint: 'check that the directory exists and is writable',
         }),
       ),
@@ -47,25 +55,21 @@ export async function listenUnixSocket(
   return { ino: (await stat(path)).ino };
 }
 
-async function prepareSocketPath(path: string, code: string): Promise<void> {
+async function prepareSocketPath(path: string, codes: ListenUnixOptions['codes']): Promise<void> {
   const st = await lstat(path).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;
-    throw new PcxError(`${code}_SOCKET_PATH`, `cannot inspect ${path}: ${e.code ?? e.message}`);
+    throw new PcxError(codes.path, `cannot inspect ${path}: ${e.code ?? e.message}`);
   });
   if (!st) {
     await mkdir(dirname(path), { recursive: true, mode: 0o750 }).catch((e: NodeJS.ErrnoException) => {
-      throw new PcxError(
-        `${code}_SOCKET_PATH`,
-        `cannot create the socket directory ${dirname(path)}: ${e.code ?? e.message}`,
-        {
-          hint: 'create it with the right owner, or choose another --socket',
-        },
-      );
+      throw new PcxError(codes.path, `cannot create the socket directory ${dirname(path)}: ${e.code ?? e.message}`, {
+        hint: 'create it with the right owner, or choose another --socket',
+      });
     });
     return;
   }
   if (!st.isSocket()) {
-    throw new PcxError(`${code}_SOCKET_PATH`, `${path} exists and is not a socket; refusing to replace it`, {
+    throw new PcxError(codes.path, `${path} exists and is not a socket; refusing to replace it`, {
       hint: 'remove it, or choose another --socket',
     });
   }
@@ -77,16 +81,15 @@ async function prepareSocketPath(path: string, code: string): Promise<void> {
     });
     probe.once('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') resolve(false);
-      else reject(new PcxError(`${code}_SOCKET_PATH`, `cannot probe ${path}: ${e.code ?? e.message}`));
+      else reject(new PcxError(codes.path, `cannot probe ${path}: ${e.code ?? e.message}`));
     });
   });
   if (alive) {
-    throw new PcxError(`${code}_SOCKET_IN_USE`, `another process is serving ${path}`, {
+    throw new PcxError(codes.inUse, `another process is serving ${path}`, {
       hint: 'stop it first, or choose another --socket',
     });
   }
   await unlink(path).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT')
-      throw new PcxError(`${code}_SOCKET_PATH`, `cannot remove the stale socket ${path}: ${e.code}`);
+    if (e.code !== 'ENOENT') throw new PcxError(codes.path, `cannot remove the stale socket ${path}: ${e.code}`);
   });
 }

@@ -108,14 +108,14 @@ t.test('an error frame: deny with PCX_PDP_ERROR naming the PDP error code', asyn
   const path = sock();
   const srv = await peer(
     path,
-    reply(() => ({ error: { code: 'invalid_request', message: 'nope' } })),
+    reply(() => ({ error: { code: 'PCX_PDP_BAD_FRAME', message: 'nope' } })),
   );
   t.teardown(() => srv.close());
   const c = new PdpClient({ socketPath: path });
   t.teardown(() => c.close());
   const d = await c.decide(req);
   assertFailure(t, d, 'PCX_PDP_ERROR');
-  t.match(d.error?.message, /invalid_request/);
+  t.match(d.error?.message, /PCX_PDP_BAD_FRAME/);
 });
 
 t.test('malformed decisions are failures, never decisions', async (t) => {
@@ -234,7 +234,7 @@ t.test('the cache: keyed by the whole request in canonical form, LRU-bounded, wi
 
 t.test('the cache never keeps failures, error decisions or requests carrying leases', async (t) => {
   const path = sock();
-  let answer: unknown = { error: { code: 'invalid_request', message: 'x' } };
+  let answer: unknown = { error: { code: 'PCX_PDP_BAD_FRAME', message: 'x' } };
   const srv = await peer(
     path,
     reply(() => answer),
