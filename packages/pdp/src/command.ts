@@ -17,13 +17,18 @@ export const DEFAULT_SOCKET = '/run/portcullis/pdp.sock';
 
 const PDP_USAGE = `usage: portcullis pdp --policy PATH [options]
 
-Serve policy decisions over a Unix socket (newline-delimited JSON; see DESIGN.md).
+Serve policy decisions over a Unix socket (newline-delimited JSON; see packages/pdp/README.md).
 
 options:
   --policy PATH            policy file or directory of *.pol files (watched; reloaded on change)
   --socket PATH            Unix socket to serve (default ${DEFAULT_SOCKET}); created mode 0660
-  --lease-keys FILE        JWKS file of the Ed25519 public keys that sign leases (watched)
-  --revoked FILE           revoked lease ids, one jti per line (watched)
+  --lease-keys FILE        JWKS file of the Ed25519 public keys that sign leases and identity
+                           tokens (watched; reloaded on change, the last good keys kept)
+  --lease-audience NAME    the audience (aud) leases and identity tokens must name; needed with
+                           --lease-keys (the same name \`portcullis lease issue --audience\` writes)
+  --lease-clock-skew SEC   clock skew tolerated on a token's iat, nbf and exp (default 60)
+  --revoked FILE           revoked token ids, "JTI" or "JTI EXP" per line (watched; an entry stays
+                           revoked until its token has expired, even once the file drops it)
   --metrics HOST:PORT      serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)
   --metrics-allow-remote   allow --metrics on a non-loopback address
   --drain-timeout MS       on SIGTERM, wait at most this long for in-flight requests (default 5000)
@@ -36,6 +41,8 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
       policy: { type: 'string' },
       socket: { type: 'string', default: DEFAULT_SOCKET },
       'lease-keys': { type: 'string' },
+      'lease-audience': { type: 'string' },
+      'lease-clock-skew': { type: 'string', default: '60' },
       revoked: { type: 'string' },
       metrics: { type: 'string' },
       'metrics-allow-remote': { type: 'boolean', default: false },
@@ -57,6 +64,10 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
   if (!Number.isInteger(drainTimeoutMs) || drainTimeoutMs < 0) {
     throw new PcxError('PCX_USAGE', `--drain-timeout ${values['drain-timeout']} is not a whole number of milliseconds`);
   }
+  const skew = values['lease-clock-skew'];
+  const leaseClockSkewSec = /^\d{1,4}$/.test(skew) ? Number(skew) : Number.NaN;
+  if (!(leaseClockSkewSec <= 3600))
+    throw new PcxError('PCX_PDP_LEASE_SKEW', `--lease-clock-skew ${skew} is not a whole number of seconds 0-3600`);
   const metrics = values.metrics
     ? parseMetricsAddress(values.metrics, { allowRemote: values['metrics-allow-remote'] })
     : undefined;
@@ -73,6 +84,8 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
       policyPath: values.policy,
       socketPath: values.socket,
       leaseKeysPath: values['lease-keys'],
+      leaseAudience: values['lease-audience'],
+      leaseClockSkewSec,
       revokedPath: values.revoked,
       metrics,
       log,
@@ -90,4 +103,3 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
   log('info', 'stopped');
   return 0;
 }
-

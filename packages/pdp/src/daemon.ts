@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { compile, renderDiagnostic } from '@portcullis/policy';
-import { isPcxError, isTokenName, PcxError, parseTrustedKeys } from '@portcullis/protocol';
+import { isPcxError, isTokenName, PcxError, type PcxCode, parseTrustedKeys } from '@portcullis/protocol';
 import { Engine, type Health, type TrustFileStatus } from './engine.js';
 import { LeaseVerifier, RevocationList } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
@@ -74,11 +74,18 @@ function serialized(load: () => Promise<void>): () => Promise<void> {
 export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   const log = options.log ?? streamLog(process.stderr);
   if (options.leaseKeysPath !== undefined && options.leaseAudience === undefined)
-    throw new PcxError('PCX_PDP_LEASE_AUDIENCE', 'lease keys need an audience: leases and identity tokens must name one', {
-      hint: 'pass --lease-audience NAME (the same name `portcullis lease issue --audience` writes)',
-    });
+    throw new PcxError(
+      'PCX_PDP_LEASE_AUDIENCE',
+      'lease keys need an audience: leases and identity tokens must name one',
+      {
+        hint: 'pass --lease-audience NAME (the same name `portcullis lease issue --audience` writes)',
+      },
+    );
   if (options.leaseAudience !== undefined && !isTokenName(options.leaseAudience))
-    throw new PcxError('PCX_PDP_LEASE_AUDIENCE', `audience "${options.leaseAudience}" is not 1-256 visible ASCII characters`);
+    throw new PcxError(
+      'PCX_PDP_LEASE_AUDIENCE',
+      `audience "${options.leaseAudience}" is not 1-256 visible ASCII characters`,
+    );
   const metrics = new PdpMetrics();
   const leases = new LeaseVerifier({
     audience: options.leaseAudience,
@@ -186,10 +193,13 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     ? trustLoader(options.revokedPath, 'revocation list', 'revocation', async (t) => {
         const next = RevocationList.parse(t, options.revokedPath!);
         const listed = next.size;
-        if (listed === 0 && leases.revoked.size > 0)
+        // An empty file is far more often a failed write than a decision to un-revoke; refuse it
+        // while any revoked token may be live (the kept entries would stay revoked anyway).
+        const live = leases.liveRevoked();
+        if (listed === 0 && live > 0)
           throw new PcxError(
             'PCX_PDP_REVOCATION_EMPTY',
-            `the revocation list ${options.revokedPath} is empty but ${leases.revoked.size} lease(s) are revoked`,
+            `the revocation list ${options.revokedPath} is empty but ${live} revoked token(s) may still be live`,
           );
         const kept = leases.setRevoked(next);
         return kept > 0

@@ -50,6 +50,8 @@ export interface LeaseHealth {
   revoked_retained: number;
   audience?: string;
   clock_skew_sec: number;
+  /** Estimated bytes held by the (bounded) token verification and grant caches. */
+  cache_bytes: { verified: number; grants: number };
   /** Set while a trust file's last read was refused and older content is in force. */
   stale?: boolean;
   keys_file?: TrustFileStatus;
@@ -142,6 +144,7 @@ export class Engine {
       revoked_retained: v.revoked.retained,
       ...(v.audience !== undefined ? { audience: v.audience } : {}),
       clock_skew_sec: v.skewSec,
+      cache_bytes: v.cacheBytes,
       ...(stale ? { stale } : {}),
       ...(this.trustFiles.keys ? { keys_file: this.trustFiles.keys } : {}),
       ...(this.trustFiles.revocation ? { revocation_file: this.trustFiles.revocation } : {}),

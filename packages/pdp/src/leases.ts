@@ -31,6 +31,7 @@ import {
   MAX_JTI_CHARS,
   MAX_RULES_BYTES,
   MAX_TOKEN_BYTES,
+  PcxError,
   PROJECT_CLAIM,
   RULES_CLAIM,
   SESSION_CLAIM,
@@ -195,7 +196,8 @@ export class RevocationList {
       if (!line) return;
       const m = /^(\S+)(?:\s+(\d{1,15}))?$/.exec(line);
       if (!m || m[1]!.length > MAX_JTI_CHARS)
-        throw new Error(
+        throw new PcxError(
+          'PCX_PDP_REVOCATION_INVALID',
           `${source}:${i + 1}: expected "JTI" or "JTI EXP" (the lease id, then its expiry in seconds since the epoch)`,
         );
       out.set(m[1]!, m[2] === undefined ? (out.get(m[1]!) ?? undefined) : Number(m[2]));
@@ -203,12 +205,17 @@ export class RevocationList {
     return out;
   }
 
-  /** Install a newly read list; returns how many dropped entries were kept because their token may be live. */
+  /**
+   * Install a newly read list; returns how many dropped entries were kept because their token
+   * may be live. An expiry only ever grows: a line's `EXP` is the operator's word (a truncated
+   * line reads as a smaller number), the token's own `exp` is authoritative once seen.
+   */
   replace(next: Map<string, number | undefined>, nowSec: number, skewSec: number): number {
     let kept = 0;
     for (const [jti, exp] of this.entries) {
       if (next.has(jti)) {
-        if (next.get(jti) === undefined && exp !== undefined) next.set(jti, exp);
+        const listed = next.get(jti);
+        if (exp !== undefined && (listed === undefined || listed < exp)) next.set(jti, exp);
       } else if (exp === undefined || nowSec < exp + skewSec) {
         next.set(jti, exp);
         kept++;
@@ -220,13 +227,22 @@ export class RevocationList {
     return kept;
   }
 
+  /** Entries whose token may still be live (expiry unknown, or not yet past with the skew). */
+  live(nowSec: number, skewSec: number): number {
+    let n = 0;
+    for (const exp of this.entries.values()) if (exp === undefined || nowSec < exp + skewSec) n++;
+    return n;
+  }
+
   has(jti: string): boolean {
     return this.entries.has(jti);
   }
 
   /** A revoked token was seen: remember its expiry, so that its entry may drop out once it is past. */
   sawExpiry(jti: string, exp: number): void {
-    if (this.entries.has(jti) && this.entries.get(jti) === undefined) this.entries.set(jti, exp);
+    if (!this.entries.has(jti)) return;
+    const known = this.entries.get(jti);
+    if (known === undefined || known < exp) this.entries.set(jti, exp);
   }
 
   get size(): number {
@@ -280,6 +296,16 @@ export class LeaseVerifier {
     this.keys = next;
     this.verified.clear();
     this.grants.clear();
+  }
+
+  /** Revoked entries whose token may still be live (see RevocationList.live). */
+  liveRevoked(): number {
+    return this.revoked.live(this.now() / 1000, this.skewSec);
+  }
+
+  /** Estimated bytes held by the verification and grant caches (both bounded). */
+  get cacheBytes(): { verified: number; grants: number } {
+    return { verified: this.verified.calculatedSize, grants: this.grants.calculatedSize };
   }
 
   get keyCount(): number {
@@ -378,8 +404,7 @@ export class LeaseVerifier {
     }
     const nowSec = this.now() / 1000;
     if (nowSec >= c.exp + this.skewSec) return 'expired';
-    if (nowSec + this.skewSec < c.iat || (c.nbf !== undefined && nowSec + this.skewSec < c.nbf))
-      return 'not_yet_valid';
+    if (nowSec + this.skewSec < c.iat || (c.nbf !== undefined && nowSec + this.skewSec < c.nbf)) return 'not_yet_valid';
     return undefined;
   }
 
@@ -429,8 +454,15 @@ export class LeaseVerifier {
       );
       entry = { grant: undefined, ignored: [Object.freeze({ lease: c.jti, ignored: 'bad_rules' })] };
     } else {
-      const ignored = r.ignored.map((i): Reason =>
-        Object.freeze(i.rule === undefined ? { lease: c.jti, ignored: i.ignored } : { lease: c.jti, rule: i.rule, ignored: i.ignored }),
+      // The ceiling's sentence goes along as `detail`: it names the issuer and actions (never the token).
+      const ignored = r.ignored.map(
+        (i): Reason =>
+          Object.freeze({
+            lease: c.jti,
+            ...(i.rule !== undefined ? { rule: i.rule } : {}),
+            ignored: i.ignored,
+            detail: i.message,
+          }),
       );
       entry = { grant: r.grant, ignored };
     }

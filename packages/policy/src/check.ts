@@ -857,7 +857,10 @@ function checkCeilings(ck: Checker, decls: LeasesDecl[]): CeilingIR[] {
           `issuer "${i.value}" already has a lease ceiling at ${locText(prev.loc)}; an issuer has one ceiling (merge the rules into it)`,
           i.loc,
         );
-      else owner.set(i.value, d), issuers.push(i.value);
+      else {
+        owner.set(i.value, d);
+        issuers.push(i.value);
+      }
     }
     if (d.max.seconds < 1 || d.max.seconds > MAX_TOKEN_TTL_SEC)
       ck.error(

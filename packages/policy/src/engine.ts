@@ -572,8 +572,13 @@ export class CeilingIndex {
       const test = compileCond(r.cond);
       for (const a of r.actions) {
         const ts = this.tests.get(a);
-        if (ts) ts.push(test), this.rules.get(a)!.push(r);
-        else this.tests.set(a, [test]), this.rules.set(a, [r]);
+        if (ts) {
+          ts.push(test);
+          this.rules.get(a)!.push(r);
+        } else {
+          this.tests.set(a, [test]);
+          this.rules.set(a, [r]);
+        }
       }
     }
   }
@@ -582,7 +587,11 @@ export class CeilingIndex {
 /** The bound of a lease rule under several ceilings: any of their rules for the request's action. */
 export function ceilingBound(ceilings: readonly CeilingIndex[], actions: readonly string[]): GrantRule['bound'] {
   const byAction = new Map<string, Test[]>();
-  for (const a of actions) byAction.set(a, ceilings.flatMap((c) => c.tests.get(a) ?? []));
+  for (const a of actions)
+    byAction.set(
+      a,
+      ceilings.flatMap((c) => c.tests.get(a) ?? []),
+    );
   return (q) => {
     const tests = byAction.get(q.action);
     if (tests === undefined) return false;
@@ -733,7 +742,8 @@ function reasonsOf(list: CRule[]): Reason[] {
 function grantReasons(q: NormalRequest, grants: readonly GrantSet[] | undefined): Reason[] {
   const out: Reason[] = [];
   if (grants === undefined) return out;
-  for (const g of grants) for (const r of g.rules) if (r.actions.has(q.action) && r.full(q) && r.bound(q)) out.push(r.rule.reason);
+  for (const g of grants)
+    for (const r of g.rules) if (r.actions.has(q.action) && r.full(q) && r.bound(q)) out.push(r.rule.reason);
   return out;
 }
 

@@ -7,6 +7,7 @@ import type { Checker, ParsedFile } from './check.js';
 import { checkSet } from './check.js';
 import type { ExplainEntry, GrantRule } from './engine.js';
 import { ceilingBound, Engine, GrantSet, compileCond, makeCRule, type CeilingIndex } from './engine.js';
+import type { RuleIR } from './model.js';
 import { parseFile, parseGrant } from './parse.js';
 
 export interface SourceFile {
@@ -65,8 +66,8 @@ export interface CompiledPolicy {
   /** The lease ceilings the set declares (`leases from … max … { … }`), in set order. */
   readonly ceilings: readonly LeaseCeiling[];
   /**
-   * Compiles a lease's rules (allow only) against this set's schema and constants, bounded by
-   * the ceiling of its issuer: with no ceiling for it, or a lifetime over the ceiling's max,
+   * Compiles a lease's rules (allow only) against this set's schema and constants (their
+   * diagnostics are returned whatever the bound), bounded by the ceiling of its issuer: with no ceiling for it, or a lifetime over the ceiling's max,
    * the lease grants nothing; a rule whose actions are not all within the ceiling is ignored;
    * the rest apply only where a ceiling rule also applies.
    */
@@ -138,26 +139,14 @@ class Compiled implements CompiledPolicy {
   }
 
   compileGrant(id: string, rules: string, bound: LeaseBound): GrantResult {
-    const named = [...new Set(bound.issuers)];
-    const ceilings = [...new Set(named.flatMap((n) => this.engine.ceilings.get(n) ?? []))];
-    const names = named.map((n) => `"${n}"`).join(' or ') || '(none)';
-    if (ceilings.length === 0) {
-      const message = `no lease ceiling names issuer ${names}, so its leases grant nothing`;
-      return { diagnostics: [], ignored: [{ ignored: 'no_ceiling', message }] };
-    }
-    const fitting = ceilings.filter((c) => bound.lifetimeSec <= c.ir.maxSec);
-    if (fitting.length === 0) {
-      const allowed = ceilings.map((c) => `max ${c.ir.maxText} for "${c.ir.issuers[0]}"`).join(', ');
-      const message = `the lease lives ${bound.lifetimeSec} s (exp - iat), longer than its ceiling allows (${allowed})`;
-      return { diagnostics: [], ignored: [{ ignored: 'exceeds_lifetime', message }] };
-    }
+    // The rules are checked first, whatever the ceiling: a lease whose rules do not compile is
+    // reported as such (and `lease issue` uses this to refuse to sign them).
     const file = `lease:${id}`;
     const p = parseGrant(rules, file);
     if (!p.ast) return { diagnostics: p.diagnostics, ignored: [] };
     const ck = this.checker;
     const mark = ck.diagnostics.length;
-    const out: GrantRule[] = [];
-    const ignored: IgnoredGrant[] = [];
+    const irs: RuleIR[] = [];
     p.ast.rules.forEach((r, i) => {
       if (r.effect !== 'allow') {
         ck.error(
@@ -168,11 +157,31 @@ class Compiled implements CompiledPolicy {
         return;
       }
       const ir = ck.checkRule(r, { id: `lease:${id}#${i + 1}`, policy: file, ordinal: i, scope: { kind: 'global' } });
-      if (!ir) return;
+      if (ir) irs.push(ir);
+    });
+    const diagnostics = ck.diagnostics.splice(mark).sort(compareDiagnostics);
+    if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics, ignored: [] };
+
+    const named = [...new Set(bound.issuers)];
+    const ceilings = [...new Set(named.flatMap((n) => this.engine.ceilings.get(n) ?? []))];
+    const names = named.map((n) => `"${n}"`).join(' or ') || '(none)';
+    if (ceilings.length === 0) {
+      const message = `no lease ceiling names issuer ${names}, so its leases grant nothing`;
+      return { diagnostics, ignored: [{ ignored: 'no_ceiling', message }] };
+    }
+    const fitting = ceilings.filter((c) => bound.lifetimeSec <= c.ir.maxSec);
+    if (fitting.length === 0) {
+      const allowed = ceilings.map((c) => `max ${c.ir.maxText} for "${c.ir.issuers[0]}"`).join(', ');
+      const message = `the lease lives ${bound.lifetimeSec} s (exp - iat), longer than its ceiling allows (${allowed})`;
+      return { diagnostics, ignored: [{ ignored: 'exceeds_lifetime', message }] };
+    }
+    const out: GrantRule[] = [];
+    const ignored: IgnoredGrant[] = [];
+    for (const ir of irs) {
       const outside = ir.actions.filter((a) => !fitting.some((c) => c.tests.has(a)));
       if (outside.length > 0) {
         ignored.push({ ignored: 'exceeds_ceiling', rule: ir.id, message: exceedsMessage(ir.id, outside, fitting) });
-        return;
+        continue;
       }
       const reason: Reason = Object.freeze({ effect: 'allow', lease: id, rule: ir.id });
       const { rule } = makeCRule({ ...ir, reason });
@@ -184,9 +193,7 @@ class Compiled implements CompiledPolicy {
         bound: ceilingBound(fitting, ir.actions),
         ceiling: [...new Set(fitting.flatMap((c) => ir.actions.flatMap((a) => c.rules.get(a) ?? [])))],
       });
-    });
-    const diagnostics = ck.diagnostics.splice(mark).sort(compareDiagnostics);
-    if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics, ignored: [] };
+    }
     return { grant: new GrantSet(id, out), diagnostics, ignored };
   }
 }
