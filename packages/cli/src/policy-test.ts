@@ -243,7 +243,8 @@ function parseTestFile(file: string, text: string): { tests: PolicyTest[]; probl
       )
     ) {
       problem(
-        `${label}: "leases" must be a list of {"id": "...", "rules": "allow ...", "issuer"?: "...", "lifetime"?: seconds}`,
+        `${label}: "leases" must be a list of ` +
+          '{"id": "...", "rules": "allow ...", "issuer"?: "...", "lifetime"?: seconds}',
       );
     }
     if (problems.length > before) return;

@@ -441,7 +441,8 @@ export class LeaseVerifier {
    */
   private grantFor(c: TokenClaims, policy: CompiledPolicy): GrantEntry {
     const rules = c.rules!;
-    const key = `${policy.version}\n${hashOf(`${c.jti}\n${c.issuers.join('\n')}\n${c.iat}\n${c.exp}\n${rules}`)}\n${rules.length}`;
+    const token = hashOf(`${c.jti}\n${c.issuers.join('\n')}\n${c.iat}\n${c.exp}\n${rules}`);
+    const key = `${policy.version}\n${token}\n${rules.length}`;
     const hit = this.grants.get(key);
     if (hit) return hit;
     const r = policy.compileGrant(c.jti, rules, { issuers: c.issuers, lifetimeSec: c.exp - c.iat });

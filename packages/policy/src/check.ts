@@ -848,13 +848,15 @@ function checkCeilings(ck: Checker, decls: LeasesDecl[]): CeilingIR[] {
       if (!isTokenName(i.value))
         ck.error(
           'PCX_CHECK_CEILING_ISSUER',
-          `issuer ${JSON.stringify(i.value)} is not a key id or issuer name (1-256 visible ASCII characters, no spaces)`,
+          `issuer ${JSON.stringify(i.value)} is not a key id or issuer name ` +
+            '(1-256 visible ASCII characters, no spaces)',
           i.loc,
         );
       else if (prev)
         ck.error(
           'PCX_CHECK_DUPLICATE_CEILING',
-          `issuer "${i.value}" already has a lease ceiling at ${locText(prev.loc)}; an issuer has one ceiling (merge the rules into it)`,
+          `issuer "${i.value}" already has a lease ceiling at ${locText(prev.loc)}; ` +
+            'an issuer has one ceiling (merge the rules into it)',
           i.loc,
         );
       else {
@@ -874,7 +876,8 @@ function checkCeilings(ck: Checker, decls: LeasesDecl[]): CeilingIR[] {
       if (r.effect !== 'allow') {
         ck.error(
           'PCX_CHECK_CEILING_EFFECT',
-          `a lease ceiling holds \`allow\` rules (what leases may grant at most), not \`${r.effect}\`; put ${r.effect} rules in a policy`,
+          `a lease ceiling holds \`allow\` rules (what leases may grant at most), not \`${r.effect}\`; ` +
+            `put ${r.effect} rules in a policy`,
           r.loc,
         );
         return;

@@ -186,7 +186,8 @@ class Printer {
 
   private leases(d: LeasesDecl): void {
     this.block(
-      `leases from ${d.issuers.map((i) => quote(i.value)).join(', ')} max ${Number(d.max.raw.slice(0, -1))}${d.max.raw.slice(-1)}`,
+      `leases from ${d.issuers.map((i) => quote(i.value)).join(', ')} ` +
+        `max ${Number(d.max.raw.slice(0, -1))}${d.max.raw.slice(-1)}`,
       d.loc,
       '',
       (inner) => {

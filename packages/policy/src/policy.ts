@@ -67,9 +67,10 @@ export interface CompiledPolicy {
   readonly ceilings: readonly LeaseCeiling[];
   /**
    * Compiles a lease's rules (allow only) against this set's schema and constants (their
-   * diagnostics are returned whatever the bound), bounded by the ceiling of its issuer: with no ceiling for it, or a lifetime over the ceiling's max,
-   * the lease grants nothing; a rule whose actions are not all within the ceiling is ignored;
-   * the rest apply only where a ceiling rule also applies.
+   * diagnostics are returned whatever the bound), bounded by the ceiling of its issuer: with no
+   * ceiling for it, or a lifetime over the ceiling's max, the lease grants nothing; a rule whose
+   * actions are not all within the ceiling is ignored; the rest apply only where a ceiling rule
+   * also applies.
    */
   compileGrant(id: string, rules: string, bound: LeaseBound): GrantResult;
 }
