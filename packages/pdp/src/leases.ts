@@ -78,7 +78,13 @@ export interface TokenClaims {
   blueprint: string | undefined;
 }
 
-type Verified = { ok: true; claims: TokenClaims } | { ok: false; jti: string; ignored: IgnoredReason };
+/** Why a token does not count: the stable word and a sentence for people (never the token itself). */
+interface Refusal {
+  ignored: IgnoredReason;
+  detail: string;
+}
+
+type Verified = { ok: true; claims: TokenClaims } | ({ ok: false; jti: string } & Refusal);
 
 export interface LeaseOptions {
   /** The audience tokens must name in `aud`. Without it no lease or identity token counts. */
@@ -119,11 +125,18 @@ interface KeyEntry {
   issuer: string | undefined;
 }
 
-/** A compact-JWS-looking string within the size limit, or why not (decided before any cache). */
-function screen(token: unknown): IgnoredReason | undefined {
-  if (typeof token !== 'string') return 'invalid';
-  if (token.length > MAX_TOKEN_BYTES) return 'too_large';
-  return JWS_SHAPE.test(token) ? undefined : 'invalid';
+/**
+ * A compact-JWS-looking string within the size limit, or why not. Decided before any cache or
+ * hash, so an oversized or junk token costs a length check and nothing is kept for it.
+ */
+function screen(token: unknown): Refusal | undefined {
+  if (typeof token !== 'string') return { ignored: 'invalid', detail: 'a lease token must be a string' };
+  // length counts UTF-16 units; a JWS is ASCII, and anything else fails the shape test below.
+  if (token.length > MAX_TOKEN_BYTES)
+    return { ignored: 'too_large', detail: `the token is over ${MAX_TOKEN_BYTES} bytes` };
+  return JWS_SHAPE.test(token)
+    ? undefined
+    : { ignored: 'invalid', detail: 'the token is not a compact JWS (three base64url parts)' };
 }
 
 const hashOf = (token: string): string => createHash('sha256').update(token).digest('base64url');
@@ -140,35 +153,44 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isTime = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const optString = (v: unknown): v is string | undefined => v === undefined || (typeof v === 'string' && v !== '');
 
-/** Check a verified payload's form; undefined when it is not a token we accept. */
-function readClaims(typ: TokenClaims['typ'], c: Record<string, unknown>): Omit<TokenClaims, 'issuers'> | undefined {
+/** What is wrong with a numeric time claim, or undefined when it is a whole number of seconds. */
+function timeProblem(name: string, v: unknown, required: boolean): string | undefined {
+  if (v === undefined) return required ? `the token has no "${name}" claim` : undefined;
+  // Number.isSafeInteger refuses 1e400 (read by JSON.parse as Infinity), 1.5 and "1".
+  return isTime(v) ? undefined : `"${name}" is not a whole number of seconds since the epoch`;
+}
+
+/** Check a verified payload's form: its claims, or a sentence saying what is wrong. */
+function readClaims(typ: TokenClaims['typ'], c: Record<string, unknown>): Omit<TokenClaims, 'issuers'> | string {
   const aud = typeof c.aud === 'string' ? [c.aud] : c.aud;
-  if (
-    !(typeof c.jti === 'string' && c.jti.length > 0 && c.jti.length <= MAX_JTI_CHARS) ||
-    !(typeof c.sub === 'string' && c.sub !== '') ||
-    !(Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string')) ||
-    !isTime(c.iat) ||
-    !isTime(c.exp) ||
-    c.exp <= c.iat ||
-    !(c.nbf === undefined || isTime(c.nbf)) ||
-    !(c.iss === undefined || typeof c.iss === 'string') ||
-    !optString(c[PROJECT_CLAIM]) ||
-    !optString(c[SESSION_CLAIM])
-  )
-    return undefined;
+  if (!(typeof c.jti === 'string' && c.jti.length > 0 && c.jti.length <= MAX_JTI_CHARS))
+    return `"jti" must be a string of 1-${MAX_JTI_CHARS} characters`;
+  if (!(typeof c.sub === 'string' && c.sub !== '')) return '"sub" must be a non-empty string';
+  if (!(Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string')))
+    return '"aud" must be a string or a list of strings';
+  const time = timeProblem('iat', c.iat, true) ?? timeProblem('exp', c.exp, true) ?? timeProblem('nbf', c.nbf, false);
+  if (time) return time;
+  if ((c.exp as number) <= (c.iat as number)) return '"exp" is not after "iat"';
+  if (!(c.iss === undefined || typeof c.iss === 'string')) return '"iss" must be a string';
+  if (!optString(c[PROJECT_CLAIM]) || !optString(c[SESSION_CLAIM]))
+    return `"${PROJECT_CLAIM}" and "${SESSION_CLAIM}" must be non-empty strings`;
   const rules = c[RULES_CLAIM];
   if (typ === LEASE_TYP) {
-    if (typeof rules !== 'string' || Buffer.byteLength(rules) > MAX_RULES_BYTES || c[BLUEPRINT_CLAIM] !== undefined)
-      return undefined;
-  } else if (rules !== undefined || typeof c[SESSION_CLAIM] !== 'string' || !optString(c[BLUEPRINT_CLAIM]))
-    return undefined;
+    if (typeof rules !== 'string') return `a lease needs "${RULES_CLAIM}" (a string of allow rules)`;
+    if (Buffer.byteLength(rules) > MAX_RULES_BYTES) return `"${RULES_CLAIM}" is over ${MAX_RULES_BYTES} bytes`;
+    if (c[BLUEPRINT_CLAIM] !== undefined) return `a lease cannot carry "${BLUEPRINT_CLAIM}"`;
+  } else {
+    if (rules !== undefined) return `an identity token grants nothing: it cannot carry "${RULES_CLAIM}"`;
+    if (typeof c[SESSION_CLAIM] !== 'string') return `an identity token needs "${SESSION_CLAIM}"`;
+    if (!optString(c[BLUEPRINT_CLAIM])) return `"${BLUEPRINT_CLAIM}" must be a non-empty string`;
+  }
   return {
     typ,
     jti: c.jti,
     sub: c.sub,
     aud,
-    iat: c.iat,
-    exp: c.exp,
+    iat: c.iat as number,
+    exp: c.exp as number,
     nbf: c.nbf as number | undefined,
     rules: rules as string | undefined,
     project: c[PROJECT_CLAIM] as string | undefined,
@@ -334,7 +356,12 @@ export class LeaseVerifier {
     const extra = list.length - n;
     const finish = (rs: Verified[]): LeaseResolution => {
       const out = this.bind(rs, request, policy);
-      if (extra > 0) out.ignored.push({ lease: 'unknown', ignored: 'too_many' });
+      if (extra > 0)
+        out.ignored.push({
+          lease: 'unknown',
+          ignored: 'too_many',
+          detail: `${extra} lease(s) beyond the first ${this.maxPerRequest} of a request are not looked at`,
+        });
       return out;
     };
     if (!pending) return finish(results as Verified[]);
@@ -352,7 +379,7 @@ export class LeaseVerifier {
 
   private verify(token: unknown): Verified | Promise<Verified> {
     const refused = screen(token);
-    if (refused) return { ok: false, jti: 'unknown', ignored: refused };
+    if (refused) return { ok: false, jti: 'unknown', ...refused };
     const key = hashOf(token as string);
     const hit = this.verified.get(key);
     if (hit) return hit;
@@ -365,67 +392,94 @@ export class LeaseVerifier {
   }
 
   private async verifyUncached(token: string): Promise<Verified> {
-    const fail = (ignored: IgnoredReason, jti = 'unknown'): Verified => ({ ok: false, jti, ignored });
+    const fail = (ignored: IgnoredReason, detail: string, jti = 'unknown'): Verified => ({
+      ok: false,
+      jti,
+      ignored,
+      detail,
+    });
     const [h, p] = token.split('.') as [string, string, string];
     const header = decodeJson(h);
-    if (!isRecord(header) || Object.keys(header).some((k) => !HEADER_KEYS.has(k))) return fail('invalid');
-    // Only EdDSA: `none`, HS256 keyed with the public key and every other algorithm fail here.
-    if (header.alg !== TOKEN_ALG) return fail('bad_signature');
+    if (!isRecord(header)) return fail('invalid', 'the protected header is not a JSON object');
+    const extra = Object.keys(header).find((k) => !HEADER_KEYS.has(k));
+    if (extra !== undefined)
+      return fail('invalid', `the protected header has "${extra.slice(0, 32)}"; only alg, typ and kid are accepted`);
+    // Only EdDSA: `none`, HS256 keyed with the public key and every other algorithm fail here,
+    // before a key is even looked up.
+    if (header.alg !== TOKEN_ALG)
+      return fail('bad_signature', `alg ${JSON.stringify(header.alg)?.slice(0, 32)} is refused; only EdDSA counts`);
     const typ = header.typ;
-    if (typ !== LEASE_TYP && typ !== IDENTITY_TYP) return fail('invalid');
-    if (this.keys.size === 0) return fail('no_keys');
+    if (typ !== LEASE_TYP && typ !== IDENTITY_TYP)
+      return fail('invalid', `typ is not "${LEASE_TYP}" or "${IDENTITY_TYP}"`);
+    if (this.keys.size === 0) return fail('no_keys', 'the PDP trusts no keys (--lease-keys), so no token counts');
     let entry: KeyEntry | undefined;
-    if (header.kid === undefined) entry = this.keys.size === 1 ? [...this.keys.values()][0] : undefined;
-    else if (typeof header.kid === 'string') entry = this.keys.get(header.kid);
-    if (!entry) return fail('unknown_key');
+    if (header.kid === undefined) {
+      if (this.keys.size > 1)
+        return fail('unknown_key', `the token names no kid and ${this.keys.size} keys are trusted; kid selects one`);
+      entry = [...this.keys.values()][0];
+    } else if (typeof header.kid === 'string') entry = this.keys.get(header.kid);
+    if (!entry) return fail('unknown_key', 'its kid names no trusted key');
     try {
       await compactVerify(token, entry.key, { algorithms: [TOKEN_ALG] });
     } catch {
-      return fail('bad_signature');
+      return fail('bad_signature', `the signature does not verify with key "${entry.kid}"`);
     }
     const payload = decodeJson(p);
-    if (!isRecord(payload)) return fail('invalid');
+    if (!isRecord(payload)) return fail('invalid', 'the payload is not a JSON object');
     const claims = readClaims(typ, payload);
     const jti = typeof payload.jti === 'string' && payload.jti.length <= MAX_JTI_CHARS ? payload.jti : 'unknown';
-    if (!claims) return fail('invalid', jti);
+    if (typeof claims === 'string') return fail('invalid', claims, jti);
     // A token's `iss` counts only as the issuer its key speaks for: a key cannot borrow another
     // issuer's (possibly wider) lease ceiling.
-    if (payload.iss !== undefined && payload.iss !== entry.issuer) return fail('wrong_issuer', jti);
+    if (payload.iss !== undefined && payload.iss !== entry.issuer) {
+      const speaksFor = entry.issuer === undefined ? 'none' : `"${entry.issuer}"`;
+      return fail('wrong_issuer', `its iss is not the issuer key "${entry.kid}" speaks for (${speaksFor})`, jti);
+    }
     const issuers = entry.issuer === undefined ? [entry.kid] : [entry.kid, entry.issuer];
     return { ok: true, claims: { ...claims, issuers } };
   }
 
   /** The checks every token meets on every use: audience, revocation and the clock. */
-  private current(c: TokenClaims): IgnoredReason | undefined {
-    if (this.audience === undefined || !c.aud.includes(this.audience)) return 'wrong_audience';
+  private current(c: TokenClaims): Refusal | undefined {
+    if (this.audience === undefined || !c.aud.includes(this.audience))
+      return {
+        ignored: 'wrong_audience',
+        detail:
+          this.audience === undefined
+            ? 'the PDP has no audience configured (--lease-audience)'
+            : `its aud does not name this deployment's audience "${this.audience}"`,
+      };
     if (this.revoked.has(c.jti)) {
       this.revoked.sawExpiry(c.jti, c.exp);
-      return 'revoked';
+      return { ignored: 'revoked', detail: 'its jti is on the revocation list' };
     }
     const nowSec = this.now() / 1000;
-    if (nowSec >= c.exp + this.skewSec) return 'expired';
-    if (nowSec + this.skewSec < c.iat || (c.nbf !== undefined && nowSec + this.skewSec < c.nbf)) return 'not_yet_valid';
+    const skew = `a clock skew of ${this.skewSec} s`;
+    if (nowSec >= c.exp + this.skewSec)
+      return { ignored: 'expired', detail: `it expired at ${isoTime(c.exp)} (allowing ${skew})` };
+    if (nowSec + this.skewSec < c.iat)
+      return { ignored: 'not_yet_valid', detail: `it was issued in the future, ${isoTime(c.iat)} (allowing ${skew})` };
+    if (c.nbf !== undefined && nowSec + this.skewSec < c.nbf)
+      return { ignored: 'not_yet_valid', detail: `it is not valid before ${isoTime(c.nbf)} (allowing ${skew})` };
     return undefined;
   }
 
   private bind(results: Verified[], request: unknown, policy: CompiledPolicy): LeaseResolution {
     const grants: LeaseGrant[] = [];
     const ignored: Reason[] = [];
-    const req = request as { principal?: { id?: unknown }; context?: { project?: unknown; session?: unknown } } | null;
+    const req = request as BindingRequest;
     for (const r of results) {
       if (!r.ok) {
-        ignored.push({ lease: r.jti, ignored: r.ignored });
+        ignored.push({ lease: r.jti, ignored: r.ignored, detail: r.detail });
         continue;
       }
       const c = r.claims;
-      let why = c.typ !== LEASE_TYP ? 'invalid' : this.current(c);
-      if (why === undefined) {
-        if (req?.principal?.id !== c.sub) why = 'wrong_principal';
-        else if (c.project !== undefined && req?.context?.project !== c.project) why = 'wrong_project';
-        else if (c.session !== undefined && req?.context?.session !== c.session) why = 'wrong_session';
-      }
+      const why =
+        c.typ !== LEASE_TYP
+          ? { ignored: 'invalid' as const, detail: 'an identity token grants nothing; send it as context.identity' }
+          : (this.current(c) ?? this.binding(c, req));
       if (why !== undefined) {
-        ignored.push({ lease: c.jti, ignored: why });
+        ignored.push({ lease: c.jti, ...why });
         continue;
       }
       const entry = this.grantFor(c, policy);
@@ -433,6 +487,18 @@ export class LeaseVerifier {
       ignored.push(...entry.ignored);
     }
     return { grants, ignored };
+  }
+
+  /** A lease bound to a principal, project or session counts only for requests that carry the same. */
+  private binding(c: TokenClaims, req: BindingRequest): Refusal | undefined {
+    const ctx = req?.context;
+    if (req?.principal?.id !== c.sub)
+      return { ignored: 'wrong_principal', detail: `it is bound to principal ${describe(c.sub, req?.principal?.id)}` };
+    if (c.project !== undefined && ctx?.project !== c.project)
+      return { ignored: 'wrong_project', detail: `it is bound to project ${describe(c.project, ctx?.project)}` };
+    if (c.session !== undefined && ctx?.session !== c.session)
+      return { ignored: 'wrong_session', detail: `it is bound to session ${describe(c.session, ctx?.session)}` };
+    return undefined;
   }
 
   /**
@@ -453,7 +519,10 @@ export class LeaseVerifier {
         c.jti,
         errors.map((d) => `${d.line}:${d.col}: ${d.message}`),
       );
-      entry = { grant: undefined, ignored: [Object.freeze({ lease: c.jti, ignored: 'bad_rules' })] };
+      // The first error, cut short, says why (the rules were signed by a trusted key; the log has them all).
+      const first = errors[0]!;
+      const detail = `its rules do not compile: ${first.line}:${first.col}: ${first.message}`.slice(0, 300);
+      entry = { grant: undefined, ignored: [Object.freeze({ lease: c.jti, ignored: 'bad_rules', detail })] };
     } else {
       // The ceiling's sentence goes along as `detail`: it names the issuer and actions (never the token).
       const ignored = r.ignored.map(
@@ -471,20 +540,21 @@ export class LeaseVerifier {
     return entry;
   }
 
+  /**
+   * An identity token proves exactly what it names: this principal and session, and the project
+   * and blueprint when it names them. Anything else in the request that differs is refused.
+   */
   private bindIdentity(r: Verified, request: unknown): IdentityCheck {
-    if (!r.ok) return { ok: false, why: `the identity token is ignored (${r.ignored})` };
+    if (!r.ok) return { ok: false, why: `the identity token is ignored (${r.ignored}: ${r.detail})` };
     const c = r.claims;
     const no = (why: string): IdentityCheck => ({ ok: false, why: `identity token ${c.jti} ${why}` });
     if (c.typ !== IDENTITY_TYP) return no(`is not an identity token (typ "${IDENTITY_TYP}")`);
     const stale = this.current(c);
-    if (stale) return no(`is ignored (${stale})`);
-    const req = request as {
-      principal?: { id?: unknown };
-      context?: { project?: unknown; session?: unknown; blueprint?: unknown };
-    } | null;
+    if (stale) return no(`is ignored (${stale.ignored}: ${stale.detail})`);
+    const req = request as BindingRequest;
     const ctx = req?.context;
     const differs = (what: string, claimed: string, got: unknown): IdentityCheck =>
-      no(`proves ${what} "${claimed}", but the request has ${typeof got === 'string' ? `"${got}"` : 'none'}`);
+      no(`proves ${what} ${describe(claimed, got)}`);
     if (req?.principal?.id !== c.sub) return differs('principal', c.sub, req?.principal?.id);
     if (ctx?.session !== c.session) return differs('session', c.session!, ctx?.session);
     if (c.project !== undefined && ctx?.project !== c.project) return differs('project', c.project, ctx?.project);
@@ -493,3 +563,17 @@ export class LeaseVerifier {
     return { ok: true, jti: c.jti };
   }
 }
+
+type BindingRequest = {
+  principal?: { id?: unknown };
+  context?: { project?: unknown; session?: unknown; blueprint?: unknown };
+} | null;
+
+/** `"a", but the request has "b"` (or none), each cut short: reasons stay small whatever was sent. */
+function describe(bound: string, got: unknown): string {
+  const cut = (v: string): string => JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+  return `${cut(bound)}, but the request has ${typeof got === 'string' ? cut(got) : 'none'}`;
+}
+
+/** A claim's time for people; past year 275760 (still a safe integer) Date cannot show it. */
+const isoTime = (sec: number): string => (sec <= 8.64e12 ? new Date(sec * 1000).toISOString() : `${sec} s after 1970`);
