@@ -75,11 +75,11 @@ async function start(t: Test, keys: { key: SigningKey; jwks: string }): Promise<
 }
 
 /** Wait for a condition that an asynchronous reload makes true (no fixed sleeps). */
-async function until<T>(check: () => T | Promise<T>, ms = 15_000): Promise<T> {
+async function until<T>(check: () => T | Promise<T>, ms = 15_000): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await check();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > deadline) throw new Error('condition not reached in time');
     await new Promise((r) => setTimeout(r, 25));
   }
