@@ -4,7 +4,7 @@
  * set); serve the socket; optionally serve metrics; drain on close.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { compile, renderDiagnostic } from '@portcullis/policy';
 import { isPcxError, isTokenName, PcxError, type PcxCode, parseTrustedKeys } from '@portcullis/protocol';
@@ -14,6 +14,9 @@ import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
 import { PdpServer, type DrainOptions, type Log } from './server.js';
 import { readPolicySources, readSettled, type PolicySource } from './sources.js';
 import { watchPaths, type Watcher } from './watch.js';
+
+/** The largest JWKS or revocation list read (a revocation line is at most ~150 bytes: ~100k entries). */
+const MAX_TRUST_FILE_BYTES = 16 * 1024 * 1024;
 
 export interface PdpOptions {
   /** Policy file or directory. */
@@ -146,6 +149,17 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     for (const line of rendered) log('error', line);
   };
 
+  // A trust file is read whole and kept parsed (the revocation list as a map): bounded here, so
+  // that a runaway file cannot grow the daemon.
+  const readTrustFile = async (path: string, what: string): Promise<string> => {
+    const size = (await stat(path)).size;
+    if (size > MAX_TRUST_FILE_BYTES)
+      throw new PcxError(
+        'PCX_PDP_FILE',
+        `${what} ${path} is ${size} bytes; trust files are limited to ${MAX_TRUST_FILE_BYTES} bytes`,
+      );
+    return readFile(path, 'utf8');
+  };
   // Trust files load like policies: a changed file is read until it settles; invalid at start
   // is an operator error (refuse to start); invalid later keeps the last good content, says why
   // in the log and in health, and never opens or closes the gate by accident.
@@ -160,7 +174,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     const hash = (t: string): string => createHash('sha256').update(t).digest('hex');
     return async (initial = false): Promise<void> => {
       try {
-        const { value: text } = await readSettled(() => readFile(path, 'utf8'), hash, lastText && hash(lastText));
+        const { value: text } = await readSettled(() => readTrustFile(path, what), hash, lastText && hash(lastText));
         if (text === lastText) return;
         const warning = await apply(text);
         lastText = text;

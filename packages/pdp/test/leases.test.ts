@@ -412,3 +412,17 @@ t.test('3,000 pipelined requests each with a fresh lease: bounded pending work, 
     'each answer names its own lease',
   );
 });
+
+t.test('a trust file over 16 MiB is refused before it is read; the last good list stays', async (t) => {
+  const { ask, revoked, socketPath } = await setup(t);
+  const { token, jti } = await lease(keyA);
+  appendFileSync(revoked, `${jti}\n`);
+  await eventually(async () => (await ask(withLeases('lease.example', [token]))).decision === 'deny');
+  writeFileSync(revoked, `${jti}\n${'#'.repeat(17 * 1024 * 1024)}\n`);
+  const h = await eventually(async () => {
+    const l = (await health(socketPath)).leases as { revocation_file?: { ok: boolean; error?: string } };
+    return l.revocation_file?.ok === false ? l : undefined;
+  });
+  t.match(h.revocation_file!.error, /trust files are limited to 16777216 bytes/);
+  t.match((await ask(withLeases('lease.example', [token]))).reasons, [{ lease: jti, ignored: 'revoked' }]);
+});
