@@ -6,7 +6,8 @@
  * header says `typ: "pcx-identity+jwt"`), which goes to the PDP as `context.identity` for it to
  * verify (signature, audience, expiry, revocation, and that it names this principal and session).
  * Without a token such a claim is refused here with PCX_IDENTITY_UNPROVEN; the PEP answers it
- * (egress: 407) and forwards nothing.
+ * (egress: 407 Proxy Authentication Required, the code and reason in the status line, a header
+ * and the body) and forwards nothing. The principal is never a client's to choose.
  *
  * Transports: `Proxy-Authorization: Basic base64(session:tokens)` for the egress proxy (what
  * clients that speak proxies already send: curl --proxy-user, HTTPS_PROXY=http://user:pass@…),
@@ -19,6 +20,9 @@
  */
 import { PcxError } from './errors.js';
 import type { Principal, RequestContext } from './types.js';
+
+/** The marker that replaces a secret (or anything that may be one) in records. */
+export const REDACTED = '[redacted]';
 
 /** What the sidecar's configuration says (flags or a config file): the identity that stands. */
 export interface ConfiguredIdentity {
@@ -39,9 +43,6 @@ export interface IdentityClaim {
 export type ResolvedIdentity =
   | { ok: true; principal: Principal; context: RequestContext }
   | { ok: false; error: PcxError };
-
-/** The marker that replaces a secret (or anything that may be one) in records. */
-export const REDACTED = '[redacted]';
 
 /** JWS `typ` of an identity token; lease tokens carry another `typ` and go to context.leases. */
 const IDENTITY_TYP = 'pcx-identity+jwt';
@@ -68,8 +69,8 @@ export function parseProxyAuthorization(header: string | string[] | undefined): 
     if (header.length !== 1) throw bad('more than one Proxy-Authorization header');
     header = header[0]!;
   }
-  const m = /^Basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*$/i.exec(header);
-  if (!m || header.length > MAX_HEADER_BYTES) {
+  const m = header.length > MAX_HEADER_BYTES ? null : /^Basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*$/i.exec(header);
+  if (!m) {
     throw bad('Proxy-Authorization must be "Basic base64(session:tokens)"', 'curl --proxy-user SESSION:TOKEN');
   }
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
@@ -143,7 +144,8 @@ function claimTokens(tokens: string[], where: string): IdentityClaim {
  */
 export function isIdentityToken(token: string): boolean {
   const dot = token.indexOf('.');
-  if (dot <= 0 || dot > 1024) return false;
+  // A compact JWS has exactly three parts; a header is small, so a long first part is not one.
+  if (dot <= 0 || dot > 1024 || token.split('.').length !== 3) return false;
   try {
     const header: unknown = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'));
     return typeof header === 'object' && header !== null && (header as { typ?: unknown }).typ === IDENTITY_TYP;
@@ -183,7 +185,7 @@ export function resolveIdentity(configured: ConfiguredIdentity, claim: IdentityC
     context.session = claimed;
   }
   if (claim.identityToken !== undefined) context.identity = claim.identityToken;
-  if (claim.leases.length > 0) context.leases = [...(configured.context as RequestContext).leases ?? [], ...claim.leases];
+  if (claim.leases.length > 0) context.leases = [...claim.leases];
   return { ok: true, principal: configured.principal, context };
 }
 
