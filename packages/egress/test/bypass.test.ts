@@ -527,8 +527,8 @@ bypass('report-only mode still fails closed and keeps the floor', async (tt) => 
 
 const b64url = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 /** Unsigned tokens: the proxy verifies nothing (the PDP does); only their shape routes them. */
-const leaseToken =
-  `${b64url({ alg: 'EdDSA', typ: 'pcx-lease+jwt' })}.${b64url({ jti: 'lease-42' })}.c2lnbmF0dXJlLXNlY3JldA`;
+const leaseHeader = b64url({ alg: 'EdDSA', typ: 'pcx-lease+jwt' });
+const leaseToken = `${leaseHeader}.${b64url({ jti: 'lease-42' })}.c2lnbmF0dXJlLXNlY3JldA`;
 const identityToken =
   `${b64url({ alg: 'EdDSA', typ: 'pcx-identity+jwt', kid: 'k1' })}.` +
   `${b64url({ jti: 'id-7', sub: 'agent-7', pcx_session: 's-99' })}.aWRlbnRpdHktc2lnbmF0dXJl`;
