@@ -443,7 +443,8 @@ class EgressCore {
     // Pipelined behind requests still being answered: handled once they are (strict order).
     if (entry && entry.count > 0) {
       entry.waiting.push(() => {
-        if (!client.destroyed) this.handleConnect(req, client, head);
+        // A connection closed meanwhile (the client left, or an earlier response said close) gets nothing.
+        if (!client.destroyed && client.writable) this.handleConnect(req, client, head);
       });
       return;
     }
