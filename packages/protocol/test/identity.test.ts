@@ -15,6 +15,7 @@ import {
   redactContext,
   resolveIdentity,
   type ConfiguredIdentity,
+  type HeaderMap,
   type PcxError,
 } from '../src/index.js';
 
@@ -129,7 +130,7 @@ t.test('X-Portcullis-Session, -Identity and -Lease headers for our HTTP APIs', a
     [{ 'x-portcullis-session': ['s-1', 's-42'] }, /more than one x-portcullis-session header/],
     [{ 'x-portcullis-session': 's/42' }, /X-Portcullis-Session is invalid/],
     [{ 'x-portcullis-lease': 'x'.repeat(17 * 1024) }, /over 16384 bytes/],
-  ] as const) {
+  ] as Array<[HeaderMap, RegExp]>) {
     const e = refusal(() => parseIdentityHeaders(headers));
     t.equal(e.code, 'PCX_IDENTITY_BAD_CREDENTIALS');
     t.match(e.message, why);
