@@ -20,6 +20,12 @@ export const ERROR_CODES = {
   PCX_RPC_OVERLOADED: 'too many calls are in flight on one connection; the call was not sent',
   PCX_RPC_FRAME_TOO_LARGE: 'the request frame is over the frame limit; it was not sent',
 
+  // protocol: identity claims on a request (every enforcement point)
+  PCX_IDENTITY_BAD_CREDENTIALS:
+    'the credentials a client sent (Proxy-Authorization, X-Portcullis-* headers) are malformed or repeated',
+  PCX_IDENTITY_UNPROVEN:
+    'the client claims a session other than the configured one without an identity token proving it',
+
   // policy: a decision request that cannot be evaluated (always a deny)
   PCX_REQ_INVALID: 'the request could not be read as JSON data',
   PCX_REQ_NOT_OBJECT: 'the request is not a JSON object with principal, action, resource and context',
@@ -170,7 +176,6 @@ export const ERROR_CODES = {
   PCX_EGRESS_HEADERS_TOO_LARGE: 'the request head is over the size limit',
   PCX_EGRESS_HEADERS_TIMEOUT: 'the request head did not arrive in time',
   PCX_EGRESS_UPGRADE: 'a protocol upgrade through an absolute-URI request is not supported; use CONNECT',
-  PCX_EGRESS_BAD_PROXY_AUTH: 'the Proxy-Authorization header is not Basic base64(session:lease-token)',
   PCX_EGRESS_FLOOR: 'the destination is refused whatever the policy says (loopback, link-local, cloud metadata…)',
   PCX_EGRESS_DNS: 'the target host did not resolve to a usable address',
   PCX_EGRESS_AUDIT_UNAVAILABLE: 'the audit sink did not acknowledge the record; nothing was forwarded',

@@ -9,6 +9,14 @@ export type { RpcClientOptions, ResponseFrame } from './rpc.js';
 export { AuditClient } from './audit-client.js';
 export type { AuditClientOptions, AuditAck, AuditHealth } from './audit-client.js';
 export { prepareAuditRecord, canonicalize, REDACTED, GENESIS_PREV } from './audit-record.js';
+export {
+  leaseId,
+  parseIdentityHeaders,
+  parseProxyAuthorization,
+  redactContext,
+  resolveIdentity,
+} from './identity.js';
+export type { ConfiguredIdentity, HeaderMap, IdentityClaim, ResolvedIdentity } from './identity.js';
 export type { AuditRecord, AuditRecordInput, AuditOutcome } from './audit-record.js';
 export { PdpClient } from './pdp-client.js';
 export type { PdpClientOptions, PdpHealth } from './pdp-client.js';

@@ -20,6 +20,11 @@ export interface RequestContext {
   session?: string;
   /** Capability lease tokens (compact JWS). Never logged or audited: only their ids are. */
   leases?: string[];
+  /**
+   * An identity token (compact JWS, typ pcx-identity+jwt) proving `session` for this principal,
+   * set only by protocol's resolveIdentity; the PDP verifies it. Never logged: only its jti is.
+   */
+  identity?: string;
   [attribute: string]: unknown;
 }
 
