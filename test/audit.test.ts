@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { PassThrough, Readable } from 'node:stream';
 import { AuditClient, type AuditRecordInput, type PcxError } from '@portcullis/protocol';
 import { main } from '@portcullis/cli';
+import { swapRecords } from '../packages/audit/test/rewrite.js';
 
 type TestT = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -288,6 +289,58 @@ t.test(
     const nolog = await cli(t, ['audit', 'verify', join(dir, 'nothing-here')]);
     t.equal(nolog.code, 2);
     t.notMatch(nolog.err, /\n\s+at /);
+  },
+);
+
+t.test(
+  'a restarted sink refuses to sign over rewritten history (exit 2); verify --against a kept checkpoint catches it',
+  async (t) => {
+    const dir = tempDir(t);
+    const { key, pub } = await keygen(t, dir);
+    const log = join(dir, 'log');
+    const socket = join(dir, 'sink.sock');
+    const sink = await serve(t, log, socket, key, ['--checkpoint-every', '8']);
+    const client = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
+    for (let i = 0; i < 20; i++) await client.append(rec(i));
+    client.close();
+    sink.child.kill('SIGTERM');
+    t.equal(await sink.exited, 0);
+    // The operator keeps a copy of the latest checkpoint off the machine.
+    const kept = join(dir, 'kept-20.note');
+    writeFileSync(kept, readFileSync(join(log, 'checkpoints', '0000000000000020.note')));
+    const keptOk = await cli(t, ['audit', 'verify', log, '--pubkey', pub, '--against', kept]);
+    t.equal(keptOk.code, 0, keptOk.out + keptOk.err);
+    t.match(keptOk.out, /1 kept checkpoint\(s\) match/);
+
+    swapRecords(log, 5, 6);
+    const restarted = run(t, ['audit', 'serve', '--dir', log, '--socket', socket, '--key', key]);
+    // Fails fast, not by the tap timeout, if it serves after all.
+    const served = (async () => {
+      while (!restarted.out().includes('listening')) {
+        if (restarted.child.exitCode !== null) return 'exited';
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      restarted.child.kill('SIGKILL');
+      return 'served';
+    })();
+    t.equal(await Promise.race([restarted.exited, served]), 2, 'the sink refuses to serve');
+    t.match(
+      restarted.err(),
+      /records 0\.\.19 of the log .* do not hash to the root that its checkpoint checkpoints\/0+20\.note signed/,
+    );
+    t.notMatch(restarted.err(), /\n\s+at /, 'no stack trace');
+    t.notMatch(restarted.out(), /listening/);
+    t.same(readdirSync(join(log, 'checkpoints')).filter((f) => f.endsWith('.note')).length, 3, 'nothing new signed');
+
+    // Deleting every checkpoint hides the rewrite from the log alone (the sink then starts and
+    // signs it: the documented limit); only the kept checkpoint still shows it.
+    rmSync(join(log, 'checkpoints'), { recursive: true });
+    mkdirSync(join(log, 'checkpoints'));
+    const alone = await cli(t, ['audit', 'verify', log, '--pubkey', pub]);
+    t.equal(alone.code, 0, alone.out);
+    const against = await cli(t, ['audit', 'verify', log, '--pubkey', pub, '--against', kept]);
+    t.equal(against.code, 1);
+    t.match(against.out, /FAIL \(kept checkpoint .*kept-20\.note\): signed root does not match records 0\.\.19/);
   },
 );
 

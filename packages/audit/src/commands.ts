@@ -13,7 +13,7 @@ import { AuditLog } from './log.js';
 import { generateKey, parseSigningKey } from './note.js';
 import { checkInclusionProof, proveInclusion } from './proof.js';
 import { serveSink, type SinkServer } from './server.js';
-import { listSegments, loadVerifierKey, verifyLog } from './verify.js';
+import { listSegments, loadVerifierKey, verifyLog, type VerifyOptions } from './verify.js';
 
 /** Structurally the CLI's CommandIO. */
 export interface AuditCommandIO {
@@ -31,7 +31,10 @@ const subcommands: Record<string, { summary: string; run: Sub }> = {
     summary: 'create a checkpoint signing key: --name NAME --out FILE (writes FILE and FILE.pub)',
     run: keygen,
   },
-  verify: { summary: 'verify a log: DIR [--pubkey FILE]', run: verify },
+  verify: {
+    summary: 'verify a log: DIR [--pubkey FILE] [--against CHECKPOINT …] (checkpoints kept elsewhere)',
+    run: verify,
+  },
   prove: { summary: 'print an inclusion proof: DIR --seq N [--pubkey FILE]', run: prove },
   'verify-proof': { summary: 'check an inclusion proof offline: [FILE|-] --pubkey FILE', run: verifyProof },
   tail: { summary: 'print the last records: DIR [-n N] [--follow]', run: tail },
@@ -210,12 +213,25 @@ async function verify(argv: string[], io: AuditCommandIO): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { pubkey: { type: 'string' }, json: { type: 'boolean', default: false } },
+    options: {
+      pubkey: { type: 'string' },
+      against: { type: 'string', multiple: true, default: [] },
+      json: { type: 'boolean', default: false },
+    },
   });
   const dir = dirArg(io, positionals, undefined);
-  const opts: { publicKey?: string } = {};
+  const opts: VerifyOptions = {};
   const pk = readPubkey(io, values.pubkey);
   if (pk !== undefined) opts.publicKey = pk;
+  opts.against = values.against.map((name) => {
+    try {
+      return { name, note: readFileSync(path(io, name), 'utf8') };
+    } catch (e) {
+      throw new PcxError('PCX_USAGE', `cannot read the checkpoint "${name}": ${(e as NodeJS.ErrnoException).code}`, {
+        hint: '--against takes a checkpoint file (a copy of DIR/checkpoints/<size>.note kept elsewhere)',
+      });
+    }
+  });
   const r = await verifyLog(dir, opts);
   if (values.json) {
     io.stdout.write(
@@ -234,8 +250,9 @@ async function verify(argv: string[], io: AuditCommandIO): Promise<number> {
   if (r.ok) {
     io.stdout.write(
       `ok: ${r.records} records, ${r.checkpoints} checkpoints ` +
-        `verified${r.latest ? ` (latest covers ${r.latest.size})` : ''}; ${r.unsigned} records after the last ` +
-        `checkpoint\n`,
+        `verified${r.latest ? ` (latest covers ${r.latest.size})` : ''}` +
+        `${opts.against.length > 0 ? `, ${r.kept} kept checkpoint(s) match` : ''}; ${r.unsigned} records after ` +
+        `the last checkpoint\n`,
     );
     return 0;
   }

@@ -43,11 +43,18 @@ export interface VerifyResult {
   problems: Problem[];
   warnings: string[];
   latest?: Checkpoint;
+  /** How many of `against` the log matches. */
+  kept: number;
 }
 
 export interface VerifyOptions {
   /** The verifier key (note format). Default: DIR/pubkey, which only proves self-consistency. */
   publicKey?: string;
+  /**
+   * Checkpoints kept outside the log (copied off the machine, or from a witness), each with the
+   * name to report it by. The log must hold their records unchanged. Default: none.
+   */
+  against?: { name: string; note: string }[];
 }
 
 export function loadVerifierKey(dir: string, publicKey: string | undefined): { key: VerifierKey; fromLog: boolean } {
@@ -92,7 +99,8 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
         .filter((n) => !n.startsWith('.'))
         .sort()
     : [];
-  const pending: Checkpoint[] = [];
+  // Every checkpoint whose root is to be compared, in the log or kept elsewhere, with where it is.
+  const pending: { c: Checkpoint; where: string; kept: boolean }[] = [];
   for (const name of names) {
     const where = `checkpoint ${join(CHECKPOINTS, name)}`;
     if (!CHECKPOINT_RE.test(name)) {
@@ -113,25 +121,38 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
           `says tree size ${opened.size}, but its file name says ${Number(CHECKPOINT_RE.exec(name)![1])} (a ` +
           `copied or replayed checkpoint)`,
       });
-    else pending.push(opened);
+    else pending.push({ c: opened, where, kept: false });
   }
-  pending.sort((a, b) => a.size - b.size);
   const checkpoints = pending.length;
+  for (const { name, note } of options.against ?? []) {
+    const where = `kept checkpoint ${name}`;
+    const opened = await openCheckpoint(note, key);
+    if ('error' in opened) problems.push({ where, message: opened.error });
+    else if (origin !== undefined && opened.origin !== origin)
+      problems.push({
+        where,
+        message: `origin "${opened.origin}" is not this log's origin "${origin}" (a checkpoint of another log)`,
+      });
+    else pending.push({ c: opened, where, kept: true });
+  }
+  pending.sort((a, b) => a.c.size - b.c.size);
   let latest: Checkpoint | undefined;
   let lastVerifiedSize = 0;
+  let kept = 0;
 
   const tree = new CompactRange();
   let seq = 0;
   let prev = GENESIS_PREV;
   const checkRoot = (): void => {
-    while (pending.length > 0 && pending[0]!.size === seq) {
-      const c = pending.shift()!;
+    while (pending.length > 0 && pending[0]!.c.size === seq) {
+      const { c, where, kept: isKept } = pending.shift()!;
       if (tree.root().equals(c.root)) {
-        latest = c;
-        lastVerifiedSize = c.size;
+        if (isKept) kept++;
+        else latest = c;
+        lastVerifiedSize = Math.max(lastVerifiedSize, c.size);
       } else {
         problems.push({
-          where: `checkpoint ${join(CHECKPOINTS, checkpointName(c.size))}`,
+          where,
           message:
             `signed root does not match records 0..${c.size - 1}: a record between seq ${lastVerifiedSize} ` +
             `and ${c.size - 1} was changed, removed, inserted or reordered (and the chain rewritten to hide it)`,
@@ -213,10 +234,10 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       closeSync(fd);
     }
   }
-  for (const c of pending) {
+  for (const { c, where } of pending) {
     if (!stop) {
       problems.push({
-        where: `checkpoint ${join(CHECKPOINTS, checkpointName(c.size))}`,
+        where,
         message:
           `covers ${c.size} records but the log has only ${seq}: records ${seq}..${c.size - 1} were removed ` +
           `(truncated)`,
@@ -230,6 +251,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     unsigned: seq - lastVerifiedSize,
     problems,
     warnings,
+    kept,
   };
   if (latest) result.latest = latest;
   return result;

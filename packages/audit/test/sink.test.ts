@@ -173,16 +173,16 @@ t.test('restart continues the chain; segments rotate; durable mode acks after fs
   const s1 = await startSink(t, { dir, segmentBytes: 4096, checkpointEvery: 7 });
   for (let i = 0; i < 60; i++) await s1.client.append(sampleRecord(i));
   await s1.stop();
-  const s2 = await startSink(t, { dir, segmentBytes: 4096, durable: true });
+  // The same key: a log is continued only with the key that signed its checkpoints.
+  const s2 = await startSink(t, { dir, segmentBytes: 4096, durable: true, key: s1.key });
   const acks = await Promise.all(Array.from({ length: 40 }, (_, i) => s2.client.append(sampleRecord(100 + i))));
   t.same(Math.min(...acks.map((a) => a.seq)), 60);
   t.same((await s2.client.health()).mode, 'durable');
   await s2.stop();
   t.ok(readdirSync(join(dir, 'segments')).length > 3, 'rotated into several segments');
-  // s2 used a new key: verifying against s1's key must fail on s2's checkpoints, s2's key on s1's.
   const r1 = await verifyLog(dir, { publicKey: s1.publicKey });
-  t.notOk(r1.ok);
-  t.match(r1.problems[0]!.message, /no signature by key/);
+  t.ok(r1.ok, JSON.stringify(r1.problems));
+  t.equal(r1.records, 100);
   const seqs = readdirSync(join(dir, 'segments'))
     .flatMap((f) =>
       readFileSync(join(dir, 'segments', f), 'utf8')

@@ -134,6 +134,8 @@ export const ERROR_CODES = {
   PCX_AUDIT_LOCKED: 'another audit sink is writing the same log directory',
   PCX_AUDIT_BAD_ORIGIN: 'the log origin is not one line of at most 256 characters',
   PCX_AUDIT_LOG_CORRUPT: 'the audit log is damaged; the sink will not append to it',
+  PCX_AUDIT_HISTORY_REWRITTEN:
+    'the records under the latest checkpoint no longer hash to its signed root; the sink will not sign over them',
   PCX_AUDIT_NOT_A_LOG: 'the directory is not an audit log',
   PCX_AUDIT_NO_KEY: 'a key file is missing or cannot be read',
   PCX_AUDIT_BAD_KEY: 'a key is not in the expected format or is damaged',
