@@ -60,7 +60,8 @@ export async function auditCommand(argv: string[], io: AuditCommandIO): Promise<
     io.stdout.write(auditUsage());
     return name === undefined ? 2 : 0;
   }
-  const sub = subcommands[name];
+  // An own entry only: "constructor" or "__proto__" must not find Object.prototype's members.
+  const sub = Object.hasOwn(subcommands, name) ? subcommands[name] : undefined;
   if (!sub)
     throw new PcxError('PCX_USAGE', `unknown audit subcommand "${name}"`, {
       hint: `one of: ${Object.keys(subcommands).join(', ')}, replay`,
