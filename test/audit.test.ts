@@ -328,7 +328,7 @@ t.test(
       restarted.err(),
       /records 0\.\.19 of the log .* do not hash to the root that its checkpoint checkpoints\/0+20\.note signed/,
     );
-    t.match(restarted.err(), /the history was rewritten .*; the sink will not sign over it\n  hint: run "portcullis/);
+    t.match(restarted.err(), /the history was rewritten .*; the sink will not sign over it\n {2}hint: run "portcullis/);
     t.notMatch(restarted.err(), /\n\s+at /, 'no stack trace');
     t.notMatch(restarted.out(), /listening/);
     t.same(readdirSync(join(log, 'checkpoints')).filter((f) => f.endsWith('.note')).length, 3, 'nothing new signed');

@@ -10,6 +10,7 @@
 
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { isUtf8 } from 'node:buffer';
 import { hash as oneShotHash } from 'node:crypto';
 import { GENESIS_PREV, PcxError, canonicalize, type AuditRecord } from '@portcullis/protocol';
 import {
@@ -199,7 +200,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
           // accept goes through the reference check, which also says what is wrong.
           let hash = fastCheck(buf.toString('latin1', start, nl), seq, prev);
           if (hash === undefined) {
-            const bad = checkRecord(buf.toString('utf8', start, nl), seq, prev);
+            const bad = checkRecord(buf.subarray(start, nl), seq, prev);
             if (typeof bad === 'string') {
               problems.push({ seq, where: `${file}:${lineNo}`, message: bad });
               stop = true;
@@ -366,8 +367,16 @@ function scanValue(s: string, i: number, top: TopLevel | undefined): number {
   return j;
 }
 
-/** Check one record line; returns the parsed record, or what is wrong with it. */
-function checkRecord(text: string, seq: number, prev: string): AuditRecord | string {
+/**
+ * Check one record line (its bytes, without the newline); returns the parsed record, or what is
+ * wrong with it. The bytes must be UTF-8: decoding replaces a malformed sequence with U+FFFD, so a
+ * check of the decoded text alone would accept a line whose bytes were changed (0xFF for the
+ * three bytes of U+FFFD: same text, same hash over the text, different line). With valid UTF-8
+ * the text encodes back to exactly these bytes, and the hash is taken over the bytes.
+ */
+function checkRecord(bytes: Buffer, seq: number, prev: string): AuditRecord | string {
+  if (!isUtf8(bytes)) return `record ${seq} is not valid UTF-8 (the line's bytes were edited)`;
+  const text = bytes.toString('utf8');
   let r: AuditRecord;
   try {
     r = JSON.parse(text) as AuditRecord;
@@ -395,7 +404,7 @@ function checkRecord(text: string, seq: number, prev: string): AuditRecord | str
     return `record ${seq} cannot be canonicalised: ${(e as Error).message}`;
   }
   if (canonical !== text) return `record ${seq} is not in canonical form (the line was edited)`;
-  const input = typeof r.hash === 'string' && HEX64.test(r.hash) ? hashInputOf(text, r.hash) : undefined;
+  const input = typeof r.hash === 'string' && HEX64.test(r.hash) ? hashInputOf(bytes, r.hash) : undefined;
   if (input === undefined || oneShotHash('sha256', input, 'hex') !== r.hash)
     return `record ${seq}: hash does not match its content (the record was edited)`;
   return r;

@@ -317,3 +317,35 @@ t.test(
     t.equal(bad.problems[0]?.seq, 2, 'an escape edited in a non-ASCII line is found');
   },
 );
+
+t.test('verify checks the bytes: invalid UTF-8 in a line is refused with its seq, signed or not', async (t) => {
+  // Records 50 and 51 come after the last checkpoint: nothing signed covers them, so only the
+  // record check itself can see that a line's bytes changed.
+  const d = copy();
+  const log = await AuditLog.open({ dir: d, key, checkpointEvery: 1000 });
+  await log.append({ ...sampleRecord(50), resource: { name: 'caf\uFFFD', path: '/ü' } });
+  await log.append(sampleRecord(51));
+  await log.close();
+  unlinkSync(join(d, 'checkpoints', '0000000000000052.note'));
+  t.ok((await verifyLog(d, { publicKey })).ok, 'the untouched log verifies');
+  const bytes = readFileSync(seg(d));
+  const replacement = Buffer.from('\uFFFD');
+  for (const [name, bad] of [
+    ['a lone 0xFF', Buffer.from([0xff])],
+    ['an encoded surrogate (CESU-8)', Buffer.from([0xed, 0xbf, 0xbf])],
+    ['an overlong encoding', Buffer.from([0xc0, 0xbf])],
+  ] as const) {
+    // Each decodes to U+FFFD, so the decoded text (and a hash over it) is unchanged.
+    t.equal(bad.toString('utf8').replaceAll('\uFFFD', ''), '', `${name} decodes to U+FFFD only`);
+    const at = bytes.indexOf(replacement);
+    writeFileSync(seg(d), Buffer.concat([bytes.subarray(0, at), bad, bytes.subarray(at + replacement.length)]));
+    await expectProblem(t, d, { seq: 50, where: /000001\.log:51$/, message: /record 50 is not valid UTF-8/ });
+  }
+  // Within checkpoints as well: the record is named, not only the checkpoint.
+  const e = copy();
+  const ls = readFileSync(seg(e));
+  const at = ls.indexOf('"fsgate"', ls.indexOf('"seq":7,'));
+  t.ok(at > 0);
+  writeFileSync(seg(e), Buffer.concat([ls.subarray(0, at + 2), Buffer.from([0xe9]), ls.subarray(at + 2)]));
+  await expectProblem(t, e, { seq: 7, message: /record 7 is not valid UTF-8/ });
+});
