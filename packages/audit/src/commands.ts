@@ -10,7 +10,7 @@ import { PcxError } from '@portcullis/protocol';
 import { SEGMENTS, segmentName } from './format.js';
 import { openIndex, queryIndex } from './index-db.js';
 import { AuditLog } from './log.js';
-import { generateKey, parseSigningKey } from './note.js';
+import { checkOrigin, generateKey, parseSigningKey } from './note.js';
 import { checkInclusionProof, proveInclusion } from './proof.js';
 import { serveSink, type SinkServer } from './server.js';
 import { listSegments, loadVerifierKey, verifyLog, type VerifyOptions } from './verify.js';
@@ -122,6 +122,7 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
   const dir = path(io, need(values.dir, '--dir DIR', 'where the log lives'));
   const socketPath = path(io, need(values.socket, '--socket PATH', 'the Unix socket to listen on'));
   const keyFile = path(io, need(values.key, '--key FILE', 'the private key from "portcullis audit keygen"'));
+  if (values.origin !== undefined) checkOrigin(values.origin, '--origin');
   let keyText: string;
   try {
     if ((statSync(keyFile).mode & 0o077) !== 0) {

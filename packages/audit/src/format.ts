@@ -6,6 +6,7 @@
  * canonicalised top-level members, so a record is canonicalised once.
  */
 import { hash as oneShotHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalize, type AuditRecord, type AuditRecordInput } from '@portcullis/protocol';
 
@@ -25,6 +26,12 @@ export function checkpointName(size: number): string {
   return `${String(size).padStart(16, '0')}.note`;
 }
 export const CHECKPOINT_RE = /^(\d{16})\.note$/;
+
+/** The origin line stored in DIR/origin: the file without its final newline, nothing trimmed. */
+export function readOrigin(path: string): string {
+  const text = readFileSync(path, 'utf8');
+  return text.endsWith('\n') ? text.slice(0, -1) : text;
+}
 
 export function segmentPath(dir: string, n: number): string {
   return join(dir, SEGMENTS, segmentName(n));

@@ -33,11 +33,12 @@ import {
   CHECKPOINT_RE,
   checkpointName,
   encodeAppended,
+  readOrigin,
   segmentPath,
 } from './format.js';
 import { lockDir, type DirLock } from './lock.js';
 import { CompactRange, leafHashInPlace } from './merkle.js';
-import { openCheckpoint, signCheckpoint, verifierKeyString, type SigningKey } from './note.js';
+import { checkOrigin, openCheckpoint, signCheckpoint, verifierKeyString, type SigningKey } from './note.js';
 
 export interface AuditLogOptions {
   dir: string;
@@ -153,11 +154,13 @@ export class AuditLog {
       const originPath = join(dir, ORIGIN_FILE);
       let origin: string;
       if (existsSync(originPath)) {
-        origin = readFileSync(originPath, 'utf8').trim();
+        // Exactly what was written (one line and its newline): a trimmed origin would not be the
+        // one in the checkpoints. Checked again: the file may have been edited.
+        origin = readOrigin(originPath);
+        checkOrigin(origin, `the origin in ${originPath}`);
       } else {
         origin = options.origin ?? `${hostname()}/portcullis-audit/${randomBytes(8).toString('hex')}`;
-        if (!/^[^\n]{1,256}$/.test(origin))
-          throw new PcxError('PCX_AUDIT_BAD_ORIGIN', 'the origin must be one line of at most 256 characters');
+        checkOrigin(origin);
         writeDurably(dir, ORIGIN_FILE, origin + '\n');
       }
       writeDurably(dir, PUBKEY_FILE, verifierKeyString(o.key) + '\n');

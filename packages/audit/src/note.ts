@@ -45,8 +45,69 @@ export interface Checkpoint {
   root: Buffer;
 }
 
-// Key names may not contain whitespace or "+" (the field separator of the key encodings).
-const KEY_NAME = /^[^\s+]{1,128}$/;
+// C2SP signed-note: a note is valid UTF-8 without control characters other than newline, and
+// key names are non-empty without Unicode spaces or "+" (the field separator of the key
+// encodings). \p{White_Space} is Unicode's set (JavaScript's \s misses U+0085); \p{Cc} holds
+// the C0 controls, DEL and the C1 controls; \p{Cs} a lone surrogate (not UTF-8 at all).
+const NAME_FORBIDDEN = /[\p{White_Space}\p{Cc}\p{Cs}+]/u;
+const CONTROL = /[\p{Cc}\p{Cs}]/u;
+const EDGE_SPACE = /^\p{White_Space}|\p{White_Space}$/u;
+const MAX_KEY_NAME = 128;
+const MAX_ORIGIN = 256;
+
+/** "U+0009" for the first character of `s` that `re` matches. */
+function codePointOf(s: string, re: RegExp): string {
+  const c = re.exec(s)![0].codePointAt(0)!;
+  return `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** Why `name` cannot be a key name (C2SP signed-note), or undefined when it can. */
+function keyNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'it is empty';
+  if (name.length > MAX_KEY_NAME) return `it is longer than ${MAX_KEY_NAME} characters`;
+  const bad = NAME_FORBIDDEN.exec(name)?.[0];
+  if (bad === undefined) return undefined;
+  if (bad === '+') return 'it contains "+"';
+  const at = codePointOf(bad, NAME_FORBIDDEN);
+  if (/\p{Cs}/u.test(bad)) return `it is not valid Unicode (a lone surrogate, ${at})`;
+  return CONTROL.test(bad) ? `it contains a control character (${at})` : `it contains a space (${at})`;
+}
+
+/** Throws PCX_AUDIT_BAD_KEY_NAME unless `name` is a valid key name. */
+export function checkKeyName(name: string): void {
+  const why = keyNameProblem(name);
+  if (why !== undefined)
+    throw new PcxError('PCX_AUDIT_BAD_KEY_NAME', `key name ${JSON.stringify(name)} is not allowed: ${why}`, {
+      hint: `use 1-${MAX_KEY_NAME} characters without spaces, control characters or "+", e.g. audit.example.com`,
+    });
+}
+
+/**
+ * Throws PCX_AUDIT_BAD_ORIGIN unless `origin` can be a checkpoint's origin line: non-empty (C2SP
+ * tlog-checkpoint), without control characters (signed-note), and without leading or trailing
+ * space — such an origin would not survive being read back from a file by a tool that trims
+ * lines, and no one reading it can see it.
+ */
+export function checkOrigin(origin: string, where = 'the origin'): void {
+  const why =
+    origin.length === 0
+      ? 'it is empty'
+      : origin.length > MAX_ORIGIN
+        ? `it is longer than ${MAX_ORIGIN} characters`
+        : /\p{Cs}/u.test(origin)
+          ? `it is not valid Unicode (a lone surrogate, ${codePointOf(origin, /\p{Cs}/u)})`
+          : CONTROL.test(origin)
+            ? `it contains a control character (${codePointOf(origin, CONTROL)})`
+            : EDGE_SPACE.test(origin)
+              ? 'it starts or ends with a space'
+              : undefined;
+  if (why !== undefined)
+    throw new PcxError('PCX_AUDIT_BAD_ORIGIN', `${where} ${JSON.stringify(origin)} is not allowed: ${why}`, {
+      hint:
+        `use one line of 1-${MAX_ORIGIN} characters without control characters or surrounding spaces, e.g. ` +
+        'audit.example.com/log1',
+    });
+}
 
 export function keyId(name: string, publicKey: Uint8Array): Buffer {
   return createHash('sha256')
@@ -58,11 +119,7 @@ export function keyId(name: string, publicKey: Uint8Array): Buffer {
 }
 
 export async function generateKey(name: string): Promise<{ privateKey: string; publicKey: string }> {
-  if (!KEY_NAME.test(name))
-    throw new PcxError(
-      'PCX_AUDIT_BAD_KEY_NAME',
-      `key name "${name}" is not allowed: use 1-128 characters without spaces or "+"`,
-    );
+  checkKeyName(name);
   const s = await sodium();
   const seed = s.randombytes_buf(32);
   const pair = s.crypto_sign_seed_keypair(seed);
@@ -87,7 +144,7 @@ export async function parseSigningKey(text: string): Promise<SigningKey> {
     throw badKey('the private key file is not in the PRIVATE+KEY+<name>+<id>+<key> format');
   const [, , name, id, b64] = parts as [string, string, string, string, string];
   const raw = Buffer.from(b64, 'base64');
-  if (!KEY_NAME.test(name) || raw.length !== 33 || raw[0] !== ALG_ED25519)
+  if (keyNameProblem(name) !== undefined || raw.length !== 33 || raw[0] !== ALG_ED25519)
     throw badKey('the private key file does not hold an Ed25519 key');
   const s = await sodium();
   const pair = s.crypto_sign_seed_keypair(raw.subarray(1));
@@ -106,7 +163,7 @@ export function parseVerifierKey(text: string): VerifierKey {
     );
   const [name, id, b64] = parts as [string, string, string];
   const raw = Buffer.from(b64, 'base64');
-  if (!KEY_NAME.test(name) || raw.length !== 33 || raw[0] !== ALG_ED25519)
+  if (keyNameProblem(name) !== undefined || raw.length !== 33 || raw[0] !== ALG_ED25519)
     throw new PcxError('PCX_AUDIT_BAD_KEY', 'the public key is not an Ed25519 verifier key');
   const publicKey = raw.subarray(1);
   const kid = keyId(name, publicKey);

@@ -22,6 +22,7 @@ import {
   SEGMENT_RE,
   checkpointName,
   hashInputOf,
+  readOrigin,
   segmentName,
 } from './format.js';
 import { CompactRange, leafHashInPlace } from './merkle.js';
@@ -90,7 +91,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     );
 
   const originPath = join(dir, ORIGIN_FILE);
-  const origin = existsSync(originPath) ? readFileSync(originPath, 'utf8').trim() : undefined;
+  const origin = existsSync(originPath) ? readOrigin(originPath) : undefined;
   if (origin === undefined) problems.push({ where: originPath, message: 'the origin file is missing' });
 
   // Checkpoints: signatures and origins first; roots are compared while streaming the records.
