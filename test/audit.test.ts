@@ -247,14 +247,22 @@ t.test(
 
     const proof = await cli(t, ['audit', 'prove', log, '--seq', '13', '--pubkey', pub]);
     t.equal(proof.code, 0, proof.err);
-    const ok = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], proof.out);
+    const origin = readFileSync(join(log, 'origin'), 'utf8').slice(0, -1);
+    const ok = await cli(t, ['audit', 'verify-proof', '--pubkey', pub, '--origin', origin], proof.out);
     t.equal(ok.code, 0, ok.out + ok.err);
-    t.match(ok.out, /ok: record 13 is included in the log of 45 records signed by e2e\.audit/);
+    t.equal(ok.out, `ok: record 13 is included in the log "${origin}" of 45 records signed by e2e.audit\n`);
     const forged = JSON.parse(proof.out) as { record: string };
     forged.record = forged.record.replace('"http.get"', '"http.post"');
-    const bad = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], JSON.stringify(forged));
+    const bad = await cli(t, ['audit', 'verify-proof', '--pubkey', pub, '--origin', origin], JSON.stringify(forged));
     t.equal(bad.code, 1);
     t.match(bad.out, /FAIL/);
+    // A proof is checked against the log it must come from: another origin fails, none is a usage error.
+    const other = await cli(t, ['audit', 'verify-proof', '--pubkey', pub, '--origin', 'elsewhere/log'], proof.out);
+    t.equal(other.code, 1);
+    t.match(other.out, /FAIL: the proof is from the log ".*", not from "elsewhere\/log"/);
+    const none = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], proof.out);
+    t.equal(none.code, 2);
+    t.match(none.err, /missing --origin ORIGIN/);
 
     const q = await cli(t, ['audit', 'query', log, '--principal', 'agent-1', '--decision', 'deny']);
     t.equal(q.code, 0, q.err);

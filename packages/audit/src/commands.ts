@@ -36,7 +36,10 @@ const subcommands: Record<string, { summary: string; run: Sub }> = {
     run: verify,
   },
   prove: { summary: 'print an inclusion proof: DIR --seq N [--pubkey FILE]', run: prove },
-  'verify-proof': { summary: 'check an inclusion proof offline: [FILE|-] --pubkey FILE', run: verifyProof },
+  'verify-proof': {
+    summary: 'check an inclusion proof offline: [FILE|-] --pubkey FILE --origin ORIGIN',
+    run: verifyProof,
+  },
   tail: { summary: 'print the last records: DIR [-n N] [--follow]', run: tail },
   query: {
     summary:
@@ -252,7 +255,8 @@ async function verify(argv: string[], io: AuditCommandIO): Promise<number> {
   if (r.ok) {
     io.stdout.write(
       `ok: ${r.records} records, ${r.checkpoints} checkpoints ` +
-        `verified${r.latest ? ` (latest covers ${r.latest.size})` : ''}` +
+        `verified${r.origin !== undefined ? ` for the log "${r.origin}"` : ''}` +
+        `${r.latest ? ` (latest covers ${r.latest.size})` : ''}` +
         `${opts.against.length > 0 ? `, ${r.kept} kept checkpoint(s) match` : ''}; ${r.unsigned} records after ` +
         `the last checkpoint\n`,
     );
@@ -280,9 +284,14 @@ async function verifyProof(argv: string[], io: AuditCommandIO): Promise<number> 
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { pubkey: { type: 'string' } },
+    options: { pubkey: { type: 'string' }, origin: { type: 'string' } },
   });
   const pk = readPubkey(io, need(values.pubkey, '--pubkey FILE', 'the verifier key (.pub) of the log'))!;
+  const origin = need(
+    values.origin,
+    '--origin ORIGIN',
+    'the origin of the log the proof must come from (DIR/origin; "portcullis audit verify DIR" prints it)',
+  );
   const file = positionals[0] ?? '-';
   let text: string;
   if (file === '-') {
@@ -306,13 +315,15 @@ async function verifyProof(argv: string[], io: AuditCommandIO): Promise<number> 
     );
   }
   const { key } = loadVerifierKey('', pk);
-  const bad = await checkInclusionProof(doc, key);
+  const bad = await checkInclusionProof(doc, key, origin);
   if (bad !== null) {
     io.stdout.write(`FAIL: ${bad}\n`);
     return 1;
   }
   const d = doc as { seq: number; tree_size: number };
-  io.stdout.write(`ok: record ${d.seq} is included in the log of ${d.tree_size} records signed by ${key.name}\n`);
+  io.stdout.write(
+    `ok: record ${d.seq} is included in the log "${origin}" of ${d.tree_size} records signed by ${key.name}\n`,
+  );
   return 0;
 }
 

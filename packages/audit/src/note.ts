@@ -193,32 +193,62 @@ export async function signCheckpoint(c: Checkpoint, key: SigningKey): Promise<st
   return `${text}\n${EM_DASH} ${key.name} ${Buffer.concat([key.keyId, sig]).toString('base64')}\n`;
 }
 
+// Generous for Ed25519 notes (a signature line is under 200 bytes), bounded for hostile input:
+// the spec asks verifiers to accept at least 16 signatures.
+const MAX_NOTE_CHARS = 64 * 1024;
+const MAX_SIGNATURES = 64;
+const NOTE_CONTROL = /[\p{Cs}\p{Cc}]/u;
+
 /**
  * Parse a signed checkpoint and verify its signature by `key`. Returns the checkpoint or a
  * description of what is wrong (as data: the verifier reports it with the file name).
+ *
+ * As C2SP signed-note says: no control characters but newline; the text is split from the
+ * signatures at the LAST blank line; a signature whose key name and key id are `key`'s must
+ * verify (one of the wrong length is a failure, not a signature of some other key); signatures
+ * of other keys are ignored, but at least one of `key`'s must be there. As tlog-checkpoint says:
+ * at least three lines, none empty (origin, tree size, root, then opaque extension lines).
  */
 export async function openCheckpoint(note: string, key: VerifierKey): Promise<Checkpoint | { error: string }> {
-  const sep = note.indexOf('\n\n');
+  if (note.length > MAX_NOTE_CHARS) return { error: `the note is over ${MAX_NOTE_CHARS} characters` };
+  const control = NOTE_CONTROL.exec(note.replaceAll('\n', ''))?.[0];
+  if (control !== undefined) {
+    const at = `U+${control.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    return { error: `not a signed note: it contains ${at} (only newline may be a control character)` };
+  }
+  const sep = note.lastIndexOf('\n\n');
   if (sep < 0 || !note.endsWith('\n'))
     return { error: 'not a signed note (no blank line between text and signatures)' };
   const text = note.slice(0, sep + 1);
   const lines = text.slice(0, -1).split('\n');
   if (lines.length < 3) return { error: 'checkpoint text has fewer than 3 lines (origin, size, root)' };
+  if (lines.includes('')) return { error: 'checkpoint text has an empty line (every line must be non-empty)' };
   const [origin, sizeText, rootText] = lines as [string, string, string];
   if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeText))
     return { error: `tree size "${sizeText.slice(0, 40)}" is not a decimal number` };
   const root = Buffer.from(rootText, 'base64');
   if (root.length !== 32 || root.toString('base64') !== rootText)
     return { error: 'root hash is not 32 bytes of base64' };
+  const sigLines = note.slice(sep + 2, -1).split('\n');
+  if (sigLines.length > MAX_SIGNATURES) return { error: `more than ${MAX_SIGNATURES} signature lines` };
   const s = await sodium();
+  const signed = Buffer.from(text, 'utf8');
   let matching = 0;
-  for (const line of note.slice(sep + 2, -1).split('\n')) {
+  for (const line of sigLines) {
     const m = /^\u2014 (\S+) ([A-Za-z0-9+/]+={0,2})$/.exec(line);
-    if (!m) return { error: 'malformed signature line' };
+    if (!m || keyNameProblem(m[1]!) !== undefined) return { error: 'malformed signature line' };
     const sig = Buffer.from(m[2]!, 'base64');
-    if (m[1] !== key.name || sig.length !== 68 || !sig.subarray(0, 4).equals(key.keyId)) continue;
+    if (sig.length < 5 || sig.toString('base64') !== m[2]) return { error: 'malformed signature line' };
+    // Only name and id together identify a key: a signature sharing one of them is another key's.
+    if (m[1] !== key.name || !sig.subarray(0, 4).equals(key.keyId)) continue;
     matching++;
-    if (!s.crypto_sign_verify_detached(sig.subarray(4), Buffer.from(text, 'utf8'), key.publicKey)) {
+    if (sig.length !== 68)
+      return {
+        error:
+          `signature by ${key.name} is ${sig.length - 4} bytes, not the 64 of an Ed25519 signature ` +
+          '(damaged or forged)',
+      };
+    if (!s.crypto_sign_verify_detached(sig.subarray(4), signed, key.publicKey)) {
       return { error: `signature by ${key.name} does not verify (the checkpoint was altered or forged)` };
     }
   }

@@ -47,6 +47,8 @@ export interface VerifyResult {
   latest?: Checkpoint;
   /** How many of `against` the log matches. */
   kept: number;
+  /** The log's origin (DIR/origin), when it has one. */
+  origin?: string;
 }
 
 export interface VerifyOptions {
@@ -256,6 +258,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     kept,
   };
   if (latest) result.latest = latest;
+  if (origin !== undefined) result.origin = origin;
   return result;
 }
 

@@ -197,18 +197,24 @@ t.test('inclusion proofs: prove, verify offline, reject tampering', async (t) =>
   const proof = await proveInclusion(pristine, 37, vk);
   t.equal(proof.tree_size, 50);
   t.equal(proof.record, lines(pristine)[37]);
-  t.equal(await checkInclusionProof(JSON.parse(JSON.stringify(proof)), vk), null);
+  const origin = 'test.example/log-a';
+  t.equal(await checkInclusionProof(JSON.parse(JSON.stringify(proof)), vk, origin), null);
   t.match(
-    await checkInclusionProof({ ...proof, record: proof.record.replace('"allow"', '"deny"') }, vk),
+    await checkInclusionProof({ ...proof, record: proof.record.replace('"allow"', '"deny"') }, vk, origin),
     /hash does not match|not included/,
   );
-  t.match(await checkInclusionProof({ ...proof, proof: proof.proof.slice(1) }, vk), /not included/);
-  t.match(await checkInclusionProof({ ...proof, seq: 36 }, vk), /record says seq 37/);
+  t.match(await checkInclusionProof({ ...proof, proof: proof.proof.slice(1) }, vk, origin), /not included/);
+  t.match(await checkInclusionProof({ ...proof, seq: 36 }, vk, origin), /record says seq 37/);
   t.match(
-    await checkInclusionProof({ ...proof, checkpoint: proof.checkpoint.replace('\n50\n', '\n51\n') }, vk),
+    await checkInclusionProof({ ...proof, checkpoint: proof.checkpoint.replace('\n50\n', '\n51\n') }, vk, origin),
     /does not verify/,
   );
-  t.match(await checkInclusionProof({ nope: 1 }, vk), /not an inclusion proof/);
+  t.match(await checkInclusionProof({ nope: 1 }, vk, origin), /not an inclusion proof/);
+  // The same key signs another log: its proofs are genuine, but not proofs of this log.
+  t.match(
+    await checkInclusionProof(proof, vk, 'test.example/log-b'),
+    /the proof is from the log "test\.example\/log-a", not from "test\.example\/log-b"/,
+  );
   await t.rejects(proveInclusion(pristine, 50, vk), { code: 'PCX_AUDIT_NOT_COVERED' });
 });
 
