@@ -309,10 +309,17 @@ t.test(
     const socket = join(dir, 'sink.sock');
     const sink = await serve(t, log, socket, key, ['--checkpoint-every', '8']);
     const client = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
-    for (let i = 0; i < 20; i++) await client.append(rec(i));
+    for (let i = 0; i < 19; i++) await client.append(rec(i));
+    // Member names chosen by the caller, as JSON.parse makes them (own "__proto__" members).
+    const resource = JSON.parse('{"__proto__":{"path":"/etc/shadow"},"constructor":{"a":1},"prototype":2}');
+    const hostile = await client.append({ ...rec(19), resource, context: JSON.parse('{"__proto__":{"x":1}}') });
     client.close();
     sink.child.kill('SIGTERM');
     t.equal(await sink.exited, 0);
+    const line = logLines(log)[19]!;
+    t.match(line, `"hash":"${hostile.hash}"`, 'the acknowledged record');
+    t.match(line, '"context":{"__proto__":{"x":1}}');
+    t.match(line, '"resource":{"__proto__":{"path":"/etc/shadow"},"constructor":{"a":1},"prototype":2}');
     // The operator keeps a copy of the latest checkpoint off the machine.
     const kept = join(dir, 'kept-20.note');
     writeFileSync(kept, readFileSync(join(log, 'checkpoints', '0000000000000020.note')));
