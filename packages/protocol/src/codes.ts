@@ -208,7 +208,8 @@ export const ERROR_CODES = {
   PCX_VAULT_CREDENTIAL_FILE: 'a --passphrase-file or --pin-file cannot be read, or is empty',
 
   // Scan: fingerprint files (packages/scan)
-  PCX_SCAN_BAD_FINGERPRINTS: 'a fingerprint file is not valid JSON of the fingerprint format, or is damaged',
+  PCX_SCAN_BAD_FINGERPRINTS: 'the fingerprint file is not JSON or not the shape `portcullis vault fingerprints` writes',
+  PCX_SCAN_FINGERPRINTS_VERSION: 'the fingerprint file has a format version this scanner does not read',
 
   // CLI: one-shot commands
   PCX_CLI_REQUEST_FILE: 'the request file given with --request @FILE cannot be read',

@@ -1,249 +1,271 @@
 /**
- * Fingerprint files: what the message filter, the egress tunnel inspection and the hooks load so
- * that they can recognise a vault secret without ever holding it.
- *
- * For each secret version the file holds keyed fingerprints (HMAC-SHA256 under the workspace's
- * fingerprint key, cut to 128 bits) of the value and of the forms it takes when it is encoded:
- * raw bytes, standard base64 and base64url at each of the three alignments a value can have
- * inside a longer base64 text, lower- and upper-case hex, and URL percent-encoding.
- *
- * Promises:
- * - no plaintext and no unkeyed hash of one is in the file; a form's bytes live only for the MAC
- *   and are zeroed right after;
- * - the same (key, bytes) always gives the same fingerprint (`fingerprint`), so a scanner that
- *   holds the file computes the fingerprint of a candidate window and compares;
- * - parseFingerprints accepts only a well-formed file (PcxError PCX_SCAN_BAD_FINGERPRINTS naming
- *   the source and the field).
- *
- * What a file reveals, and what not: packages/scan/README.md ("Fingerprint files").
+ * Fingerprint files: what a scanner needs to find a workspace's secrets in a text without holding
+ * any of them. For each secret and each of its encodings (ENCODINGS) the file has the folded form's
+ * length, a keyed rolling hash of a window in its middle (the anchor that finds candidates in one
+ * pass over a text, whatever the number of secrets) and a keyed HMAC of the whole folded form (which
+ * confirms a candidate). No plaintext, no unkeyed hash, no workspace key: see README.md for what a
+ * file reveals. buildFingerprints runs inside the vault; parseFingerprints validates a file fully,
+ * since a scanner that silently loaded half a file would miss secrets.
  */
-import { createHmac } from 'node:crypto';
-import { PcxError } from '@portcullis/protocol';
+import { randomBytes } from 'node:crypto';
+import { ENCODINGS, type Encoding, encodeAll } from './encodings.js';
+import { parseJson, scanError } from './errors.js';
+import { foldBytes } from './fold.js';
+import { SCAN_KEY_BYTES, confirmDigest, deriveScanKey, deriveScanKeys, DIGEST_BYTES, rollingHash } from './keys.js';
 
-export const FINGERPRINT_FORMAT = 'portcullis-fingerprints/1';
-const MAC = 'hmac-sha256/128';
-/**
- * Forms shorter than this many bytes are left out: a short window matches ordinary text too
- * often to be evidence, and a short form is cheap to guess from its fingerprint.
- */
+export const FINGERPRINT_FORMAT = 'portcullis-fingerprints';
+export const FINGERPRINT_VERSION = 1;
+/** Secrets shorter than this are not fingerprinted (they would match ordinary text). */
+export const MIN_SECRET_BYTES = 8;
+/** Secrets longer than this are not fingerprinted (they would stretch the streaming window). */
+export const MAX_SECRET_BYTES = 16_384;
+/** A folded form shorter than this is left out (e.g. the base64 core of a very short value). */
 export const MIN_FORM_BYTES = 8;
-const KEY_BYTES = 32;
-const FINGERPRINT_BYTES = 16;
+/** Widest anchor window; the file's window is the shortest form's length, up to this. */
+export const MAX_WINDOW_BYTES = 16;
 
-export type FingerprintEncoding =
-  | 'raw'
-  | 'base64/0'
-  | 'base64/1'
-  | 'base64/2'
-  | 'base64url/0'
-  | 'base64url/1'
-  | 'base64url/2'
-  | 'hex'
-  | 'hex-upper'
-  | 'url';
+/** One encoding of one secret, as the scanner looks for it. */
+export interface FingerprintForm {
+  encoding: Encoding;
+  /** Length of the folded form, in bytes. */
+  length: number;
+  /** Where the anchor window starts inside the folded form. */
+  anchorOffset: number;
+  /** Keyed rolling hash of the folded form's bytes [anchorOffset, anchorOffset + window). */
+  anchor: number;
+  /** base64url of the first 16 bytes of HMAC-SHA256(confirm key, folded form). */
+  digest: string;
+}
 
-const ENCODINGS: readonly FingerprintEncoding[] = [
-  'raw',
-  'base64/0',
-  'base64/1',
-  'base64/2',
-  'base64url/0',
-  'base64url/1',
-  'base64url/2',
-  'hex',
-  'hex-upper',
-  'url',
-];
+export interface FingerprintSecret {
+  name: string;
+  version: number;
+  /** Distinct folded forms only: an encoding whose folded form equals an earlier one's is left out. */
+  forms: FingerprintForm[];
+}
 
+/** A secret the file does not cover, and why (so that `vault fingerprints` can say so). */
+export interface OmittedSecret {
+  name: string;
+  version: number;
+  reason: 'too-short' | 'too-long';
+}
+
+/** The JSON-serialisable fingerprint file (serializeFingerprints / parseFingerprints). */
+export interface FingerprintFile {
+  format: typeof FINGERPRINT_FORMAT;
+  version: typeof FINGERPRINT_VERSION;
+  workspace: string;
+  /** ISO 8601 time of the build. */
+  created: string;
+  /** base64url of the 32-byte scan key (HMAC of the workspace key, the workspace and a random salt). */
+  scanKey: string;
+  /** Width of the anchor window in folded bytes (MIN_FORM_BYTES to MAX_WINDOW_BYTES). */
+  window: number;
+  secrets: FingerprintSecret[];
+  omitted: OmittedSecret[];
+}
+
+/** One secret version as the vault hands it over; the caller wipes `value` afterwards. */
 export interface SecretInput {
   name: string;
   version: number;
-  /** The plaintext; read, never kept or changed. */
   value: Uint8Array;
 }
 
 export interface BuildFingerprintsOptions {
+  /** The workspace's name (bound into the scan key). */
   workspace: string;
-  /** The workspace's 32-byte fingerprint key. */
+  /** The workspace's fingerprint key: 32 random bytes, kept wrapped in the vault. */
   key: Uint8Array;
   secrets: Iterable<SecretInput>;
-  /** The file's creation time. Default: now. */
+  /** Salt of the scan key; default 16 random bytes (a fresh, unlinkable file per build). */
+  salt?: Uint8Array;
+  /** Build time; default now. */
   now?: Date;
 }
 
-export interface FingerprintEntry {
-  name: string;
-  version: number;
-  encoding: FingerprintEncoding;
-  /** The form's length in bytes: the window a scanner fingerprints. */
-  length: number;
-  /** base64url of the first 16 bytes of HMAC-SHA256(key, form). */
-  fingerprint: string;
+interface PendingForm {
+  encoding: Encoding;
+  folded: Uint8Array;
 }
 
-export interface FingerprintFile {
-  format: typeof FINGERPRINT_FORMAT;
-  workspace: string;
-  created_at: string;
-  mac: typeof MAC;
-  /** The fingerprint key, base64: a scanner needs it to fingerprint what it sees. */
-  key: string;
-  entries: FingerprintEntry[];
-}
-
-/** The keyed fingerprint of `bytes` (what a scanner computes for a candidate window). */
-export function fingerprint(key: Uint8Array, bytes: Uint8Array): string {
-  return createHmac('sha256', key).update(bytes).digest().subarray(0, FINGERPRINT_BYTES).toString('base64url');
-}
-
-const UNRESERVED = /[A-Za-z0-9\-._~]/;
-
-/**
- * The forms of `value` that are fingerprinted, each once (a form equal to an earlier one, such
- * as the URL-encoding of a value that needs none, is left out), and none shorter than
- * MIN_FORM_BYTES. The caller zeroes the returned buffers.
- */
-export function encodedForms(value: Uint8Array): { encoding: FingerprintEncoding; bytes: Buffer }[] {
-  const out: { encoding: FingerprintEncoding; bytes: Buffer }[] = [];
-  const add = (encoding: FingerprintEncoding, bytes: Buffer) => {
-    if (bytes.length < MIN_FORM_BYTES || out.some((f) => f.bytes.equals(bytes))) bytes.fill(0);
-    else out.push({ encoding, bytes });
-  };
-  const view = Buffer.from(value.buffer, value.byteOffset, value.length);
-  add('raw', Buffer.from(view));
-  for (const alphabet of ['base64', 'base64url'] as const) {
-    for (const k of [0, 1, 2] as const) add(`${alphabet}/${k}`, alignedBase64(view, k, alphabet));
-  }
-  const hex = Buffer.from(view.toString('hex'), 'latin1');
-  add('hex', hex);
-  add('hex-upper', Buffer.from(hex.toString('latin1').toUpperCase(), 'latin1'));
-  add('url', percentEncode(view));
-  return out;
-}
-
-/**
- * The characters of the base64 text of `value` preceded by `k` unknown bytes and followed by
- * unknown bytes that depend on `value` alone: char i covers bits [6i, 6i+6), and is kept when
- * those bits all lie in the value's [8k, 8(k+n)).
- */
-function alignedBase64(value: Buffer, k: 0 | 1 | 2, alphabet: 'base64' | 'base64url'): Buffer {
-  const padded = Buffer.alloc(k + value.length + 2);
-  value.copy(padded, k);
-  const text = Buffer.from(padded.toString(alphabet), 'latin1');
-  padded.fill(0);
-  const start = Math.ceil((8 * k) / 6);
-  const end = Math.floor((8 * (k + value.length)) / 6);
-  const form = Buffer.from(text.subarray(start, Math.max(start, end)));
-  text.fill(0);
-  return form;
-}
-
-function percentEncode(value: Buffer): Buffer {
-  const parts: number[] = [];
-  for (const b of value) {
-    if (b < 0x80 && UNRESERVED.test(String.fromCharCode(b))) parts.push(b);
-    else parts.push(0x25, ...Buffer.from(b.toString(16).toUpperCase().padStart(2, '0'), 'latin1'));
-  }
-  const out = Buffer.from(parts);
-  parts.fill(0);
-  return out;
-}
-
-/** The fingerprint file of a workspace's secrets (every version given). */
 export function buildFingerprints(options: BuildFingerprintsOptions): FingerprintFile {
-  if (!(options.key instanceof Uint8Array) || options.key.length !== KEY_BYTES)
-    throw new TypeError(`buildFingerprints: the key must be ${KEY_BYTES} bytes`);
-  const entries: FingerprintEntry[] = [];
-  for (const s of options.secrets) {
-    for (const form of encodedForms(s.value)) {
-      entries.push({
-        name: s.name,
-        version: s.version,
-        encoding: form.encoding,
-        length: form.bytes.length,
-        fingerprint: fingerprint(options.key, form.bytes),
-      });
-      form.bytes.fill(0);
+  const { workspace, key } = options;
+  if (!(key instanceof Uint8Array) || key.length !== 32) throw new TypeError('key must be a 32-byte Uint8Array');
+  if (typeof workspace !== 'string' || workspace === '') throw new TypeError('workspace must be a non-empty string');
+  const salt = options.salt ?? randomBytes(16);
+  const scanKey = deriveScanKey(key, workspace, salt);
+  const keys = deriveScanKeys(scanKey);
+
+  const pending: { name: string; version: number; forms: PendingForm[] }[] = [];
+  const omitted: OmittedSecret[] = [];
+  for (const secret of options.secrets) {
+    const { name, version, value } = secret;
+    if (!(value instanceof Uint8Array)) throw new TypeError(`secret "${name}": value must be a Uint8Array`);
+    if (value.length < MIN_SECRET_BYTES || value.length > MAX_SECRET_BYTES) {
+      omitted.push({ name, version, reason: value.length < MIN_SECRET_BYTES ? 'too-short' : 'too-long' });
+      continue;
     }
+    const seen = new Set<string>();
+    const forms: PendingForm[] = [];
+    for (const { encoding, bytes } of encodeAll(value)) {
+      const folded = foldBytes(bytes);
+      const id = Buffer.from(folded).toString('latin1');
+      if (folded.length < MIN_FORM_BYTES || seen.has(id)) continue;
+      seen.add(id);
+      forms.push({ encoding, folded });
+    }
+    if (forms.length === 0) omitted.push({ name, version, reason: 'too-short' });
+    else pending.push({ name, version, forms });
   }
+
+  let window = MAX_WINDOW_BYTES;
+  for (const s of pending) for (const f of s.forms) window = Math.min(window, f.folded.length);
+  const secrets = pending.map(({ name, version, forms }) => ({
+    name,
+    version,
+    forms: forms.map(({ encoding, folded }) => {
+      // The anchor sits in the middle of the form: prefixes are shared (PEM headers, "ghp_",
+      // PKCS#8 preambles), the middle of a secret is where it is most its own.
+      const anchorOffset = Math.floor((folded.length - window) / 2);
+      return {
+        encoding,
+        length: folded.length,
+        anchorOffset,
+        anchor: rollingHash(keys, folded, anchorOffset, window),
+        digest: confirmDigest(keys, folded, 0, folded.length).toString('base64url'),
+      };
+    }),
+  }));
   return {
     format: FINGERPRINT_FORMAT,
-    workspace: options.workspace,
-    created_at: (options.now ?? new Date()).toISOString(),
-    mac: MAC,
-    key: Buffer.from(options.key).toString('base64'),
-    entries,
+    version: FINGERPRINT_VERSION,
+    workspace,
+    created: (options.now ?? new Date()).toISOString(),
+    scanKey: scanKey.toString('base64url'),
+    window,
+    secrets,
+    omitted,
   };
 }
 
-/** The file's text: JSON, one entry per line (diffable), ending in a newline. */
+/** The file's text: JSON, one line per secret, newline-terminated. */
 export function serializeFingerprints(file: FingerprintFile): string {
-  const { entries, ...head } = file;
-  const body = entries.map((e) => `    ${JSON.stringify(e)}`).join(',\n');
-  const top = JSON.stringify(head, null, 2).slice(0, -2);
-  return `${top},\n  "entries": [${entries.length ? `\n${body}\n  ` : ''}]\n}\n`;
+  const head = { ...file, secrets: undefined, omitted: undefined };
+  const lines = [JSON.stringify(head).slice(0, -1), ',"secrets":['];
+  lines.push(file.secrets.map((s) => JSON.stringify(s)).join(',\n'));
+  lines.push(`],"omitted":${JSON.stringify(file.omitted)}}`);
+  return `${lines.join('\n')}\n`;
 }
 
-/** Parse and validate a fingerprint file's text; `source` (a path) names it in errors. */
-export function parseFingerprints(text: string, source: string): FingerprintFile {
-  const bad = (what: string): PcxError =>
-    new PcxError('PCX_SCAN_BAD_FINGERPRINTS', `${source}: ${what}`, {
-      hint: 'write it again with "portcullis vault fingerprints --workspace W --out FILE"',
-    });
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw bad(`not JSON (${(e as Error).message})`);
-  }
-  if (!isObject(v)) throw bad('not a JSON object');
-  if (v.format !== FINGERPRINT_FORMAT)
-    throw bad(`"format" is ${JSON.stringify(v.format)}, expected "${FINGERPRINT_FORMAT}"`);
-  if (v.mac !== MAC) throw bad(`"mac" is ${JSON.stringify(v.mac)}, expected "${MAC}"`);
-  if (typeof v.workspace !== 'string' || v.workspace === '') throw bad('"workspace" must be a non-empty string');
-  if (typeof v.created_at !== 'string' || Number.isNaN(Date.parse(v.created_at)))
-    throw bad('"created_at" must be an ISO 8601 time');
-  if (typeof v.key !== 'string' || !isBase64(v.key, 'base64') || Buffer.from(v.key, 'base64').length !== KEY_BYTES)
-    throw bad(`"key" must be ${KEY_BYTES} bytes in base64`);
-  if (!Array.isArray(v.entries)) throw bad('"entries" must be an array');
-  const entries = v.entries.map((e: unknown, i: number): FingerprintEntry => {
-    const at = `entries[${i}]`;
-    if (!isObject(e)) throw bad(`${at} is not an object`);
-    if (typeof e.name !== 'string' || e.name === '') throw bad(`${at}.name must be a non-empty string`);
-    if (!Number.isSafeInteger(e.version) || (e.version as number) < 1)
-      throw bad(`${at}.version must be a positive integer`);
-    if (!ENCODINGS.includes(e.encoding as FingerprintEncoding))
-      throw bad(`${at}.encoding ${JSON.stringify(e.encoding)} is not one of ${ENCODINGS.join(', ')}`);
-    if (!Number.isSafeInteger(e.length) || (e.length as number) < MIN_FORM_BYTES)
-      throw bad(`${at}.length must be an integer of at least ${MIN_FORM_BYTES}`);
-    if (
-      typeof e.fingerprint !== 'string' ||
-      !isBase64(e.fingerprint, 'base64url') ||
-      Buffer.from(e.fingerprint, 'base64url').length !== FINGERPRINT_BYTES
-    )
-      throw bad(`${at}.fingerprint must be ${FINGERPRINT_BYTES} bytes in base64url`);
-    return {
-      name: e.name,
-      version: e.version as number,
-      encoding: e.encoding as FingerprintEncoding,
-      length: e.length as number,
-      fingerprint: e.fingerprint,
-    };
-  });
-  return {
-    format: FINGERPRINT_FORMAT,
-    workspace: v.workspace,
-    created_at: v.created_at,
-    mac: MAC,
-    key: v.key,
-    entries,
-  };
-}
+const HINT = 'write the file again with `portcullis vault fingerprints --workspace W --out FILE`';
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
-function isObject(v: unknown): v is Record<string, unknown> {
+type Obj = Record<string, unknown>;
+
+function isObject(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isBase64(s: string, alphabet: 'base64' | 'base64url'): boolean {
-  return alphabet === 'base64' ? /^[A-Za-z0-9+/]*={0,2}$/.test(s) : /^[A-Za-z0-9_-]*$/.test(s);
+function fail(source: string, where: string, what: string): never {
+  throw scanError('PCX_SCAN_BAD_FINGERPRINTS', `${source}: ${where}: ${what}`, { hint: HINT });
+}
+
+function isUint(v: unknown, max = Number.MAX_SAFE_INTEGER): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+}
+
+function keyBytes(v: unknown, bytes: number): boolean {
+  return typeof v === 'string' && BASE64URL.test(v) && Buffer.from(v, 'base64url').length === bytes;
+}
+
+function checkOnly(o: Obj, allowed: readonly string[], source: string, where: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) fail(source, where, `unknown field "${k}"`);
+}
+
+/** Reads and validates a fingerprint file; `source` names it in messages (a path). */
+export function parseFingerprints(text: string, source: string): FingerprintFile {
+  const data = parseJson(text, source, 'PCX_SCAN_BAD_FINGERPRINTS', HINT);
+  if (!isObject(data) || data.format !== FINGERPRINT_FORMAT) {
+    fail(source, 'format', `not a fingerprint file (expected "format": "${FINGERPRINT_FORMAT}")`);
+  }
+  if (data.version !== FINGERPRINT_VERSION) {
+    throw scanError(
+      'PCX_SCAN_FINGERPRINTS_VERSION',
+      `${source}: format version ${JSON.stringify(data.version)} is not supported ` +
+        `(this scanner reads ${FINGERPRINT_VERSION})`,
+      { hint: HINT },
+    );
+  }
+  checkOnly(
+    data,
+    ['format', 'version', 'workspace', 'created', 'scanKey', 'window', 'secrets', 'omitted'],
+    source,
+    '.',
+  );
+  if (typeof data.workspace !== 'string' || data.workspace === '') fail(source, 'workspace', 'must be a name');
+  if (typeof data.created !== 'string' || Number.isNaN(Date.parse(data.created))) {
+    fail(source, 'created', 'must be an ISO 8601 time');
+  }
+  if (!keyBytes(data.scanKey, SCAN_KEY_BYTES)) fail(source, 'scanKey', 'must be 32 bytes in base64url');
+  const window = data.window;
+  if (!isUint(window, MAX_WINDOW_BYTES) || window < MIN_FORM_BYTES) {
+    fail(source, 'window', `must be a whole number from ${MIN_FORM_BYTES} to ${MAX_WINDOW_BYTES}`);
+  }
+  if (!Array.isArray(data.secrets)) fail(source, 'secrets', 'must be a list');
+  if (!Array.isArray(data.omitted)) fail(source, 'omitted', 'must be a list');
+  const secrets = data.secrets.map((s, i) => checkSecret(s, `secrets[${i}]`, source, window));
+  const omitted = data.omitted.map((o, i): OmittedSecret => {
+    const where = `omitted[${i}]`;
+    if (!isObject(o)) fail(source, where, 'must be an object');
+    checkOnly(o, ['name', 'version', 'reason'], source, where);
+    if (typeof o.name !== 'string') fail(source, `${where}.name`, 'must be a string');
+    if (!isUint(o.version)) fail(source, `${where}.version`, 'must be a whole number');
+    if (o.reason !== 'too-short' && o.reason !== 'too-long') fail(source, `${where}.reason`, 'unknown reason');
+    return { name: o.name, version: o.version, reason: o.reason };
+  });
+  return {
+    format: FINGERPRINT_FORMAT,
+    version: FINGERPRINT_VERSION,
+    workspace: data.workspace,
+    created: data.created,
+    scanKey: data.scanKey as string,
+    window,
+    secrets,
+    omitted,
+  };
+}
+
+function checkSecret(s: unknown, where: string, source: string, window: number): FingerprintSecret {
+  if (!isObject(s)) fail(source, where, 'must be an object');
+  checkOnly(s, ['name', 'version', 'forms'], source, where);
+  if (typeof s.name !== 'string' || s.name === '') fail(source, `${where}.name`, 'must be a non-empty string');
+  if (!isUint(s.version)) fail(source, `${where}.version`, 'must be a whole number');
+  if (!Array.isArray(s.forms) || s.forms.length === 0) fail(source, `${where}.forms`, 'must be a non-empty list');
+  const forms = s.forms.map((f, j): FingerprintForm => {
+    const at = `${where}.forms[${j}]`;
+    if (!isObject(f)) fail(source, at, 'must be an object');
+    checkOnly(f, ['encoding', 'length', 'anchorOffset', 'anchor', 'digest'], source, at);
+    if (!(ENCODINGS as readonly unknown[]).includes(f.encoding)) {
+      fail(source, `${at}.encoding`, `unknown encoding ${JSON.stringify(f.encoding)}`);
+    }
+    // Percent-encoding at most triples a value (hex doubles it); the fold shortens, never lengthens.
+    if (!isUint(f.length, 3 * MAX_SECRET_BYTES) || f.length < window) {
+      fail(source, `${at}.length`, `must be a whole number from the window (${window}) up`);
+    }
+    if (!isUint(f.anchorOffset) || f.anchorOffset + window > f.length) {
+      fail(source, `${at}.anchorOffset`, 'must leave the anchor window inside the form');
+    }
+    if (!isUint(f.anchor, 0xffffffff)) fail(source, `${at}.anchor`, 'must be a 32-bit unsigned number');
+    if (!keyBytes(f.digest, DIGEST_BYTES)) fail(source, `${at}.digest`, `must be ${DIGEST_BYTES} bytes in base64url`);
+    return {
+      encoding: f.encoding as Encoding,
+      length: f.length,
+      anchorOffset: f.anchorOffset,
+      anchor: f.anchor,
+      digest: f.digest as string,
+    };
+  });
+  return { name: s.name, version: s.version, forms };
 }

@@ -1,126 +1,110 @@
-// Fingerprint files: a secret is recognised in each of its encodings, wherever it sits in a
-// longer text, from the file alone; the file holds no plaintext; broken files are refused.
+// Fingerprint files: built from secret values, they carry no plaintext and no unkeyed encoding of
+// any secret, differ per salt, round-trip through serialize/parse, and a damaged file is refused
+// with a coded error that says where and how to fix it.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { isPcxError } from '@portcullis/protocol';
 import {
   buildFingerprints,
-  encodedForms,
-  fingerprint,
-  MIN_FORM_BYTES,
+  ENCODINGS,
+  type FingerprintFile,
   parseFingerprints,
   serializeFingerprints,
-  type FingerprintFile,
-} from '../src/fingerprints.js';
+} from '../src/index.js';
 
-const key = new Uint8Array(randomBytes(32));
-const secret = Buffer.from('sk-live-4f9a1c77e2b04d3a9e61f0c2aa85d3e1/+~ x');
+const key = new Uint8Array(32).fill(7);
+const value = Buffer.from('sk_live_4eC39HqLyjWDarjtT1zdp7dc');
+const secrets = [
+  { name: 'stripe', version: 1, value },
+  { name: 'pin', version: 2, value: Buffer.from('1234') },
+  { name: 'binary', version: 1, value: randomBytes(48) },
+  // All ones: "/" at every base64 alignment, "_" in base64url, so those forms differ.
+  { name: 'ones', version: 1, value: Buffer.alloc(24, 0xff) },
+];
 
-function file(): FingerprintFile {
-  return buildFingerprints({ workspace: 'alpha', key, secrets: [{ name: 'api/token', version: 2, value: secret }] });
+function build(salt = new Uint8Array(16)): FingerprintFile {
+  return buildFingerprints({ workspace: 'acme', key, secrets, salt, now: new Date('2026-01-02T03:04:05Z') });
 }
 
-/** What a scanner does: slide a window of each entry's length over the text, compare fingerprints. */
-function found(f: FingerprintFile, text: string): Set<string> {
-  const k = Buffer.from(f.key, 'base64');
-  const bytes = Buffer.from(text, 'latin1');
-  const hits = new Set<string>();
-  for (const e of f.entries) {
-    for (let i = 0; i + e.length <= bytes.length; i++) {
-      if (fingerprint(k, bytes.subarray(i, i + e.length)) === e.fingerprint) hits.add(e.encoding);
+t.test('a fingerprint file carries no plaintext and no unkeyed encoding of a secret', async (t) => {
+  const text = serializeFingerprints(build());
+  for (const s of secrets) {
+    const v = Buffer.from(s.value);
+    for (const enc of [v.toString('latin1'), v.toString('hex'), v.toString('base64'), v.toString('base64url')]) {
+      if (enc.length >= 4 && s.name !== 'pin') t.notOk(text.includes(enc.slice(0, 12)), `${s.name} as ${enc}`);
     }
   }
-  return hits;
-}
-
-t.test('a secret is found raw, in hex, URL-encoded and inside base64 at every alignment', async (t) => {
-  const f = file();
-  t.ok(found(f, `token=${secret.toString('latin1')};`).has('raw'));
-  t.ok(found(f, `x${secret.toString('hex')}y`).has('hex'));
-  t.ok(found(f, secret.toString('hex').toUpperCase()).has('hex-upper'));
-  // The secret has none of !'()*, which encodeURIComponent keeps and RFC 3986 escapes.
-  t.ok(found(f, `q=${encodeURIComponent(secret.toString('latin1'))}&`).has('url'));
-  for (const prefix of ['', 'a', 'ab', 'abc', 'Authorization: Basic ']) {
-    const b64 = Buffer.concat([Buffer.from(prefix), secret, Buffer.from(' tail')]);
-    const std = found(f, b64.toString('base64'));
-    const url = found(f, b64.toString('base64url'));
-    t.ok(
-      [...std].some((e) => e.startsWith('base64/')),
-      `base64 with a ${prefix.length}-byte prefix`,
-    );
-    // Where the two alphabets give the same characters the form is kept once, as base64.
-    t.ok(
-      [...url].some((e) => e.startsWith('base64')),
-      `base64url with a ${prefix.length}-byte prefix`,
-    );
-  }
-  t.same(found(f, 'sk-live-4f9a1c77e2b04d3a9e61f0c2aa85d3e0/+~ x'), new Set(), 'one changed byte is not a match');
+  t.notOk(text.includes(Buffer.from(key).toString('base64url')), 'the workspace key is not in the file');
+  t.notOk(text.includes(Buffer.from(key).toString('hex')), 'the workspace key is not in the file (hex)');
 });
 
-t.test('the file holds no plaintext and no encoding of it', async (t) => {
-  const text = serializeFingerprints(file());
-  for (const form of encodedForms(secret)) {
-    t.notOk(text.includes(form.bytes.toString('latin1')), `no ${form.encoding} form in the file`);
-  }
-  t.notOk(text.includes(secret.subarray(0, 12).toString('latin1')), 'not even a prefix');
-});
-
-t.test('another key gives other fingerprints (workspaces are not linkable)', async (t) => {
-  const other = buildFingerprints({
-    workspace: 'beta',
-    key: new Uint8Array(randomBytes(32)),
-    secrets: [{ name: 'api/token', version: 2, value: secret }],
-  });
-  const mine = new Set(file().entries.map((e) => e.fingerprint));
-  t.notOk(other.entries.some((e) => mine.has(e.fingerprint)));
-});
-
-t.test('forms shorter than the minimum are left out, and duplicates once', async (t) => {
-  const forms = encodedForms(Buffer.from('abc'));
-  t.ok(forms.every((f) => f.bytes.length >= MIN_FORM_BYTES));
+t.test('every encoding of a secret gets a distinct form; a short secret is omitted with a reason', async (t) => {
+  const file = build();
+  t.same(file.omitted, [{ name: 'pin', version: 2, reason: 'too-short' }]);
+  const stripe = file.secrets.find((s) => s.name === 'stripe');
+  t.ok(stripe);
+  const encodings = stripe?.forms.map((f) => f.encoding) ?? [];
+  // An ASCII token with no characters to escape: url and json fold to the raw form, and its base64
+  // has no "+" or "/", so base64url folds to base64: all are left out.
+  t.same(encodings, ['raw', 'base64-0', 'base64-1', 'base64-2', 'hex']);
+  const ones = file.secrets.find((s) => s.name === 'ones');
+  const onesEncodings = ones?.forms.map((f) => f.encoding) ?? [];
+  // Alignments whose core is the same run of "/" are one form; each has its base64url twin.
+  t.same(onesEncodings, ['raw', 'base64-0', 'base64-1', 'base64url-0', 'base64url-1', 'hex', 'url']);
+  t.ok(ENCODINGS.includes('base64-2'));
+  const digests = new Set(stripe?.forms.map((f) => f.digest));
+  t.equal(digests.size, encodings.length);
+  const binary = file.secrets.find((s) => s.name === 'binary');
   t.notOk(
-    forms.some((f) => f.encoding === 'raw'),
-    'a 3-byte raw form is too short',
+    binary?.forms.some((f) => f.encoding === 'json'),
+    'a value that is not UTF-8 has no json form',
   );
-  const plain = encodedForms(Buffer.from('abcdefghijkl')).map((f) => f.encoding);
-  t.notOk(plain.includes('url'), 'URL-encoding equal to the raw form is not repeated');
+  t.ok(file.window >= 8 && file.window <= 16);
 });
 
-t.test('serialize and parse round-trip', async (t) => {
-  const f = file();
-  t.same(parseFingerprints(serializeFingerprints(f), 'fp.json'), f);
-  const empty = buildFingerprints({ workspace: 'alpha', key, secrets: [] });
-  t.same(parseFingerprints(serializeFingerprints(empty), 'fp.json'), empty);
+t.test('the same secrets under another salt or another workspace key share no fingerprint', async (t) => {
+  const a = build(new Uint8Array(16));
+  const b = build(new Uint8Array(16).fill(1));
+  const c = buildFingerprints({ workspace: 'acme', key: randomBytes(32), secrets, salt: new Uint8Array(16) });
+  const digests = (f: FingerprintFile) => new Set(f.secrets.flatMap((s) => s.forms.map((x) => x.digest)));
+  for (const other of [b, c]) {
+    t.not(other.scanKey, a.scanKey);
+    t.equal([...digests(a)].filter((d) => digests(other).has(d)).length, 0);
+  }
+  t.same(build(new Uint8Array(16)), a, 'deterministic for a given salt and time');
 });
 
-t.test('broken files are refused with the source and the field', async (t) => {
-  const good = JSON.parse(serializeFingerprints(file())) as Record<string, unknown>;
-  const entry = (good.entries as Record<string, unknown>[])[0]!;
+t.test('a file round-trips through serializeFingerprints and parseFingerprints', async (t) => {
+  const file = build();
+  const text = serializeFingerprints(file);
+  t.ok(text.endsWith('\n'));
+  t.same(parseFingerprints(text, 'fp.json'), file);
+});
+
+t.test('a damaged file is refused with its code, where, and how to fix it', async (t) => {
+  const good = JSON.parse(serializeFingerprints(build()));
+  const hint = /portcullis vault fingerprints/;
   const cases: [string, string, RegExp][] = [
-    ['not json', '{', /fp\.json: not JSON/],
-    ['array', '[]', /not a JSON object/],
-    ['format', JSON.stringify({ ...good, format: 'x' }), /"format" is "x"/],
-    ['key', JSON.stringify({ ...good, key: 'AAAA' }), /"key" must be 32 bytes/],
-    ['entries', JSON.stringify({ ...good, entries: {} }), /"entries" must be an array/],
-    [
-      'encoding',
-      JSON.stringify({ ...good, entries: [{ ...entry, encoding: 'rot13' }] }),
-      /entries\[0\]\.encoding "rot13"/,
-    ],
-    ['length', JSON.stringify({ ...good, entries: [{ ...entry, length: 2 }] }), /entries\[0\]\.length/],
-    ['fingerprint', JSON.stringify({ ...good, entries: [{ ...entry, fingerprint: 'abc' }] }), /fingerprint must be 16/],
+    ['{"format": ', 'PCX_SCAN_BAD_FINGERPRINTS', /^fp\.json:1:\d+: not valid JSON/],
+    ['[]', 'PCX_SCAN_BAD_FINGERPRINTS', /not a fingerprint file/],
+    [JSON.stringify({ ...good, version: 2 }), 'PCX_SCAN_FINGERPRINTS_VERSION', /format version 2 is not supported/],
+    [JSON.stringify({ ...good, scanKey: 'abc' }), 'PCX_SCAN_BAD_FINGERPRINTS', /scanKey: must be 32 bytes/],
+    [JSON.stringify({ ...good, extra: 1 }), 'PCX_SCAN_BAD_FINGERPRINTS', /unknown field "extra"/],
+    [JSON.stringify({ ...good, window: 99 }), 'PCX_SCAN_BAD_FINGERPRINTS', /window: must be a whole number/],
   ];
-  for (const [what, text, message] of cases) {
-    try {
-      parseFingerprints(text, 'fp.json');
-      t.fail(`${what}: accepted`);
-    } catch (e) {
-      t.ok(isPcxError(e) && e.code === 'PCX_SCAN_BAD_FINGERPRINTS', `${what}: PCX_SCAN_BAD_FINGERPRINTS`);
-      t.match((e as Error).message, message, what);
-    }
+  const broken = structuredClone(good);
+  broken.secrets[0].forms[1].encoding = 'rot13';
+  cases.push([JSON.stringify(broken), 'PCX_SCAN_BAD_FINGERPRINTS', /secrets\[0\]\.forms\[1\]\.encoding: unknown/]);
+  const outside = structuredClone(good);
+  outside.secrets[0].forms[0].anchorOffset = outside.secrets[0].forms[0].length;
+  cases.push([JSON.stringify(outside), 'PCX_SCAN_BAD_FINGERPRINTS', /anchorOffset: must leave the anchor/]);
+  const digest = structuredClone(good);
+  digest.secrets[1].forms[0].digest = 'not base64!';
+  cases.push([JSON.stringify(digest), 'PCX_SCAN_BAD_FINGERPRINTS', /secrets\[1\]\.forms\[0\]\.digest/]);
+  for (const [text, code, message] of cases) {
+    t.throws(() => parseFingerprints(text, 'fp.json'), { code, message, hint }, message.source);
   }
 });
 
-t.test('a key of the wrong size is a programming error', async (t) => {
-  t.throws(() => buildFingerprints({ workspace: 'a', key: new Uint8Array(16), secrets: [] }), TypeError);
+t.test('a key that is not 32 bytes is a programming error', async (t) => {
+  t.throws(() => buildFingerprints({ workspace: 'acme', key: new Uint8Array(16), secrets: [] }), TypeError);
 });
