@@ -103,6 +103,10 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
         .filter((n) => !n.startsWith('.'))
         .sort()
     : [];
+  const foreign = (c: Checkpoint): string | undefined =>
+    origin !== undefined && c.origin !== origin
+      ? `origin "${c.origin}" is not this log's origin "${origin}" (a checkpoint of another log)`
+      : undefined;
   // Every checkpoint whose root is to be compared, in the log or kept elsewhere, with where it is.
   const pending: { c: Checkpoint; where: string; kept: boolean }[] = [];
   for (const name of names) {
@@ -113,11 +117,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     }
     const opened = await openCheckpoint(readFileSync(join(ckDir, name), 'utf8'), key);
     if ('error' in opened) problems.push({ where, message: opened.error });
-    else if (origin !== undefined && opened.origin !== origin)
-      problems.push({
-        where,
-        message: `origin "${opened.origin}" is not this log's origin "${origin}" (a checkpoint of another log)`,
-      });
+    else if (foreign(opened)) problems.push({ where, message: foreign(opened)! });
     else if (checkpointName(opened.size) !== name)
       problems.push({
         where,
@@ -132,11 +132,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     const where = `kept checkpoint ${name}`;
     const opened = await openCheckpoint(note, key);
     if ('error' in opened) problems.push({ where, message: opened.error });
-    else if (origin !== undefined && opened.origin !== origin)
-      problems.push({
-        where,
-        message: `origin "${opened.origin}" is not this log's origin "${origin}" (a checkpoint of another log)`,
-      });
+    else if (foreign(opened)) problems.push({ where, message: foreign(opened)! });
     else pending.push({ c: opened, where, kept: true });
   }
   pending.sort((a, b) => a.c.size - b.c.size);
