@@ -156,7 +156,10 @@ function redactValue(v: unknown): unknown {
       // Members are copied in code-unit order, so that canonicalising the record later takes the
       // fast path (see canonicalize).
       // (Array.prototype.sort's default order is by UTF-16 code units, as RFC 8785 wants.)
-      const out: Record<string, unknown> = {};
+      // A null-prototype copy: member names are chosen by whoever sent the record, and assigning
+      // "__proto__" on a plain object would set its prototype instead of adding the member, so
+      // that subtree (and whatever it hides) would vanish from the record that gets hashed.
+      const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
       for (const k of Object.keys(v).sort()) {
         if (ANY_SURROGATE.test(k) && LONE_SURROGATE.test(k))
           throw new Error('a member name contains a lone surrogate (not valid Unicode)');

@@ -152,12 +152,15 @@ export const ERROR_CODES = {
   PCX_AUDIT_LISTEN: 'the audit sink cannot listen on its socket',
   PCX_AUDIT_DIR_UNWRITABLE: 'the audit directory cannot be created or written',
   PCX_AUDIT_LOCKED: 'another audit sink is writing the same log directory',
-  PCX_AUDIT_BAD_ORIGIN: 'the log origin is not one line of at most 256 characters',
+  PCX_AUDIT_BAD_ORIGIN:
+    'the log origin is empty, over 256 characters, has a control character or a leading or trailing space',
   PCX_AUDIT_LOG_CORRUPT: 'the audit log is damaged; the sink will not append to it',
+  PCX_AUDIT_HISTORY_REWRITTEN:
+    'the records under the latest checkpoint no longer hash to its signed root; the sink will not sign over them',
   PCX_AUDIT_NOT_A_LOG: 'the directory is not an audit log',
   PCX_AUDIT_NO_KEY: 'a key file is missing or cannot be read',
   PCX_AUDIT_BAD_KEY: 'a key is not in the expected format or is damaged',
-  PCX_AUDIT_BAD_KEY_NAME: 'a key name is empty, too long, or contains spaces or "+"',
+  PCX_AUDIT_BAD_KEY_NAME: 'a key name is empty, over 128 characters, or contains a space, a control character or "+"',
   PCX_AUDIT_KEY_EXISTS: 'the key file already exists (a key is never overwritten) or cannot be created',
   PCX_AUDIT_KEY_PERMISSIONS: 'the private key file is readable by other users',
   PCX_AUDIT_NO_CHECKPOINT: 'the log has no checkpoint yet',
