@@ -5,6 +5,5 @@ export { canonicalHost, parseCidrOption, splitHostPort } from './address.js';
 export type { CanonicalHost } from './address.js';
 export { Floor } from './floor.js';
 export { EgressMetrics, serveMetrics } from './metrics.js';
-export { parseProxyAuthorization, leaseId } from './identity.js';
 export { dnsResolver } from './resolve.js';
 export { egressCommand } from './command.js';

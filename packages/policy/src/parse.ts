@@ -112,7 +112,7 @@ function parseWith<T>(
 }
 
 const SYNC = new RegExp(
-  String.raw`^[ \t]*(?:(?:policy|let)\b|role[ \t]+[A-Za-z_]|action[ \t]+[A-Za-z_][A-Za-z0-9_.-]*[ \t]*\{|` +
+  String.raw`^[ \t]*(?:(?:policy|let|leases)\b|role[ \t]+[A-Za-z_]|action[ \t]+[A-Za-z_][A-Za-z0-9_.-]*[ \t]*\{|` +
     String.raw`attributes[ \t]*\{|(?:allow|deny|ask)\b)`,
 );
 

@@ -305,6 +305,9 @@ action deployer.run { env: string, dir?: path }
 const roleBlock = (name: string, ext: string[], rules: string[]) =>
   `role ${name}${ext.length ? ` extends ${ext.join(', ')}` : ''} {\n${rules.map((r) => `    ${r}\n`).join('')}  }`;
 
+/** A lease or a lease ceiling holds only `allow` rules. */
+const asAllow = (rule: string) => rule.replace(/^(deny|ask)/, 'allow');
+
 /** A policy set: a few files of policies, roles (acyclic extends) and top-level roles. */
 export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
   .tuple(
@@ -322,8 +325,22 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
       minLength: 4,
       maxLength: 4,
     }),
+    // The lease ceilings: issuer "gen" (sometimes also by its key id "kid-gen") with random allow
+    // rules, often with an unconditional `allow *` too (then leases are bounded by their own
+    // conditions only), and a random max; sometimes none (leases grant nothing); sometimes a
+    // second ceiling for issuer "other" with a short max.
+    fc.option(
+      fc.record({
+        rules: fc.array(ruleArb, { minLength: 1, maxLength: 3 }),
+        everything: fc.boolean(),
+        kid: fc.boolean(),
+        max: fc.constantFrom('1h', '10m', '600s', '1d', '5m'),
+      }),
+      { freq: 8, nil: undefined },
+    ),
+    fc.option(fc.array(ruleArb, { minLength: 1, maxLength: 2 }), { freq: 3, nil: undefined }),
   )
-  .map(([policies, topRoles, exts]) => {
+  .map(([policies, topRoles, exts, ceiling, other]) => {
     // r_i may extend only r_j with j < i: no cycles.
     const names = (js: number[], i: number) => js.filter((j) => j < i).map((j) => ROLES[j]!);
     const ext = (i: number) => names(exts[i]![0], i);
@@ -344,6 +361,13 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
     ROLES.forEach((r, i) => {
       text += `role ${r}${lastExt(i).length ? ` extends ${lastExt(i).join(', ')}` : ''} {}\n`;
     });
+    const allowOnly = (rules: string[]) => rules.map((r) => `  ${asAllow(r)}\n`).join('');
+    if (ceiling) {
+      const from = ceiling.kid ? '"gen", "kid-gen"' : '"gen"';
+      const all = ceiling.everything ? '  allow *\n' : '';
+      text += `leases from ${from} max ${ceiling.max} {\n${allowOnly(ceiling.rules)}${all}}\n`;
+    }
+    if (other) text += `leases from "other" max 5m {\n${allowOnly(other)}}\n`;
     // Actions and constants declared after their first use, in the last file.
     files.push({ path: `f${files.length}.pol`, text: text + TRAILER });
     return files;
@@ -351,11 +375,25 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
 
 /** Lease rules (allow only). */
 export const grantArb: fc.Arbitrary<string> = fc
-  .array(
-    ruleArb.map((r) => r.replace(/^(deny|ask)/, 'allow')),
-    { minLength: 1, maxLength: 2 },
-  )
+  .array(ruleArb.map(asAllow), { minLength: 1, maxLength: 2 })
   .map((rs) => rs.join('\n'));
+
+/**
+ * A lease as the PDP hands it over: its rules, the names its issuer goes by and its lifetime
+ * (exp - iat, s). Mostly issuer "gen" within a 10-minute ceiling; also the key id alone, an
+ * issuer with a short ceiling or none, and lifetimes over the ceilings.
+ */
+export const leaseArb: fc.Arbitrary<{ text: string; issuers: string[]; lifetimeSec: number }> = fc.record({
+  text: grantArb,
+  issuers: fc.oneof(
+    { weight: 6, arbitrary: fc.constant(['gen']) },
+    { weight: 1, arbitrary: fc.constantFrom(['kid-gen'], ['kid-gen', 'gen'], ['other'], ['nobody'], []) },
+  ),
+  lifetimeSec: fc.oneof(
+    { weight: 6, arbitrary: fc.constant(600) },
+    { weight: 1, arbitrary: fc.constantFrom(1, 300, 301, 3600, 3601, 86_400, 86_401) },
+  ),
+});
 
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { freq: 3, nil: undefined });
 

@@ -7,8 +7,10 @@
  * of action wildcards, role closure over every body's `extends`, rule numbering, request
  * validation, and host / path / IP normalisation and matching (node:net, node:url and the WHATWG
  * URL serialiser are its only helpers; no import from the checker's model, the engine, the
- * package's value normalisers or @portcullis/protocol/ip). It then scans every rule in source
- * order on every request. Slow and obvious on purpose: the decision trees are checked against it.
+ * package's value normalisers or @portcullis/protocol/ip), and lease ceilings (issuers, lifetimes
+ * from the duration's text, which lease rules a ceiling admits, and the ceiling's conditions
+ * intersected with the lease's at decision time). It then scans every rule in source order on
+ * every request. Slow and obvious on purpose: the decision trees are checked against it.
  */
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
@@ -550,6 +552,23 @@ function normalize(req: unknown, set: Lowering): Normal {
 
 // ---- the oracle -------------------------------------------------------------------------------
 
+/** Why a lease (or one of its rules) counts for nothing, as compileGrant must report it. */
+export interface OracleIgnored {
+  lease: string;
+  ignored: 'no_ceiling' | 'exceeds_lifetime' | 'exceeds_ceiling';
+  rule?: string;
+}
+
+/** A lease as the PDP hands it over after verifying its token: its rules, issuer names, lifetime. */
+export interface OracleLease {
+  id: string;
+  text: string;
+  /** The names the issuer goes by (key id, bound `iss`). */
+  issuers: string[];
+  /** exp - iat, in seconds. */
+  lifetimeSec: number;
+}
+
 export interface OracleDecision {
   decision: 'allow' | 'deny' | 'ask';
   reasons: Record<string, string>[];
@@ -557,11 +576,13 @@ export interface OracleDecision {
   error?: string;
 }
 
-/** Source files and lease texts → an evaluate function that scans every rule. */
+const UNIT_SEC: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Source files and leases → the leases' ignore reasons and an evaluate function that scans every rule. */
 export function oracle(
   files: readonly { path: string; text: string }[],
-  grants: readonly { id: string; text: string }[] = [],
-): (request: unknown) => OracleDecision {
+  grants: readonly OracleLease[] = [],
+): { ignored: OracleIgnored[]; evaluate: (request: unknown) => OracleDecision } {
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const h = createHash('sha256');
   for (const f of sorted)
@@ -599,15 +620,44 @@ export function oracle(
           rules.push(set.rule(r, reason(r, `role:${d.name}`, `role:${d.name}#${n}`), { kind: 'global' }, d.name));
         }
     }
-  const leaseRules = grants.flatMap((g) => {
+  // Lease ceilings: issuer name → its ceilings (one each in a valid set, but the oracle does not
+  // rely on it), each with its lifetime in seconds and its allow rules.
+  const ceilingsOf = new Map<string, { maxSec: number; rules: Rule[] }[]>();
+  for (const ast of asts)
+    for (const d of ast.decls) {
+      if (d.kind !== 'leases') continue;
+      const maxSec = Number(d.max.raw.slice(0, -1)) * UNIT_SEC[d.max.raw.slice(-1)]!;
+      const c = { maxSec, rules: d.rules.map((r) => set.rule(r, {}, { kind: 'global' }, undefined)) };
+      for (const i of d.issuers) ceilingsOf.set(i.value, [...(ceilingsOf.get(i.value) ?? []), c]);
+    }
+  const ignored: OracleIgnored[] = [];
+  /** Lease rules that count, each with the ceiling rules that bound it. */
+  const leaseRules: { rule: Rule; bound: Rule[] }[] = [];
+  for (const g of grants) {
     const p = parseGrant(g.text, `lease:${g.id}`);
     if (!p.ast) throw new Error(`oracle: lease ${g.id} does not parse`);
-    return p.ast.rules.map((r, i) =>
-      set.rule(r, { effect: 'allow', lease: g.id, rule: `lease:${g.id}#${i + 1}` }, { kind: 'global' }, undefined),
-    );
-  });
+    const ceilings = [...new Set(g.issuers.flatMap((i) => ceilingsOf.get(i) ?? []))];
+    if (ceilings.length === 0) {
+      ignored.push({ lease: g.id, ignored: 'no_ceiling' });
+      continue;
+    }
+    const fitting = ceilings.filter((c) => g.lifetimeSec <= c.maxSec);
+    if (fitting.length === 0) {
+      ignored.push({ lease: g.id, ignored: 'exceeds_lifetime' });
+      continue;
+    }
+    const bound = fitting.flatMap((c) => c.rules);
+    p.ast.rules.forEach((r, i) => {
+      const id = `lease:${g.id}#${i + 1}`;
+      const rule = set.rule(r, { effect: 'allow', lease: g.id, rule: id }, { kind: 'global' }, undefined);
+      // Every action the rule names (wildcards expanded) must be in some fitting ceiling rule.
+      if ([...rule.actions].some((a) => !bound.some((c) => c.actions.has(a))))
+        ignored.push({ lease: g.id, ignored: 'exceeds_ceiling', rule: id });
+      else leaseRules.push({ rule, bound });
+    });
+  }
 
-  return (request) => {
+  const evaluate = (request: unknown): OracleDecision => {
     const n = normalize(request, set);
     if (!n.ok) return { decision: 'deny', reasons: [], policy_version: version, error: n.code };
     const q = n.q;
@@ -618,7 +668,8 @@ export function oracle(
       r.test(q);
     const hits = rules.filter(applies);
     const of = (e: string) => hits.filter((r) => r.effect === e).map((r) => r.reason);
-    const leased = () => leaseRules.filter(applies).map((r) => r.reason);
+    // A lease rule applies only where one of its ceiling's rules applies too.
+    const leased = () => leaseRules.filter((l) => applies(l.rule) && l.bound.some(applies)).map((l) => l.rule.reason);
     const out = (decision: OracleDecision['decision'], reasons: Record<string, string>[]): OracleDecision => ({
       decision,
       reasons,
@@ -630,4 +681,5 @@ export function oracle(
     if (leased().length) return out('allow', leased());
     return out('deny', []);
   };
+  return { ignored, evaluate };
 }
