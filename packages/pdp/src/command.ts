@@ -26,7 +26,8 @@ export const DEFAULT_SOCKET = '/run/portcullis/pdp.sock';
 
 const PDP_USAGE = `usage: portcullis pdp --policy PATH [options]
 
-Serve policy decisions over a Unix socket (newline-delimited JSON; see DESIGN.md).
+Serve policy decisions over a Unix socket (newline-delimited JSON; the protocol is in
+packages/pdp/README.md, the architecture in docs/architecture.md).
 
 options:
   --policy PATH            policy file or directory of *.pol files (watched; reloaded on change)

@@ -1,5 +1,5 @@
 /**
- * Capability leases (POLICY-LANGUAGE.md, "Leases"): compact JWS tokens signed with Ed25519
+ * Capability leases (dsl/LANGUAGE.md, "Leases"): compact JWS tokens signed with Ed25519
  * (alg EdDSA), header typ "pcx-lease+jwt", whose claims are
  *   sub          the principal id the lease is bound to (required)
  *   jti          the lease id, shown in decisions, logs and revocation lists (required)

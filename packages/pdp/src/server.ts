@@ -1,5 +1,5 @@
 /**
- * The PDP's socket server: NDJSON frames over a Unix socket (DESIGN.md, "PDP wire protocol").
+ * The PDP's socket server: NDJSON frames over a Unix socket (packages/pdp/README.md, "Wire protocol").
  *
  * Hot path, per request frame: JSON.parse, the engine's decision (a decision-tree walk), one
  * JSON.stringify of the decision spliced after the id, appended to the connection's outbox. The
