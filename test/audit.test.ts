@@ -93,7 +93,7 @@ async function serve(
 ): Promise<Proc> {
   const p = run(t, ['audit', 'serve', '--dir', dir, '--socket', socket, '--key', key, ...extra], prefix);
   const deadline = Date.now() + 20_000;
-  while (!p.out().includes('listening')) {
+  while (!p.err().includes('"msg":"listening on ')) {
     if (p.child.exitCode !== null) throw new Error(`sink exited ${p.child.exitCode}: ${p.err()}`);
     if (Date.now() > deadline) throw new Error(`sink did not start: ${p.err()}`);
     await new Promise((r) => setTimeout(r, 25));

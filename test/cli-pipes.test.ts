@@ -16,7 +16,11 @@ const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
 t.test('a reader that closes the pipe early gets no stack trace and exit 0', async (tt) => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-pipe-'));
   tt.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const request = JSON.stringify({ principal: { id: 'a' }, action: 'net.connect', resource: { host: 'x.com', port: 443 } });
+  const request = JSON.stringify({
+    principal: { id: 'a' },
+    action: 'net.connect',
+    resource: { host: 'x.com', port: 443 },
+  });
   // Far more output than a pipe buffer holds, so the writer is still writing when the reader goes.
   writeFileSync(join(dir, 'requests.jsonl'), `${request}\n`.repeat(20_000));
   const child = spawn(

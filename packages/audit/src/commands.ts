@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync, constants } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PcxError } from '@portcullis/protocol';
+import { createLogger, PcxError } from '@portcullis/protocol';
 import { SEGMENTS, segmentName } from './format.js';
 import { openIndex, queryIndex } from './index-db.js';
 import { AuditLog } from './log.js';
@@ -135,11 +135,12 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
     );
   }
   const key = await parseSigningKey(keyText);
+  const say = createLogger({ daemon: 'audit', stream: io.stderr });
   const logOptions: Parameters<typeof AuditLog.open>[0] = {
     dir,
     key,
     durable: values.durable,
-    log: (m) => io.stderr.write(`audit: ${m}\n`),
+    log: (m) => say('warn', m),
   };
   const fsyncIntervalMs = intOption(values['fsync-interval-ms'], '--fsync-interval-ms', 1);
   const checkpointEvery = intOption(values['checkpoint-every'], '--checkpoint-every', 1);
@@ -159,9 +160,11 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
     throw e;
   }
   const s = log.state;
-  io.stdout.write(
-    `audit sink: listening on ${socketPath}; log ${dir} has ${s.size} records; ` +
-      `${s.durable ? 'durable mode (ack after fsync)' : 'default mode (ack after write, fsync in group commits)'}\n`,
+  say(
+    'info',
+    `listening on ${socketPath}; log ${dir} has ${s.size} records; ` +
+      `${s.durable ? 'durable mode (ack after fsync)' : 'default mode (ack after write, fsync in group commits)'}`,
+    { socket: socketPath, dir, size: s.size, mode: s.durable ? 'durable' : 'default' },
   );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -174,7 +177,7 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
   });
   await server.close();
   await log.close();
-  io.stdout.write(`audit sink: stopped; ${log.state.size} records\n`);
+  say('info', `stopped; ${log.state.size} records`, { size: log.state.size });
   return 0;
 }
 

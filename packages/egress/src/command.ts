@@ -3,7 +3,14 @@
  * options, wire the protocol clients into the proxy core, log, stop cleanly on SIGTERM/SIGINT.
  */
 import { parseArgs } from 'node:util';
-import { AuditClient, PcxError, PdpClient, type RequestContext } from '@portcullis/protocol';
+import {
+  AuditClient,
+  createLogger,
+  PcxError,
+  PdpClient,
+  type LogLevel,
+  type RequestContext,
+} from '@portcullis/protocol';
 import { canonicalHost, parseCidr, splitHostPort } from './address.js';
 import { coalescePerTurn } from './coalesce.js';
 import { checkMetricsHost, EgressMetrics, serveMetrics } from './metrics.js';
@@ -39,6 +46,13 @@ options:
   --max-header-bytes N    largest request head accepted (default 16384)
   --pdp-timeout MS        PDP deadline per decision (default 250)
 `;
+
+/** The proxy's events, by how much an operator should care. */
+function eventLevel(event: string): LogLevel {
+  if (event === 'internal_error') return 'error';
+  if (event.endsWith('_failed') || event.endsWith('_unavailable') || event.startsWith('report_only')) return 'warn';
+  return 'info';
+}
 
 function positiveInt(name: string, text: string): number {
   const n = Number(text);
@@ -106,7 +120,8 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
   if (values.blueprint) context.blueprint = values.blueprint;
   if (values.session) context.session = values.session;
 
-  const say = (line: string): void => void io.stderr.write(`portcullis egress: ${line}\n`);
+  const log = createLogger({ daemon: 'egress', stream: io.stderr });
+  const say = (msg: string, fields?: Record<string, unknown>): void => log('info', msg, fields);
   // One pipelined connection to each peer: the calls of a loop turn are coalesced (below), and a
   // second connection would only split each batch into two writes and two peer wake-ups.
   const pdp = new PdpClient({
@@ -142,27 +157,34 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
       ...(metricsServer
         ? { selfEndpoints: [{ host: metricsAt!.host, port: (metricsServer.address() as { port: number }).port }] }
         : {}),
-      log: (e) => {
-        if (e.event !== 'listening') say(JSON.stringify(e));
+      log: ({ event, ...fields }) => {
+        if (event !== 'listening') log(eventLevel(String(event)), String(event), fields);
       },
     });
     const shown = proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host;
-    say(`listening on ${shown}:${proxy.address.port} (mode ${mode}); PDP ${values.pdp}, audit sink ${values.audit}`);
+    say(`listening on ${shown}:${proxy.address.port} (mode ${mode}); PDP ${values.pdp}, audit sink ${values.audit}`, {
+      host: proxy.address.host,
+      port: proxy.address.port,
+      mode,
+    });
     if (allowCidrs.length > 0) say(`floor opt-outs: ${allowCidrs.join(', ')}`);
     if (metricsAt) {
       const host = metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host;
-      say(`metrics at http://${host}:${metricsAt.port}/metrics`);
+      const url = `http://${host}:${(metricsServer!.address() as { port: number }).port}/metrics`;
+      say(`metrics at ${url}`, { metrics: url });
     }
     if (mode === 'report') {
-      say(
+      log(
+        'warn',
         '*** REPORT-ONLY MODE: requests the policy denies are FORWARDED and audited as would-deny. ' +
           'Do not run this in production. ***',
       );
     }
     const health = await pdp.health({ timeoutMs: 1000 });
     if (health.status !== 'ok')
-      say(
-        `warning: the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); ` +
+      log(
+        'warn',
+        `the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); ` +
           'every request is denied until it answers',
       );
     const signal = await signalled;

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { compile, renderDiagnostic } from '@portcullis/policy';
-import { isPcxError, PcxError, type PcxCode } from '@portcullis/protocol';
+import { createLogger, isPcxError, PcxError, type PcxCode } from '@portcullis/protocol';
 import { Engine, type Health } from './engine.js';
 import { LeaseVerifier, parseLeaseKeys, parseRevoked } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
@@ -48,9 +48,9 @@ export interface PdpHandle {
   close(options?: DrainOptions): Promise<void>;
 }
 
-/** Log lines on a stream: "portcullis pdp: [level: ]message". */
+/** The PDP's log on a stream: protocol's JSON lines, `"daemon": "pdp"`. */
 export function streamLog(stream: NodeJS.WritableStream): Log {
-  return (level, message) => void stream.write(`portcullis pdp: ${level === 'info' ? '' : `${level}: `}${message}\n`);
+  return createLogger({ daemon: 'pdp', stream });
 }
 
 /** Reload a file only when its content changed, one reload at a time, a change during one rerunning it. */
@@ -195,8 +195,11 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   if (reloadRevoked)
     watchers.push(watchPaths([options.revokedPath!], () => void reloadRevoked(), { pollMs: options.pollMs }));
 
-  const metricsAt = metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : '';
-  log('info', `listening on ${options.socketPath}${metricsAt}`);
+  const metricsUrl = metricsServer ? `http://${options.metrics!.host}:${metricsServer.port}/metrics` : undefined;
+  log('info', `listening on ${options.socketPath}${metricsUrl ? `; metrics on ${metricsUrl}` : ''}`, {
+    socket: options.socketPath,
+    ...(metricsUrl ? { metrics: metricsUrl } : {}),
+  });
 
   return {
     socketPath: options.socketPath,

@@ -14,11 +14,19 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { stat, unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { trace, SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import { LineDecoder, MAX_FRAME_BYTES, listenUnixSocket, type Decision, type PcxCode } from '@portcullis/protocol';
+import {
+  LineDecoder,
+  MAX_FRAME_BYTES,
+  listenUnixSocket,
+  type Decision,
+  type Logger,
+  type PcxCode,
+} from '@portcullis/protocol';
 import type { Engine } from './engine.js';
 import type { PdpMetrics } from './metrics.js';
 
-export type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
+/** The PDP logs through protocol's one logger (JSON lines). */
+export type Log = Logger;
 
 export interface ServerOptions {
   socketPath: string;

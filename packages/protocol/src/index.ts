@@ -15,3 +15,5 @@ export type { PdpClientOptions, PdpHealth } from './pdp-client.js';
 export { closestName } from './suggest.js';
 export { listenUnixSocket } from './unix-socket.js';
 export type { ListenUnixOptions } from './unix-socket.js';
+export { createLogger, isListeningLine } from './logger.js';
+export type { Logger, LoggerOptions, LogLevel } from './logger.js';
