@@ -51,6 +51,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run the deny-by-default HTTP/HTTPS forward proxy (the egress PEP)',
     load: async () => (await import('@portcullis/egress')).egressCommand,
   },
+  vault: {
+    summary: 'secrets: init, agent, unlock, lock, put, get, list, versions, delete, rotate-kek, exec, fingerprints',
+    load: async () => (await import('@portcullis/vault')).vaultCommand,
+  },
   up: {
     summary: 'run the PDP, the audit sink and the egress proxy together (local demo)',
     load: async () => (await import('./up.js')).upCommand,
