@@ -1,8 +1,9 @@
 /**
  * One observability format for every daemon, checked on the real processes: the PDP, the audit
- * sink and the egress proxy each log only JSON lines on stderr ({time, level, daemon, msg, …}),
- * each announces itself with one "listening on …" line, and every metric either of them serves
- * is named portcullis_….
+ * sink, the egress proxy and the vault agent each log only JSON lines on stderr ({time, level,
+ * daemon, msg, …}), each announces itself with one "listening on …" line, and every metric a
+ * daemon serves (the PDP and the proxy have metrics; the sink and the agent have none) is named
+ * portcullis_….
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -115,6 +116,7 @@ t.test('every daemon logs JSON lines on stderr and names its metrics portcullis_
     '--metrics',
     '127.0.0.1:0',
   ]);
+  const agent = await start(tt, ['vault', 'agent', '--socket', join(dir, 'agent', 'agent.sock')]);
   const proxyPort = Number(JSON.parse(egress.listening).port);
   tt.equal(await viaProxy(proxyPort), 403, 'a request the policy does not allow is denied');
 
@@ -142,11 +144,12 @@ t.test('every daemon logs JSON lines on stderr and names its metrics portcullis_
   tt.match(scraped[0], /^portcullis_pdp_decisions_total\{decision="deny"\} [1-9]/m, 'the PDP counted the deny');
   tt.match(scraped[1], /^portcullis_egress_requests_total\{.*\} 1$/m, 'the proxy counted the request');
 
-  for (const d of [egress, sink, pdp]) tt.equal(await stop(d), 0, `${d.child.spawnargs[2]} stopped with exit 0`);
+  for (const d of [agent, egress, sink, pdp]) tt.equal(await stop(d), 0, `${d.child.spawnargs[2]} stopped with exit 0`);
   for (const [name, d] of [
     ['pdp', pdp],
     ['audit', sink],
     ['egress', egress],
+    ['vault-agent', agent],
   ] as const) {
     const lines = d.stderr.split('\n').filter((l) => l !== '');
     tt.ok(lines.length >= 2, `${name} logged its start and its stop`);
