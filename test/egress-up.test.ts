@@ -1,7 +1,8 @@
 /**
  * `portcullis up` end to end: the built bin starts the real PDP, audit sink and egress proxy;
  * curl goes through the proxy (one allowed request to a local origin, one denied); SIGINT stops
- * all three cleanly; the audit log then verifies.
+ * all three cleanly; the audit log then verifies. And the daemons' options given to `up` reach them
+ * (--lease-keys and --revoked, checked in the PDP's health).
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { PdpClient } from '@portcullis/protocol';
 import { origin } from '../packages/egress/test/fixtures.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -19,9 +21,10 @@ function run(
   cmd: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  cwd?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 30_000, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+    execFile(cmd, args, { timeout: 30_000, env: { ...process.env, ...env }, cwd }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -103,4 +106,50 @@ t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', async 
   ]);
   tt.equal(verify.code, 0, verify.stdout + verify.stderr);
   tt.match(verify.stdout + verify.stderr, /ok: [2-9]\d* records/);
+});
+
+t.test('up --lease-keys and --revoked reach the PDP (relative paths mean the caller directory)', async (tt) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-up-lease-'));
+  tt.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'p.pol'), 'policy "up" scope global {\n  allow fs.read when resource.path == "/x"\n}\n');
+  writeFileSync(join(dir, 'revoked.txt'), '6f1c1f55-0d6c-4a4e-9d0b-4f7a3c0e2b11\n');
+  const keygen = await run(process.execPath, [bin, 'lease', 'keygen', '--out', '.'], {}, dir);
+  tt.equal(keygen.code, 0, keygen.stderr);
+  const up = spawn(
+    process.execPath,
+    [
+      bin,
+      'up',
+      '--policy',
+      'p.pol',
+      '--dir',
+      'state',
+      '--listen',
+      '127.0.0.1:0',
+      '--lease-keys',
+      'lease-keys.jwks',
+      '--revoked',
+      'revoked.txt',
+    ],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((r) => up.on('exit', (code) => r(code)));
+  tt.teardown(async () => {
+    if (up.exitCode === null && up.signalCode === null) up.kill('SIGTERM');
+    await exited;
+  });
+  let out = '';
+  up.stdout.on('data', (d) => (out += d));
+  up.stderr.on('data', (d) => (out += d));
+  await new Promise<void>((resolve, reject) => {
+    up.stdout.on('data', () => out.includes('Ctrl-C stops all three') && resolve());
+    void exited.then((code) => reject(new Error(`up exited ${code}: ${out}`)));
+  });
+  const pdp = new PdpClient({ socketPath: join(dir, 'state', 'pdp.sock') });
+  tt.teardown(() => pdp.close());
+  const health = await pdp.health({ timeoutMs: 5000 });
+  tt.equal(health.status, 'ok');
+  tt.same(health.leases, { keys: 1, revoked: 1 }, "the PDP loaded up's --lease-keys and --revoked");
+  up.kill('SIGTERM');
+  tt.equal(await exited, 0, 'up exits 0 after SIGTERM');
 });

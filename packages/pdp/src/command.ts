@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import { compile, renderDiagnostic } from '@portcullis/policy';
-import { PcxError } from '@portcullis/protocol';
+import { formatOptions, HELP_OPTION, PcxError, type OptionTable } from '@portcullis/protocol';
 import { startPdp, streamLog, type PdpHandle } from './daemon.js';
 import { LEASE_TYP, PROJECT_CLAIM, RULES_CLAIM, SESSION_CLAIM } from './leases.js';
 import { parseMetricsAddress } from './metrics.js';
@@ -24,34 +24,51 @@ export interface CommandIO {
 
 export const DEFAULT_SOCKET = '/run/portcullis/pdp.sock';
 
+/** The daemon's options: its parser, its --help and `portcullis up` all read this one table. */
+export const PDP_OPTIONS = {
+  policy: {
+    type: 'string',
+    value: 'PATH',
+    help: 'policy file or directory of *.pol files (watched, reloaded on change)',
+  },
+  socket: {
+    type: 'string',
+    value: 'PATH',
+    default: DEFAULT_SOCKET,
+    help: `Unix socket to serve (default ${DEFAULT_SOCKET}); created mode 0660`,
+  },
+  'lease-keys': {
+    type: 'string',
+    value: 'FILE',
+    help: 'JWKS file of the Ed25519 public keys that sign leases (watched)',
+  },
+  revoked: { type: 'string', value: 'FILE', help: 'revoked lease ids, one jti per line (watched)' },
+  metrics: {
+    type: 'string',
+    value: 'HOST:PORT',
+    help: 'serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)',
+  },
+  'metrics-allow-remote': { type: 'boolean', default: false, help: 'allow --metrics on a non-loopback address' },
+  'drain-timeout': {
+    type: 'string',
+    value: 'MS',
+    default: '5000',
+    help: 'on SIGTERM, wait at most this long for in-flight requests',
+  },
+} satisfies OptionTable;
+
 const PDP_USAGE = `usage: portcullis pdp --policy PATH [options]
 
 Serve policy decisions over a Unix socket (newline-delimited JSON; the protocol is in
 packages/pdp/README.md, the architecture in docs/architecture.md).
 
 options:
-  --policy PATH            policy file or directory of *.pol files (watched; reloaded on change)
-  --socket PATH            Unix socket to serve (default ${DEFAULT_SOCKET}); created mode 0660
-  --lease-keys FILE        JWKS file of the Ed25519 public keys that sign leases (watched)
-  --revoked FILE           revoked lease ids, one jti per line (watched)
-  --metrics HOST:PORT      serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)
-  --metrics-allow-remote   allow --metrics on a non-loopback address
-  --drain-timeout MS       on SIGTERM, wait at most this long for in-flight requests (default 5000)
-`;
+${formatOptions(PDP_OPTIONS)}`;
 
 export async function pdpCommand(argv: string[], io: CommandIO): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      policy: { type: 'string' },
-      socket: { type: 'string', default: DEFAULT_SOCKET },
-      'lease-keys': { type: 'string' },
-      revoked: { type: 'string' },
-      metrics: { type: 'string' },
-      'metrics-allow-remote': { type: 'boolean', default: false },
-      'drain-timeout': { type: 'string', default: '5000' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: { ...PDP_OPTIONS, help: HELP_OPTION },
     strict: true,
     allowPositionals: false,
   });

@@ -17,3 +17,5 @@ export { listenUnixSocket } from './unix-socket.js';
 export type { ListenUnixOptions } from './unix-socket.js';
 export { createLogger, isListeningLine } from './logger.js';
 export type { Logger, LoggerOptions, LogLevel } from './logger.js';
+export { formatOptions, HELP_OPTION, toArgv } from './options.js';
+export type { OptionSpec, OptionTable } from './options.js';
