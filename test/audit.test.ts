@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { PassThrough, Readable } from 'node:stream';
 import { AuditClient, type AuditRecordInput, type PcxError } from '@portcullis/protocol';
 import { main } from '@portcullis/cli';
+import { missingTools } from './helpers/tools.js';
 
 type TestT = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -314,6 +315,8 @@ t.test('full disk: the sink refuses, the client sees it (the PEP denies), nothin
   const mnt = join(dir, 'mnt');
   const mounted = mountTmpfs(mnt);
   if (mounted) t.teardown(() => void spawnSync('umount', ['-l', mnt]));
+  const noLimit = mounted ? undefined : missingTools('prlimit');
+  if (noLimit) return t.plan(0, `mount refused and ${noLimit}`);
   t.comment(mounted ? 'using a 64 KiB tmpfs' : 'mount refused: using RLIMIT_FSIZE=64 KiB via prlimit');
   const log = join(mnt, 'log');
   const socket = join(dir, 'sink.sock');

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { PdpClient } from '@portcullis/protocol';
 import { origin } from '../packages/egress/test/fixtures.js';
+import { needs } from './helpers/tools.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
@@ -40,7 +41,7 @@ function freePort(): Promise<number> {
   });
 }
 
-t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', async (tt) => {
+t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', needs('curl'), async (tt) => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-up-'));
   const web = await origin();
   tt.teardown(async () => {
