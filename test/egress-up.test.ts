@@ -4,7 +4,7 @@
  * all three cleanly; the audit log then verifies. And the daemons' options given to `up` reach them
  * (--lease-keys and --revoked, checked in the PDP's health).
  */
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -41,6 +41,16 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Until up has printed its demo (all three daemons ready), or it exits: an event, not a deadline. */
+function upReady(up: ChildProcess, exited: Promise<number | null>, out: () => string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const check = (): void => void (out().includes('Ctrl-C stops all three') && resolve());
+    up.stdout!.on('data', check);
+    check();
+    void exited.then((code) => reject(new Error(`up exited ${code}: ${out()}`)));
+  });
+}
+
 t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', needs('curl'), async (tt) => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-up-'));
   const web = await origin();
@@ -74,7 +84,7 @@ t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', needs(
   up.stdout.on('data', (d) => (out += d));
   up.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => up.on('exit', (code) => r(code)));
-  for (let i = 0; i < 300 && !out.includes('Ctrl-C stops all three'); i++) await new Promise((r) => setTimeout(r, 50));
+  await upReady(up, exited, () => out);
   tt.match(out, /PDP +\S+pdp\.sock/);
   tt.match(out, /audit sink +\S+audit\.sock/);
   tt.match(out, new RegExp(`egress proxy +http://127\\.0\\.0\\.1:${port}`));
@@ -142,10 +152,7 @@ t.test('up --lease-keys and --revoked reach the PDP (relative paths mean the cal
   let out = '';
   up.stdout.on('data', (d) => (out += d));
   up.stderr.on('data', (d) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    up.stdout.on('data', () => out.includes('Ctrl-C stops all three') && resolve());
-    void exited.then((code) => reject(new Error(`up exited ${code}: ${out}`)));
-  });
+  await upReady(up, exited, () => out);
   const pdp = new PdpClient({ socketPath: join(dir, 'state', 'pdp.sock') });
   tt.teardown(() => pdp.close());
   const health = await pdp.health({ timeoutMs: 5000 });

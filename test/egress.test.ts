@@ -299,7 +299,8 @@ t.test(
     await new Promise((r) => setTimeout(r, 300));
     const records = [...readRecords(logDir)];
     const egressRecords = records.filter((r) => r.source === 'egress');
-    tt.ok(egressRecords.length >= 10, `${egressRecords.length} records`);
+    // At least the curl test's own: five decisions (allow, tunnel, deny, denied port, ask) and two closes.
+    tt.ok(egressRecords.length >= 7, `${egressRecords.length} records`);
     const decisions = egressRecords.filter((r) => (r.outcome as { phase?: string }).phase === 'decision');
     const closes = egressRecords.filter((r) => (r.outcome as { phase?: string }).phase === 'close');
     for (const c of closes)
