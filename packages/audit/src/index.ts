@@ -11,5 +11,5 @@ export type { Checkpoint, SigningKey, VerifierKey } from './note.js';
 export { verifyInclusion, verifyConsistency } from './merkle.js';
 export { replay, replayRequest } from './replay.js';
 export type { ReplayDifference, ReplayResult } from './replay.js';
-export { auditCommand, auditUsage } from './commands.js';
+export { AUDIT_SERVE_OPTIONS, auditCommand, auditUsage } from './commands.js';
 export type { AuditCommandIO } from './commands.js';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { compile, renderDiagnostic } from '@portcullis/policy';
-import { isPcxError, isTokenName, PcxError, type PcxCode, parseTrustedKeys } from '@portcullis/protocol';
+import { createLogger, isPcxError, isTokenName, PcxError, type PcxCode, parseTrustedKeys } from '@portcullis/protocol';
 import { Engine, type Health, type TrustFileStatus } from './engine.js';
 import { LeaseVerifier, RevocationList } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
@@ -49,9 +49,9 @@ export interface PdpHandle {
   close(options?: DrainOptions): Promise<void>;
 }
 
-/** Log lines on a stream: "portcullis pdp: [level: ]message". */
+/** The PDP's log on a stream: protocol's JSON lines, `"daemon": "pdp"`. */
 export function streamLog(stream: NodeJS.WritableStream): Log {
-  return (level, message) => void stream.write(`portcullis pdp: ${level === 'info' ? '' : `${level}: `}${message}\n`);
+  return createLogger({ daemon: 'pdp', stream });
 }
 
 /** Reload a file only when its content changed, one reload at a time, a change during one rerunning it. */
@@ -244,8 +244,11 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   if (reloadRevoked)
     watchers.push(watchPaths([options.revokedPath!], () => void reloadRevoked(), { pollMs: options.pollMs }));
 
-  const metricsAt = metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : '';
-  log('info', `listening on ${options.socketPath}${metricsAt}`);
+  const metricsUrl = metricsServer ? `http://${options.metrics!.host}:${metricsServer.port}/metrics` : undefined;
+  log('info', `listening on ${options.socketPath}${metricsUrl ? `; metrics on ${metricsUrl}` : ''}`, {
+    socket: options.socketPath,
+    ...(metricsUrl ? { metrics: metricsUrl } : {}),
+  });
 
   return {
     socketPath: options.socketPath,

@@ -1,5 +1,5 @@
 /**
- * The PDP's socket server: NDJSON frames over a Unix socket (DESIGN.md, "PDP wire protocol").
+ * The PDP's socket server: NDJSON frames over a Unix socket (packages/pdp/README.md, "Wire protocol").
  *
  * Hot path, per request frame: JSON.parse, the engine's decision (a decision-tree walk), one
  * JSON.stringify of the decision spliced after the id, appended to the connection's outbox. The
@@ -14,11 +14,19 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { stat, unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { trace, SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import { LineDecoder, MAX_FRAME_BYTES, listenUnixSocket, type Decision, type PcxCode } from '@portcullis/protocol';
+import {
+  LineDecoder,
+  MAX_FRAME_BYTES,
+  listenUnixSocket,
+  type Decision,
+  type Logger,
+  type PcxCode,
+} from '@portcullis/protocol';
 import type { Engine } from './engine.js';
 import type { PdpMetrics } from './metrics.js';
 
-export type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
+/** The PDP logs through protocol's one logger (JSON lines). */
+export type Log = Logger;
 
 export interface ServerOptions {
   socketPath: string;

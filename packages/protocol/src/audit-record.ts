@@ -1,5 +1,5 @@
 /**
- * The audit record (DESIGN.md "Audit record and log"): its shape, validation of what a PEP sends,
+ * The audit record (docs/architecture.md, "The audit log"): its shape, validation of what a PEP sends,
  * the redaction rules applied before anything is hashed or written, and RFC 8785 canonical JSON.
  *
  * Redaction runs in the client (so a secret never crosses the socket) and again in the sink

@@ -4,7 +4,7 @@
  *
  * The decoder never buffers more than the limit: a line that grows past it is reported once
  * through onOverflow and the decoder stops delivering (the caller closes the connection, as
- * DESIGN.md requires). Chunks are kept as a list and joined only when a newline arrives, so a
+ * docs/architecture.md requires). Chunks are kept as a list and joined only when a newline arrives, so a
  * large frame delivered in many small chunks costs O(n), not O(n²).
  */
 export const MAX_FRAME_BYTES = 1024 * 1024;

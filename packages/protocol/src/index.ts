@@ -43,3 +43,7 @@ export {
   issueIdentityToken,
 } from './lease.js';
 export type { SigningKey, TrustedKey, IssuedToken, IssueLeaseOptions, IssueIdentityOptions } from './lease.js';
+export { createLogger, isListeningLine } from './logger.js';
+export type { Logger, LoggerOptions, LogLevel } from './logger.js';
+export { formatOptions, HELP_OPTION, toArgv } from './options.js';
+export type { OptionSpec, OptionTable } from './options.js';

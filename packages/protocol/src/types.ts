@@ -1,5 +1,5 @@
 /**
- * The contracts between Portcullis parts (see ../shared/DESIGN.md and POLICY-LANGUAGE.md).
+ * The contracts between Portcullis parts (docs/architecture.md, dsl/LANGUAGE.md).
  * These types are the JSON shapes that cross process boundaries; keep them
  * backwards-compatible: add optional fields, never change a meaning.
  */
