@@ -4,11 +4,14 @@
  * malformed decision — becomes a deny whose reason carries an `error` with a stable code, so
  * that the deny says "this was a failure, not policy" (DESIGN.md, "Fail closed, always").
  *
- * Optional decision cache (off by default): keyed by the canonical JSON of the whole request,
- * bounded LRU with a TTL. Only well-formed answers without an `error` are cached; requests that
- * carry leases are never cached, because a lease can expire or be revoked at any moment and
- * the cache cannot know. A cached decision can be up to `ttlMs` older than a policy reload.
+ * Optional decision cache (off by default): keyed by the SHA-256 of the canonical JSON of the
+ * whole request (a key costs 44 bytes however large the request), LRU bounded by the bytes it
+ * holds, with a TTL. Only well-formed answers without an `error` are cached; requests that carry
+ * leases are never cached, because a lease can expire or be revoked at any moment and the cache
+ * cannot know. A cached decision can be up to `ttlMs` older than a policy reload.
  */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Decision, DecisionRequest, ErrorInfo, Reason } from './types.js';
 import type { PcxCode } from './codes.js';
 import { isPcxError } from './errors.js';
@@ -23,7 +26,16 @@ export interface PdpClientOptions {
   /** Default per-decision deadline in milliseconds. Default 250. */
   timeoutMs?: number;
   /** Enable the decision cache. */
-  cache?: { maxEntries: number; ttlMs: number };
+  cache?: DecisionCacheOptions;
+}
+
+export interface DecisionCacheOptions {
+  /** How long a decision is reused, in milliseconds. */
+  ttlMs: number;
+  /** Bytes of cached decisions (their JSON, plus a fixed overhead per entry) kept at most. Default 8 MiB. */
+  maxBytes?: number;
+  /** Decisions kept at most, whatever their size. Default: no limit but maxBytes. */
+  maxEntries?: number;
 }
 
 export interface PdpHealth {
@@ -48,7 +60,7 @@ export class PdpClient {
       timeoutMs: options.timeoutMs,
       peerName: 'PDP',
     });
-    this.cache = options.cache ? new DecisionCache(options.cache.maxEntries, options.cache.ttlMs) : undefined;
+    this.cache = options.cache ? new DecisionCache(options.cache) : undefined;
   }
 
   /** Ask for a decision. Never rejects; a failure is a deny with `error` set. */
@@ -56,7 +68,7 @@ export class PdpClient {
     let key: string | undefined;
     if (this.cache && !carriesLeases(request)) {
       try {
-        key = canonicalize(request);
+        key = createHash('sha256').update(canonicalize(request)).digest('base64');
       } catch {
         key = undefined; // not serialisable: the call below fails and reports it
       }
@@ -149,6 +161,9 @@ function parseDecision(frame: Record<string, unknown>): Decision {
       if ((r as Record<string, unknown>)[f] !== undefined && typeof (r as Record<string, unknown>)[f] !== 'string')
         return bad(`a reason's "${f}" is not a string`);
     }
+    const tr = (r as Reason).truncated;
+    if (tr !== undefined && !(Number.isSafeInteger(tr) && tr >= 0))
+      return bad('a reason\'s "truncated" is not a count');
     const re = (r as Reason).error;
     if (re !== undefined && !isErrorInfo(re)) return bad('a reason\'s "error" is not {code, message}');
   }
@@ -177,28 +192,31 @@ function carriesLeases(request: DecisionRequest): boolean {
   return leases !== undefined && !(Array.isArray(leases) && leases.length === 0);
 }
 
-/** LRU (Map insertion order, re-inserted on hit) with a per-entry deadline. */
-class DecisionCache {
-  private readonly entries = new Map<string, { d: Decision; until: number }>();
+/** Per-entry bytes counted on top of a decision's JSON: the key, the LRU's bookkeeping. */
+const ENTRY_OVERHEAD_BYTES = 160;
 
-  constructor(
-    private readonly maxEntries: number,
-    private readonly ttlMs: number,
-  ) {}
+/** LRU bounded by bytes, with a per-entry deadline; decisions are kept as JSON text. */
+class DecisionCache {
+  private readonly entries: LRUCache<string, string>;
+
+  constructor(options: DecisionCacheOptions) {
+    const maxBytes = options.maxBytes ?? 8 * 1024 * 1024;
+    this.entries = new LRUCache<string, string>({
+      maxSize: Math.max(1, maxBytes),
+      ...(options.maxEntries !== undefined ? { max: Math.max(1, options.maxEntries) } : {}),
+      sizeCalculation: (json) => Buffer.byteLength(json) + ENTRY_OVERHEAD_BYTES,
+      ttl: Math.max(1, options.ttlMs),
+    });
+  }
 
   get(key: string): Decision | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    this.entries.delete(key);
-    if (performance.now() >= e.until) return undefined;
-    this.entries.set(key, e);
-    return structuredClone(e.d); // callers may mutate their decision; the cached one stays intact
+    const json = this.entries.get(key);
+    // A fresh object per hit: callers may mutate their decision; the cached one stays intact.
+    return json === undefined ? undefined : (JSON.parse(json) as Decision);
   }
 
   set(key: string, d: Decision): void {
-    if (this.maxEntries <= 0) return;
-    this.entries.delete(key);
-    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, { d: structuredClone(d), until: performance.now() + this.ttlMs });
+    // An entry larger than the whole budget is not kept (lru-cache refuses it).
+    this.entries.set(key, JSON.stringify(d));
   }
 }

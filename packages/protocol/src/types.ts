@@ -47,6 +47,11 @@ export interface Reason {
   /** Why a lease was ignored: expired, not_yet_valid, bad_signature, wrong_principal, wrong_project, wrong_session, revoked, invalid. */
   ignored?: string;
   error?: ErrorInfo;
+  /**
+   * Only on the last reason of an answer that was cut to fit the frame limit: how many reasons
+   * were left out (long texts in the others end in "… [truncated]"). The decision is unchanged.
+   */
+  truncated?: number;
 }
 
 export interface ErrorInfo {

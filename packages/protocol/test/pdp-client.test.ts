@@ -232,6 +232,34 @@ t.test('the cache: keyed by the whole request in canonical form, LRU-bounded, wi
   t.equal(srv.frames, 5, 'expired after the TTL');
 });
 
+t.test('the cache is bounded by bytes, not entries, and keyed by a hash of the request, not the request', async (t) => {
+  const path = sock();
+  // Each answer is about 2 KiB of JSON: a 16 KiB budget holds a handful of them, however many
+  // distinct requests come.
+  const big = { ...allow, reasons: [{ effect: 'allow', rule: 'r', because: 'b'.repeat(2000) }] };
+  const srv = await peer(
+    path,
+    reply(() => big),
+  );
+  t.teardown(() => srv.close());
+  const c = new PdpClient({ socketPath: path, cache: { maxBytes: 16 * 1024, ttlMs: 60_000 } });
+  t.teardown(() => c.close());
+  const entries = (
+    c as unknown as { cache: { entries: { size: number; calculatedSize: number; keys(): Iterable<string> } } }
+  ).cache.entries;
+  // Requests of 200 KiB each: keyed by the request itself, 100 of them would hold 20 MiB of keys.
+  const pad = 'p'.repeat(200 * 1024);
+  for (let i = 0; i < 100; i++) await c.decide({ ...req, resource: { host: 'example.com', port: i, pad } });
+  t.equal(srv.frames, 100);
+  t.ok(entries.calculatedSize <= 16 * 1024, `${entries.calculatedSize} bytes held`);
+  t.ok(entries.size >= 2 && entries.size <= 8, `${entries.size} decisions kept`);
+  for (const k of entries.keys()) t.match(k, /^[A-Za-z0-9+/]{43}=$/, 'the key is a SHA-256, not the request');
+  await c.decide({ ...req, resource: { host: 'example.com', port: 99, pad } });
+  t.equal(srv.frames, 100, 'the most recent request is still a hit');
+  await c.decide({ ...req, resource: { host: 'example.com', port: 0, pad } });
+  t.equal(srv.frames, 101, 'the oldest was evicted');
+});
+
 t.test('the cache never keeps failures, error decisions or requests carrying leases', async (t) => {
   const path = sock();
   let answer: unknown = { error: { code: 'PCX_PDP_BAD_FRAME', message: 'x' } };
