@@ -26,6 +26,8 @@ const AREAS: ReadonlyArray<readonly [string, string]> = [
   ['LEASE', 'pdp: capability leases'],
   ['AUDIT', 'audit: the sink, its log and the offline tools'],
   ['EGRESS', 'egress: the forward proxy'],
+  ['VAULT', 'vault: secrets at rest, unlock, injection'],
+  ['SCAN', 'scan: fingerprint files and the scanner'],
   ['CLI', 'cli: one-shot commands'],
   ['TEST', 'cli: `portcullis test` (policy test files)'],
   ['UP', 'cli: `portcullis up`'],

@@ -10,17 +10,26 @@ const tap = join(root, 'node_modules', '.bin', 'tap');
 const args = process.argv.slice(2);
 const files = args.length > 0 ? args : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'dsl/**/*.test.ts'];
 
-// Tests run straight from TypeScript through tsx, which strips types without checking them, so
-// type-check the tests (and benchmarks) first; a type error counts as a failure.
-let typeErrors = 0;
+// A full run first checks what tap cannot: each check that fails prints its diagnostics and
+// counts as one failed test in the summary line.
+//  - Tests run straight from TypeScript through tsx, which strips types without checking them,
+//    so the tests (and benchmarks) are type-checked.
+//  - Biome: formatting and lint over the tree (`biome ci`, about a second; `npm run format` fixes most).
+//  - No line of code over 120 characters (scripts/check-lines.mjs).
+const checks = [
+  ['type check', join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.check.json']],
+  ['biome', join(root, 'node_modules', '.bin', 'biome'), ['ci', '--colors=off', '.']],
+  ['line length', process.execPath, [join(root, 'scripts', 'check-lines.mjs')]],
+];
+let checkFailures = 0;
 if (args.length === 0) {
-  const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.check.json'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  if (tsc.status !== 0) {
-    process.stdout.write(tsc.stdout + tsc.stderr);
-    typeErrors = 1;
+  for (const [name, cmd, cmdArgs] of checks) {
+    const r = spawnSync(cmd, cmdArgs, { cwd: root, encoding: 'utf8' });
+    if (r.status !== 0) {
+      const why = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `${r.error.message}\n` : ''}`;
+      process.stdout.write(`# ${name} failed\n${why}`);
+      checkFailures++;
+    }
   }
 }
 
@@ -43,7 +52,7 @@ child.stdout.on('data', (chunk) => {
 child.on('close', (code) => {
   const passed = summary?.pass ?? 0;
   // A run that ended without tap's summary (a crash) counts as one failure, never as green.
-  const failed = (summary ? (summary.fail ?? 0) : 1) + typeErrors;
+  const failed = (summary ? (summary.fail ?? 0) : 1) + checkFailures;
   console.log(`\n${passed} passed, ${failed} failed`);
   process.exit(code === 0 && failed === 0 ? 0 : 1);
 });

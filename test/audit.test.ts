@@ -399,11 +399,13 @@ t.test('replay: re-evaluates recorded requests against another policy set and li
   await w.close();
   writeFileSync(
     join(dir, 'a.pol'),
-    `policy "a" {\n  allow net.connect when resource.host == "ok.example"\n  deny net.connect when resource.host == "evil.example"\n}\n`,
+    `policy "a" {\n  allow net.connect when resource.host == "ok.example"\n  deny net.connect when resource.host ` +
+      `== "evil.example"\n}\n`,
   );
   writeFileSync(
     join(dir, 'b.pol'),
-    `policy "b" {\n  deny net.connect when resource.host == "ok.example"\n  allow net.connect when resource.host == "other.example"\n}\n`,
+    `policy "b" {\n  deny net.connect when resource.host == "ok.example"\n  allow net.connect when resource.host ` +
+      `== "other.example"\n}\n`,
   );
   const same = await cli(t, ['audit', 'replay', log, '--policy', join(dir, 'a.pol')]);
   t.equal(same.code, 0, same.err);

@@ -46,7 +46,8 @@ t.test('portcullis up: three daemons, a demo that works, a clean Ctrl-C', async 
   });
   writeFileSync(
     join(dir, 'p.pol'),
-    `policy "up" scope global {\n  allow net.http when resource.ip in ["127.0.0.1/32"] and resource.port == ${web.port} because "the local origin"\n}\n`,
+    `policy "up" scope global {\n  allow net.http when resource.ip in ["127.0.0.1/32"] and resource.port == ` +
+      `${web.port} because "the local origin"\n}\n`,
   );
   const port = await freePort();
   const up = spawn(

@@ -93,7 +93,9 @@ function run(
 
 const POLICY = `
 policy "egress-e2e" scope global {
-  allow net.http, net.connect when resource.host in ["allowed.test", "127.0.0.1"] and resource.ip in ["127.0.0.1/32"] and resource.port in PORTS because "the test origins"
+  allow net.http, net.connect
+    when resource.host in ["allowed.test", "127.0.0.1"] and resource.ip in ["127.0.0.1/32"] and resource.port in PORTS
+    because "the test origins"
   deny net.http, net.connect when resource.host == "denied.test" because "denied.test is off limits"
   ask net.http when resource.host == "ask.test" because "needs a human"
 }
@@ -267,7 +269,9 @@ t.test('git clone from a denied host fails with the 403', async (tt) => {
 
 t.test('Python requests through HTTP_PROXY/HTTPS_PROXY', async (tt) => {
   const script =
-    'import requests,sys\nr=requests.get(sys.argv[1],timeout=10,verify=sys.argv[2])\nprint(r.status_code, r.text.strip())\nr=requests.get(sys.argv[3],timeout=10)\nprint(r.status_code, r.headers.get("x-portcullis-reason"))';
+    'import requests,sys\nr=requests.get(sys.argv[1],timeout=10,verify=sys.argv[2])\nprint(r.status_code, ' +
+    'r.text.strip())\nr=requests.get(sys.argv[3],timeout=10)\nprint(r.status_code, ' +
+    'r.headers.get("x-portcullis-reason"))';
   const r = await run(
     'python3',
     ['-c', script, `https://allowed.test:${tls.port}/py`, tls.certFile, `http://denied.test:${web.port}/py`],

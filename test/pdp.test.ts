@@ -12,7 +12,9 @@ import { PdpClient, type Decision, type DecisionRequest } from '@portcullis/prot
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
 
-const POLICY_A = `policy "a" {\n  allow net.connect when resource.host == "ok.example"\n  deny net.connect when resource.host == "evil.example"\n}\n`;
+const POLICY_A =
+  `policy "a" {\n  allow net.connect when resource.host == "ok.example"\n  deny net.connect when ` +
+  `resource.host == "evil.example"\n}\n`;
 const POLICY_B = `policy "b" {\n  deny net.connect when resource.host == "ok.example"\n}\n`;
 
 const req = (host: string, extra: Partial<DecisionRequest> = {}): DecisionRequest => ({
@@ -55,11 +57,7 @@ async function startPdp(t: Test, dir: string, extra: string[] = []): Promise<Pro
   return p;
 }
 
-async function cli(
-  t: Test,
-  args: string[],
-  cwd: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [bin, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -72,10 +70,9 @@ async function cli(
 t.test('leases issued with the CLI are honoured by the daemon; the token never reaches its output', async (t) => {
   const dir = tempDir(t);
   writeFileSync(join(dir, 'policy.pol'), POLICY_A);
-  t.equal((await cli(t, ['lease', 'keygen', '--out', '.'], dir)).code, 0);
+  t.equal((await cli(['lease', 'keygen', '--out', '.'], dir)).code, 0);
   t.equal(statSync(join(dir, 'lease-signing.jwk')).mode & 0o777, 0o600, 'private key mode 0600');
   const issued = await cli(
-    t,
     [
       'lease',
       'issue',
@@ -98,7 +95,6 @@ t.test('leases issued with the CLI are honoured by the daemon; the token never r
   t.ok(jti, 'the jti is reported on stderr');
   t.notOk(issued.stderr.includes(token), 'the token is only on stdout');
   const refused = await cli(
-    t,
     [
       'lease',
       'issue',
@@ -208,7 +204,7 @@ t.test('SIGTERM drains: every request already sent is answered, then the process
   const ids = new Set<number>();
   sock.setEncoding('utf8').on('data', (s: string) => {
     buf += s;
-    let nl;
+    let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {
       const f = JSON.parse(buf.slice(0, nl));
       buf = buf.slice(nl + 1);
@@ -315,13 +311,13 @@ t.test(
     t.equal(await pdp.exited, 0);
 
     const inUse = await startPdp(t, dir);
-    const second = await cli(t, ['pdp', '--policy', 'policy.pol', '--socket', join(dir, 'pdp.sock')], dir);
+    const second = await cli(['pdp', '--policy', 'policy.pol', '--socket', join(dir, 'pdp.sock')], dir);
     t.equal(second.code, 2);
     t.match(second.stderr, /another process is serving/);
     t.notMatch(second.stderr, /^\s+at /m);
     inUse.child.kill('SIGTERM');
     await inUse.exited;
-    const bad = await cli(t, ['pdp', '--policy', 'policy.pol', '--bogus'], dir);
+    const bad = await cli(['pdp', '--policy', 'policy.pol', '--bogus'], dir);
     t.equal(bad.code, 2);
     t.notMatch(bad.stderr, /^\s+at /m);
     t.ok(readFileSync(join(dir, 'policy.pol'), 'utf8').length > 0);

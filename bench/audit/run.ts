@@ -7,11 +7,13 @@
  * fdatasync) and 1 and 32 concurrent producers: acknowledged records/s and p50/p99 ack latency.
  * A producer is what a PEP does: append one record, wait for its ack, repeat; each has its own
  * AuditClient connection — or, in the "shared client" configurations, all producers share one
- * AuditClient with two connections, as a PEP process does (its requests pipeline over them). The sink is the real `portcullis audit serve` process. The floor
- * (floor.ts) is a process with the same socket, framing, group writes and client, appending the
- * same record bytes with no validation, redaction, canonical JSON, hashing, Merkle tree or
- * signing (+ fdatasync before the ack in the durable case). Then the verifier's speed on the log
- * the default 32-producer run wrote (best of three runs after one warm-up run). Figures are ratios to the floor measured in the same run.
+ * AuditClient with two connections, as a PEP process does (its requests pipeline over them).
+ * The sink is the real `portcullis audit serve` process. The floor (floor.ts) is a process with
+ * the same socket, framing, group writes and client, appending the same record bytes with no
+ * validation, redaction, canonical JSON, hashing, Merkle tree or signing (+ fdatasync before the
+ * ack in the durable case). Then the verifier's speed on the log the default 32-producer run
+ * wrote (best of three runs after one warm-up run). Figures are ratios to the floor measured in
+ * the same run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
@@ -69,7 +71,9 @@ async function stop(child: ChildProcess): Promise<void> {
 
 interface Result {
   recordsPerSec: number;
-  /** Server-process CPU time (user + system) per acknowledged record: less sensitive to a busy machine than throughput. */
+  /**
+   * Server-process CPU time (user + system) per acknowledged record: less sensitive to a busy machine than throughput.
+   */
   serverCpuUsPerRecord: number;
   p50Ms: number;
   p99Ms: number;
@@ -192,7 +196,9 @@ try {
       if (mode === 'default' && p === 32 && !shared) verifyDir = logDir;
       results[label] = { floor: f, sink: s };
       console.log(
-        `${label}: sink ${s.recordsPerSec} rec/s p99 ${s.p99Ms} ms ${s.serverCpuUsPerRecord} µs CPU/rec | floor ${f.recordsPerSec} rec/s p99 ${f.p99Ms} ms ${f.serverCpuUsPerRecord} µs CPU/rec | ratio ${(s.recordsPerSec / f.recordsPerSec).toFixed(2)}`,
+        `${label}: sink ${s.recordsPerSec} rec/s p99 ${s.p99Ms} ms ${s.serverCpuUsPerRecord} µs CPU/rec | floor ` +
+          `${f.recordsPerSec} rec/s p99 ${f.p99Ms} ms ${f.serverCpuUsPerRecord} µs CPU/rec | ratio ` +
+          `${(s.recordsPerSec / f.recordsPerSec).toFixed(2)}`,
       );
     }
   }
@@ -217,7 +223,8 @@ try {
     MBPerSec: Math.round((bytes / 2 ** 20 / secs) * 10) / 10,
   };
   console.log(
-    `verify: ${verify.records} records in ${verify.seconds} s = ${verify.recordsPerSec} rec/s (${verify.MBPerSec} MB/s)`,
+    `verify: ${verify.records} records in ${verify.seconds} s = ${verify.recordsPerSec} rec/s (${verify.MBPerSec} ` +
+      `MB/s)`,
   );
 
   const labels = Object.keys(results);

@@ -1,6 +1,7 @@
 // How long an audit append takes to be acknowledged: AuditClient against a real
 // `portcullis audit serve`, at concurrency 1 and 64, with records shaped like the proxy's.
-//   node bench/egress/audit-latency.mjs [--seconds N] [--connections N] [--only 1|64] [--sink-prof DIR]   (needs a build)
+//   node bench/egress/audit-latency.mjs [--seconds N] [--connections N] [--only 1|64] [--sink-prof DIR]
+//   (needs a build)
 // Prints appends/s, p50/p99 ack latency and the sink's CPU time per append (from /proc).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -47,7 +48,10 @@ try {
   );
   await new Promise((resolve, reject) => {
     let out = '';
-    const on = (d) => ((out += d), /listening on/.test(out) && resolve());
+    const on = (d) => {
+      out += d;
+      if (/listening on/.test(out)) resolve();
+    };
     sink.stdout.on('data', on);
     sink.stderr.on('data', on);
     sink.on('exit', (c) => reject(new Error(`sink exited ${c}: ${out}`)));
@@ -84,7 +88,8 @@ try {
       const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(3);
       const sinkUs = ((cpu(sink.pid) - c0) * 1e6) / lat.length;
       console.log(
-        `c=${String(c).padEnd(2)} ${(lat.length / seconds).toFixed(0)} appends/s  ack p50 ${q(0.5)} ms  p99 ${q(0.99)} ms  sink CPU ${sinkUs.toFixed(0)} µs/append`,
+        `c=${String(c).padEnd(2)} ${(lat.length / seconds).toFixed(0)} appends/s  ack p50 ${q(0.5)} ms  p99 ` +
+          `${q(0.99)} ms  sink CPU ${sinkUs.toFixed(0)} µs/append`,
       );
     }
   }

@@ -42,7 +42,8 @@ function wrk(port, originUrl, c) {
   const script = join(dir, 'w.lua');
   writeFileSync(
     script,
-    `wrk.headers["Host"] = "${new URL(originUrl).host}"\nrequest = function() return wrk.format("GET", "${originUrl}") end\n`,
+    `wrk.headers["Host"] = "${new URL(originUrl).host}"\nrequest = function() return wrk.format("GET", ` +
+      `"${originUrl}") end\n`,
   );
   const before = Object.fromEntries(Object.entries(named).map(([k, ch]) => [k, cpu(ch.pid)]));
   const out = execFileSync(
@@ -66,7 +67,8 @@ try {
   const originPort = Number(origin.m[1]);
   writeFileSync(
     join(dir, 'p.pol'),
-    `policy "bench" scope global {\n  allow net.http, net.connect when resource.ip in ["127.0.0.1/32"] and resource.port in [${originPort}] because "the benchmark origin"\n}\n`,
+    `policy "bench" scope global {\n  allow net.http, net.connect when resource.ip in ["127.0.0.1/32"] and ` +
+      `resource.port in [${originPort}] because "the benchmark origin"\n}\n`,
   );
   spawnSync(process.execPath, [bin, 'audit', 'keygen', '--name', 'bench', '--out', join(dir, 'audit.key')]);
   named.pdp = (

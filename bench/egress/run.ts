@@ -38,7 +38,10 @@ interface Run {
   cpuUsPerRequest?: number;
 }
 
-/** CPU seconds a process has used so far (Linux /proc; the machine is shared, so this is what a request costs whatever the load). */
+/**
+ * CPU seconds a process has used so far (Linux /proc; the machine is shared, so this is what a
+ * request costs whatever the load).
+ */
 function cpuSeconds(pids: number[]): number {
   let s = 0;
   for (const pid of pids) {
@@ -120,7 +123,8 @@ function wrk(url: string, connections: number, proxyTarget?: string): Promise<Ru
     script = join(tmpdir(), `pcx-wrk-${process.pid}.lua`);
     writeFileSync(
       script,
-      `wrk.headers["Host"] = "${new URL(proxyTarget).host}"\nrequest = function() return wrk.format("GET", "${proxyTarget}") end\n`,
+      `wrk.headers["Host"] = "${new URL(proxyTarget).host}"\nrequest = function() return wrk.format("GET", ` +
+        `"${proxyTarget}") end\n`,
     );
     args.push('-s', script);
   }
@@ -160,9 +164,9 @@ function openTunnel(proxyPort: number | undefined, originPort: number): Promise<
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) return;
       s.off('data', onData);
-      if (!/^HTTP\/1\.[01] 200/.test(head)) return reject(new Error(`CONNECT refused: ${head.split('\r\n')[0]}`));
-      if (end + 4 < head.length) return reject(new Error('unexpected bytes after the CONNECT answer'));
-      resolve(s);
+      if (!/^HTTP\/1\.[01] 200/.test(head)) reject(new Error(`CONNECT refused: ${head.split('\r\n')[0]}`));
+      else if (end + 4 < head.length) reject(new Error('unexpected bytes after the CONNECT answer'));
+      else resolve(s);
     };
     s.on('data', onData);
   });
@@ -184,7 +188,8 @@ async function tunnelLoad(proxyPort: number | undefined, originPort: number, con
           const send = (): void => {
             if (performance.now() >= deadline) {
               s.destroy();
-              return resolve();
+              resolve();
+              return;
             }
             sentAt = performance.now();
             s.write(request);
@@ -246,7 +251,8 @@ async function main(): Promise<void> {
   const missing = ['squid', 'tinyproxy'].filter((p) => !which(p));
   if (missing.length > 0)
     console.error(
-      `bench/egress: ${missing.join(' and ')} not installed; they are skipped. Install: apt-get update && apt-get install -y ${missing.join(' ')}`,
+      `bench/egress: ${missing.join(' and ')} not installed; they are skipped. Install: apt-get update && apt-get ` +
+        `install -y ${missing.join(' ')}`,
     );
 
   // Other work on the machine skews every figure here; the load average is recorded with them.
@@ -262,7 +268,8 @@ async function main(): Promise<void> {
     // Portcullis: PDP + audit sink + egress, each its own process.
     writeFileSync(
       join(dir, 'bench.pol'),
-      `policy "bench" scope global {\n  allow net.http, net.connect when resource.ip in ["127.0.0.1/32"] and resource.port in [${originPort}, ${bulkPort}] because "the benchmark origin"\n}\n`,
+      `policy "bench" scope global {\n  allow net.http, net.connect when resource.ip in ["127.0.0.1/32"] and ` +
+        `resource.port in [${originPort}, ${bulkPort}] because "the benchmark origin"\n}\n`,
     );
     const kg = spawnSync(
       process.execPath,
@@ -475,7 +482,9 @@ async function main(): Promise<void> {
         unit: 'req/s',
         categories: ['concurrency 1', 'concurrency 64'],
         series: flat(tunnel, (r) => r.rps),
-        note: 'one keep-alive tunnel per client connection, plain HTTP inside; direct = the same client straight to the origin.',
+        note:
+          'one keep-alive tunnel per client connection, plain HTTP inside; direct = the same client straight ' +
+          'to the origin.',
       },
       {
         title: 'tunnel bulk throughput (higher is better)',
@@ -495,7 +504,10 @@ async function main(): Promise<void> {
         ratios: verdicts,
         missing,
         notes:
-          'portcullis: real PDP + audit sink processes, PDP decision cache off, every request audited (decision record acked before forwarding, closing record written after the response without delaying it). cpuUsPerRequest: user+system CPU of the proxy processes per request (portcullis counts egress + PDP + sink).',
+          'portcullis: real PDP + audit sink processes, PDP decision cache off, every request audited (decision ' +
+          'record acked before forwarding, closing record written after the response without delaying it). ' +
+          'cpuUsPerRequest: user+system CPU of the proxy processes per request (portcullis counts egress + PDP ' +
+          '+ sink).',
         loadAverageAtStart: loadAtStart,
       },
       charts,
@@ -509,7 +521,10 @@ async function main(): Promise<void> {
 }
 
 function fmt(r: Run): string {
-  return `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms${r.cpuUsPerRequest === undefined ? '' : `  proxy CPU ${r.cpuUsPerRequest} µs/req`}`;
+  return (
+    `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ` +
+    `ms${r.cpuUsPerRequest === undefined ? '' : `  proxy CPU ${r.cpuUsPerRequest} µs/req`}`
+  );
 }
 
 await main();

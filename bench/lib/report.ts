@@ -97,7 +97,8 @@ function validateChart(c: Chart): void {
   for (const s of c.series) {
     if (s.values.length !== c.categories.length) {
       throw new Error(
-        `writeReport: chart "${c.title}", series "${s.name}" has ${s.values.length} values for ${c.categories.length} categories`,
+        `writeReport: chart "${c.title}", series "${s.name}" has ${s.values.length} values for ` +
+          `${c.categories.length} categories`,
       );
     }
     for (const v of s.values) {
@@ -139,7 +140,11 @@ export function renderSvg(name: string, machine: MachineInfo, charts: Chart[]): 
     y += height;
   }
   const height = y + 10;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">\n<rect width="100%" height="100%" fill="#ffffff"/>\n${parts.join('\n')}\n</svg>\n`;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ` +
+    `${height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">\n<rect ` +
+    `width="100%" height="100%" fill="#ffffff"/>\n${parts.join('\n')}\n</svg>\n`
+  );
 }
 
 function renderChart(chart: Chart, top: number, colours: Map<string, string>): { svg: string; height: number } {
@@ -172,8 +177,10 @@ function renderChart(chart: Chart, top: number, colours: Map<string, string>): {
         );
       } else {
         const w = Math.max(1, scale.px(v));
+        const title = esc(`${s.name} · ${category}: ${formatValue(v)} ${chart.unit}`);
         parts.push(
-          `<rect x="${LABEL_W}" y="${by}" width="${w.toFixed(1)}" height="${BAR_H}" fill="${colours.get(s.name)}"><title>${esc(`${s.name} · ${category}: ${formatValue(v)} ${chart.unit}`)}</title></rect>`,
+          `<rect x="${LABEL_W}" y="${by}" width="${w.toFixed(1)}" height="${BAR_H}" ` +
+            `fill="${colours.get(s.name)}"><title>${title}</title></rect>`,
         );
         parts.push(text(LABEL_W + w + 5, by + BAR_H - 3, `${formatValue(v)} ${chart.unit}`, { size: 11 }));
       }

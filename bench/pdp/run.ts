@@ -69,14 +69,16 @@ resourcePolicy:
       condition:
         match:
           expr: >-
-            R.attr.port == 443 && (R.attr.host == "github.com" || R.attr.host.endsWith(".github.com") || R.attr.host == "registry.npmjs.org")
+            R.attr.port == 443 && (R.attr.host == "github.com" || R.attr.host.endsWith(".github.com") ||
+            R.attr.host == "registry.npmjs.org")
     - actions: ["connect"]
       effect: EFFECT_DENY
       roles: ["*"]
       condition:
         match:
           expr: >-
-            R.attr.ip.inIPAddrRange("10.0.0.0/8") || R.attr.ip.inIPAddrRange("172.16.0.0/12") || R.attr.ip.inIPAddrRange("192.168.0.0/16")
+            R.attr.ip.inIPAddrRange("10.0.0.0/8") || R.attr.ip.inIPAddrRange("172.16.0.0/12") ||
+            R.attr.ip.inIPAddrRange("192.168.0.0/16")
 `;
 
 /** Spawn a server; resolve when its output matches `ready` (at once when there is nothing to wait for). */
@@ -280,7 +282,10 @@ async function measure(target: Target) {
     serverCpuUsPipelined: piped?.serverCpuUs ?? null,
   };
   console.log(
-    `  ${target.name.padEnd(10)} median ${r.medianUs.toFixed(1)} µs  p99 ${r.p99Us.toFixed(1)} µs  1 client ${r.perSec.toFixed(0)}/s  32 clients ${t32.perSec.toFixed(0)}/s  pipelined ${piped?.perSec.toFixed(0) ?? '-'}/s  server CPU ${r.serverCpuUsPerCall.toFixed(1)} µs/call (pipelined ${r.serverCpuUsPipelined?.toFixed(1) ?? '-'})`,
+    `  ${target.name.padEnd(10)} median ${r.medianUs.toFixed(1)} µs  p99 ${r.p99Us.toFixed(1)} µs  1 client ` +
+      `${r.perSec.toFixed(0)}/s  32 clients ${t32.perSec.toFixed(0)}/s  pipelined ` +
+      `${piped?.perSec.toFixed(0) ?? '-'}/s  server CPU ${r.serverCpuUsPerCall.toFixed(1)} µs/call (pipelined ` +
+      `${r.serverCpuUsPipelined?.toFixed(1) ?? '-'})`,
   );
   return r;
 }
@@ -313,7 +318,9 @@ writeFileSync(join(work, 'cerbos-policies', 'net.yaml'), CERBOS_POLICY);
 const [httpPort, grpcPort] = [await freePort(), await freePort()];
 writeFileSync(
   join(work, 'cerbos.yaml'),
-  `server:\n  httpListenAddr: "127.0.0.1:${httpPort}"\n  grpcListenAddr: "127.0.0.1:${grpcPort}"\nstorage:\n  driver: disk\n  disk:\n    directory: ${join(work, 'cerbos-policies')}\n    watchForChanges: false\naudit:\n  enabled: false\n`,
+  `server:\n  httpListenAddr: "127.0.0.1:${httpPort}"\n  grpcListenAddr: "127.0.0.1:${grpcPort}"\nstorage:\n  ` +
+    `driver: disk\n  disk:\n    directory: ${join(work, 'cerbos-policies')}\n    watchForChanges: false\naudit:\n  ` +
+    `enabled: false\n`,
 );
 const cerbosProc = await start(
   cerbosBin,
@@ -397,8 +404,10 @@ const out = writeReport(
     ratios,
     targets,
     notes: [
-      'One client process (Node, single-threaded) drives every target; each server is its own process; all share the same cores.',
-      'echo and portcullis use the same client (RpcClient over the Unix socket); cerbos uses node:http keep-alive over loopback TCP (its HTTP JSON API).',
+      'One client process (Node, single-threaded) drives every target; each server is its own process; all share ' +
+        'the same cores.',
+      'echo and portcullis use the same client (RpcClient over the Unix socket); cerbos uses node:http keep-alive ' +
+        'over loopback TCP (its HTTP JSON API).',
       'Cerbos cannot pipeline over HTTP/1.1: its pipelined cell is empty.',
     ],
   },
@@ -423,7 +432,9 @@ const out = writeReport(
         { name: 'portcullis', values: [pdp.perSec, pdp.clients32PerSec, pdp.pipelinedPerSec] },
         { name: 'cerbos', values: [cer.perSec, cer.clients32PerSec, null] },
       ],
-      note: 'cerbos: HTTP/1.1 has no pipelining, so no pipelined figure; its client is node:http (keep-alive), the others RpcClient over NDJSON.',
+      note:
+        'cerbos: HTTP/1.1 has no pipelining, so no pipelined figure; its client is node:http (keep-alive), the ' +
+        'others RpcClient over NDJSON.',
     },
     {
       title: 'server CPU per decision (µs, lower is better)',
@@ -435,7 +446,9 @@ const out = writeReport(
         { name: 'portcullis', values: [pdp.serverCpuUsPerCall, pdp.serverCpuUsPipelined] },
         { name: 'cerbos', values: [cer.serverCpuUsPerCall, null] },
       ],
-      note: 'user + system CPU of the server process (all threads) over the phase, divided by the calls answered; /proc, 10 ms ticks.',
+      note:
+        'user + system CPU of the server process (all threads) over the phase, divided by the calls answered; ' +
+        '/proc, 10 ms ticks.',
     },
   ],
 );

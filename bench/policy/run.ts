@@ -83,24 +83,29 @@ function oursText(n: number): string {
 
 function cedarText(n: number): string {
   const lines = [
-    `forbid (principal, action == Action::"net.connect", resource) when { context has ip && (${PRIVATE_NETS.map((c) => `context.ip.isInRange(ip("${c}"))`).join(' || ')}) };`,
-    `forbid (principal, action == Action::"net.connect", resource) when { context has ip && context.ip.isInRange(ip("${METADATA}/32")) };`,
+    `forbid (principal, action == Action::"net.connect", resource) when { context has ip && ` +
+      `(${PRIVATE_NETS.map((c) => `context.ip.isInRange(ip("${c}"))`).join(' || ')}) };`,
+    `forbid (principal, action == Action::"net.connect", resource) when { context has ip && ` +
+      `context.ip.isInRange(ip("${METADATA}/32")) };`,
   ];
   for (let i = 0; i < n - 2; i++)
     lines.push(
-      `permit (principal == Agent::"${principalOf(i)}", action == Action::"net.connect", resource == Host::"${hostOf(i)}");`,
+      `permit (principal == Agent::"${principalOf(i)}", action == Action::"net.connect", resource == ` +
+        `Host::"${hostOf(i)}");`,
     );
   return lines.join('\n');
 }
 
-const CASBIN_MODEL = `[request_definition]
+const CASBIN_MODEL =
+  `[request_definition]
 r = sub, obj, act, ip
 [policy_definition]
 p = sub, obj, act, eft
 [policy_effect]
 e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
 [matchers]
-m = r.act == p.act && ((p.eft == "allow" && r.sub == p.sub && r.obj == p.obj) || (p.eft == "deny" && ipMatch(r.ip, p.obj)))
+m = r.act == p.act && ((p.eft == "allow" && r.sub == p.sub && r.obj == p.obj) || (p.eft == "deny" && ipMatch(r.ip, ` +
+  `p.obj)))
 `;
 
 function casbinCsv(n: number): string {
@@ -260,7 +265,11 @@ function projectSkip(
   const load = grow(ra.compileMs!, rb.compileMs!);
   const call = grow(ra.latency!.medianNs, rb.latency!.medianNs) / 1e6;
   if (load > MAX_PROJECTED_LOAD_MS || call > MAX_PROJECTED_CALL_MS) {
-    return `(skipped: projected from ${a.toLocaleString('en-US')} and ${b.toLocaleString('en-US')} rules, loading would take ~${Math.round(load / 1000)} s and one decision ~${Math.round(call)} ms; limits ${MAX_PROJECTED_LOAD_MS / 1000} s, ${MAX_PROJECTED_CALL_MS} ms)`;
+    return (
+      `(skipped: projected from ${a.toLocaleString('en-US')} and ${b.toLocaleString('en-US')} rules, loading ` +
+      `would take ~${Math.round(load / 1000)} s and one decision ~${Math.round(call)} ms; limits ` +
+      `${MAX_PROJECTED_LOAD_MS / 1000} s, ${MAX_PROJECTED_CALL_MS} ms)`
+    );
   }
   return undefined;
 }
@@ -268,7 +277,10 @@ function projectSkip(
 function describe(r: EngineResult): string {
   if (r.skipped) return r.skipped;
   const l = r.latency!;
-  return `load ${r.compileMs!.toFixed(2)} ms, median ${(l.medianNs / 1000).toFixed(3)} µs, p99 ${(l.p99Ns / 1000).toFixed(3)} µs (${l.samples} batches × ${l.batch})`;
+  return (
+    `load ${r.compileMs!.toFixed(2)} ms, median ${(l.medianNs / 1000).toFixed(3)} µs, p99 ` +
+    `${(l.p99Ns / 1000).toFixed(3)} µs (${l.samples} batches × ${l.batch})`
+  );
 }
 
 function casbinVersion(): string {
@@ -430,7 +442,9 @@ async function main(): Promise<void> {
       log: true,
       series: series((r) => (r.latency ? r.latency.medianNs / 1000 : null)),
       note: [
-        `At 1,000 rules portcullis is ${Math.round(ratios.cedarOverOursMedian[1000] ?? NaN).toLocaleString('en-US')}× faster than cedar-wasm; portcullis at 100,000 rules takes ${ratios.ours100kOver10Median.toFixed(2)}× its time at 10 rules.`,
+        `At 1,000 rules portcullis is ` +
+          `${Math.round(ratios.cedarOverOursMedian[1000] ?? NaN).toLocaleString('en-US')}× faster than cedar-wasm; ` +
+          `portcullis at 100,000 rules takes ${ratios.ours100kOver10Median.toFixed(2)}× its time at 10 rules.`,
         ...skips,
       ].join(' '),
     },
@@ -447,14 +461,19 @@ async function main(): Promise<void> {
       categories,
       log: true,
       series: series((r) => r.compileMs),
-      note: `portcullis: compile() of the policy text (parse, check, build decision trees); cedar-wasm: preparsePolicySet; casbin: newEnforcer with a StringAdapter. Same policy meaning in all three: N-2 (principal, host) allow rules + 2 IP denies. Cedar and casbin get lower-cased hosts; portcullis normalises them itself, inside the timed call.`,
+      note:
+        `portcullis: compile() of the policy text (parse, check, build decision trees); cedar-wasm: ` +
+        `preparsePolicySet; casbin: newEnforcer with a StringAdapter. Same policy meaning in all three: N-2 ` +
+        `(principal, host) allow rules + 2 IP denies. Cedar and casbin get lower-cased hosts; portcullis ` +
+        `normalises them itself, inside the timed call.`,
     },
   ];
   const out = writeReport(
     'policy',
     {
       description:
-        'In-process decision latency and compile time vs. rule count; ours vs. cedar-wasm (pre-parsed) vs. casbin, same run, equivalent policies.',
+        'In-process decision latency and compile time vs. rule count; ours vs. cedar-wasm (pre-parsed) vs. casbin, ' +
+        'same run, equivalent policies.',
       method: {
         sampleBudgetMs: SAMPLE_BUDGET_MS,
         rounds: ROUNDS,

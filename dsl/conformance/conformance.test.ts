@@ -200,7 +200,8 @@ for (const file of files) {
         if (!c.expect && !c.grants) return;
         if (!result.policy) {
           tt.fail(
-            `the policy set does not compile: ${result.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.code}: ${d.message}`).join('; ')}`,
+            `the policy set does not compile: ` +
+              `${result.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.code}: ${d.message}`).join('; ')}`,
           );
           return;
         }

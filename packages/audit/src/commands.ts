@@ -12,7 +12,7 @@ import { openIndex, queryIndex } from './index-db.js';
 import { AuditLog } from './log.js';
 import { generateKey, parseSigningKey } from './note.js';
 import { checkInclusionProof, proveInclusion } from './proof.js';
-import { serveSink } from './server.js';
+import { serveSink, type SinkServer } from './server.js';
 import { listSegments, loadVerifierKey, verifyLog } from './verify.js';
 
 /** Structurally the CLI's CommandIO. */
@@ -37,7 +37,8 @@ const subcommands: Record<string, { summary: string; run: Sub }> = {
   tail: { summary: 'print the last records: DIR [-n N] [--follow]', run: tail },
   query: {
     summary:
-      'search records: DIR [--since T] [--until T] [--principal P] [--action A] [--decision D] [--source S] [--limit N]',
+      'search records: DIR [--since T] [--until T] [--principal P] [--action A] [--decision D] [--source S] ' +
+      '[--limit N]',
     run: query,
   },
 };
@@ -150,7 +151,7 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
   if (segmentBytes !== undefined) logOptions.segmentBytes = segmentBytes;
   if (values.origin !== undefined) logOptions.origin = values.origin;
   const log = await AuditLog.open(logOptions);
-  let server;
+  let server: SinkServer;
   try {
     server = await serveSink({ socketPath, log });
   } catch (e) {
@@ -159,7 +160,8 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
   }
   const s = log.state;
   io.stdout.write(
-    `audit sink: listening on ${socketPath}; log ${dir} has ${s.size} records; ${s.durable ? 'durable mode (ack after fsync)' : 'default mode (ack after write, fsync in group commits)'}\n`,
+    `audit sink: listening on ${socketPath}; log ${dir} has ${s.size} records; ` +
+      `${s.durable ? 'durable mode (ack after fsync)' : 'default mode (ack after write, fsync in group commits)'}\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -231,7 +233,9 @@ async function verify(argv: string[], io: AuditCommandIO): Promise<number> {
     io.stdout.write(`FAIL ${p.seq !== undefined ? `seq ${p.seq} ` : ''}(${p.where}): ${p.message}\n`);
   if (r.ok) {
     io.stdout.write(
-      `ok: ${r.records} records, ${r.checkpoints} checkpoints verified${r.latest ? ` (latest covers ${r.latest.size})` : ''}; ${r.unsigned} records after the last checkpoint\n`,
+      `ok: ${r.records} records, ${r.checkpoints} checkpoints ` +
+        `verified${r.latest ? ` (latest covers ${r.latest.size})` : ''}; ${r.unsigned} records after the last ` +
+        `checkpoint\n`,
     );
     return 0;
   }

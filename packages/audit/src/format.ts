@@ -46,7 +46,9 @@ export function encodeRecord(record: Omit<AuditRecord, 'hash'>): { line: string;
   return encodeAppended(record, record.seq, record.time, record.prev);
 }
 
-/** encodeRecord of `input` with the writer's seq, time and prev (the writer's hot path: no merged copy of the record). */
+/**
+ * encodeRecord of `input` with the writer's seq, time and prev (the writer's hot path: no merged copy of the record).
+ */
 export function encodeAppended(
   input: AuditRecordInput,
   seq: number,

@@ -25,7 +25,8 @@ export interface QueryFilter {
 }
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, principal TEXT, action TEXT, decision TEXT, source TEXT, line TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, principal TEXT, action TEXT,
+  decision TEXT, source TEXT, line TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS records_time ON records(time_ms);
 CREATE INDEX IF NOT EXISTS records_principal ON records(principal, time_ms);
 CREATE INDEX IF NOT EXISTS records_action ON records(action, time_ms);
@@ -152,7 +153,9 @@ export function queryIndex(db: Db, filter: QueryFilter): string[] {
       args.push(filter[k]!);
     }
   }
-  const sql = `SELECT line FROM (SELECT seq, line FROM records ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?) ORDER BY seq`;
+  const sql =
+    `SELECT line FROM (SELECT seq, line FROM records ` +
+    `${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?) ORDER BY seq`;
   args.push(filter.limit ?? 1000);
   return (db.prepare(sql).all(...args) as { line: string }[]).map((r) => r.line);
 }

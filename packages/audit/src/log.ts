@@ -215,15 +215,25 @@ export class AuditLog {
    * microtask per record). Exactly one of them is called, possibly before this returns.
    */
   enqueue(input: AuditRecordInput, resolve: (ack: AuditAck) => void, reject: (e: PcxError) => void): void {
-    if (this.closed) return reject(new PcxError('PCX_AUDIT_CLOSED', 'the audit sink is shutting down'));
-    if (this.syncError) return reject(this.syncError);
-    if (this.queue.length >= this.options.maxPending) {
-      return reject(
-        new PcxError('PCX_AUDIT_OVERLOADED', `the audit sink has ${this.queue.length} records waiting to be written`),
-      );
+    const refused = this.refusal();
+    if (refused) {
+      reject(refused);
+      return;
     }
     this.queue.push({ input, resolve, reject });
     this.schedule();
+  }
+
+  /** Why a record would be refused now, if it would. */
+  private refusal(): PcxError | undefined {
+    if (this.closed) return new PcxError('PCX_AUDIT_CLOSED', 'the audit sink is shutting down');
+    if (this.syncError) return this.syncError;
+    if (this.queue.length >= this.options.maxPending)
+      return new PcxError(
+        'PCX_AUDIT_OVERLOADED',
+        `the audit sink has ${this.queue.length} records waiting to be written`,
+      );
+    return undefined;
   }
 
   /** Write a checkpoint now if records arrived since the last one. */

@@ -15,6 +15,11 @@ import sodiumModule from 'libsodium-wrappers-sumo';
 import { PcxError } from '@portcullis/protocol';
 
 const ALG_ED25519 = 0x01;
+
+/** A key as it appears in a key string: the algorithm byte, then the key, in base64. */
+function encodeKey(key: Uint8Array): string {
+  return Buffer.concat([Buffer.from([ALG_ED25519]), key]).toString('base64');
+}
 const EM_DASH = '\u2014';
 
 let ready: Promise<typeof sodiumModule> | undefined;
@@ -62,8 +67,8 @@ export async function generateKey(name: string): Promise<{ privateKey: string; p
   const seed = s.randombytes_buf(32);
   const pair = s.crypto_sign_seed_keypair(seed);
   const id = keyId(name, pair.publicKey).toString('hex');
-  const privateKey = `PRIVATE+KEY+${name}+${id}+${Buffer.concat([Buffer.from([ALG_ED25519]), seed]).toString('base64')}`;
-  const publicKey = `${name}+${id}+${Buffer.concat([Buffer.from([ALG_ED25519]), pair.publicKey]).toString('base64')}`;
+  const privateKey = `PRIVATE+KEY+${name}+${id}+${encodeKey(seed)}`;
+  const publicKey = `${name}+${id}+${encodeKey(pair.publicKey)}`;
   s.memzero(seed);
   return { privateKey, publicKey };
 }
@@ -117,7 +122,7 @@ function splitN(s: string, n: number): string[] {
 }
 
 export function verifierKeyString(key: VerifierKey): string {
-  return `${key.name}+${key.keyId.toString('hex')}+${Buffer.concat([Buffer.from([ALG_ED25519]), key.publicKey]).toString('base64')}`;
+  return `${key.name}+${key.keyId.toString('hex')}+${encodeKey(key.publicKey)}`;
 }
 
 export function checkpointText(c: Checkpoint): string {

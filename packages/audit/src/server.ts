@@ -19,6 +19,7 @@ import {
   listenUnixSocket,
   prepareAuditRecord,
   type FrameId,
+  type AuditRecordInput,
   type PcxCode,
 } from '@portcullis/protocol';
 import type { AuditLog } from './log.js';
@@ -104,7 +105,8 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
             errorFrame(
               null,
               'PCX_AUDIT_BAD_FRAME',
-              `frame has no valid "id" (a safe integer, or a string of at most ${MAX_ID_CHARS} characters); closing the connection`,
+              `frame has no valid "id" (a safe integer, or a string of at most ${MAX_ID_CHARS} characters); ` +
+                'closing the connection',
             ),
           );
         }
@@ -120,7 +122,7 @@ export async function serveSink(options: SinkServerOptions): Promise<SinkServer>
         }
         if (f.record === undefined)
           return send(errorFrame(id, 'PCX_AUDIT_BAD_FRAME', 'frame has neither "record" nor "health"'));
-        let input;
+        let input: AuditRecordInput;
         try {
           input = prepareAuditRecord(f.record);
         } catch (e) {

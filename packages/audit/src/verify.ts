@@ -77,7 +77,8 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   const warnings: string[] = [];
   if (fromLog)
     warnings.push(
-      `using the public key stored in the log (${join(dir, PUBKEY_FILE)}): this proves the log is self-consistent, not who signed it; pass --pubkey to check against a key you trust`,
+      `using the public key stored in the log (${join(dir, PUBKEY_FILE)}): this proves the log is self-consistent, ` +
+        `not who signed it; pass --pubkey to check against a key you trust`,
     );
 
   const originPath = join(dir, ORIGIN_FILE);
@@ -108,7 +109,9 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     else if (checkpointName(opened.size) !== name)
       problems.push({
         where,
-        message: `says tree size ${opened.size}, but its file name says ${Number(CHECKPOINT_RE.exec(name)![1])} (a copied or replayed checkpoint)`,
+        message:
+          `says tree size ${opened.size}, but its file name says ${Number(CHECKPOINT_RE.exec(name)![1])} (a ` +
+          `copied or replayed checkpoint)`,
       });
     else pending.push(opened);
   }
@@ -129,7 +132,9 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       } else {
         problems.push({
           where: `checkpoint ${join(CHECKPOINTS, checkpointName(c.size))}`,
-          message: `signed root does not match records 0..${c.size - 1}: a record between seq ${lastVerifiedSize} and ${c.size - 1} was changed, removed, inserted or reordered (and the chain rewritten to hide it)`,
+          message:
+            `signed root does not match records 0..${c.size - 1}: a record between seq ${lastVerifiedSize} ` +
+            `and ${c.size - 1} was changed, removed, inserted or reordered (and the chain rewritten to hide it)`,
         });
       }
     }
@@ -160,7 +165,8 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       let lineNo = 0;
       while (!stop && !(eof && filled === 0)) {
         if (!eof) {
-          if (filled === buf.length) buf = Buffer.concat([buf, Buffer.allocUnsafe(buf.length)]); // a line longer than the buffer
+          // a line longer than the buffer
+          if (filled === buf.length) buf = Buffer.concat([buf, Buffer.allocUnsafe(buf.length)]);
           const got = readSync(fd, buf, filled, buf.length - filled, null);
           if (got === 0) eof = true;
           filled += got;
@@ -191,7 +197,8 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
           lineNo++;
           if (i === segments.length - 1)
             warnings.push(
-              `${file}: the last line is incomplete (${filled - start} bytes): a write cut short by a crash, or one in progress; the sink cuts it off when it starts`,
+              `${file}: the last line is incomplete (${filled - start} bytes): a write cut short by a crash, or ` +
+                `one in progress; the sink cuts it off when it starts`,
             );
           else {
             problems.push({ seq, where: `${file}:${lineNo}`, message: 'incomplete line in the middle of the log' });
@@ -210,7 +217,9 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     if (!stop) {
       problems.push({
         where: `checkpoint ${join(CHECKPOINTS, checkpointName(c.size))}`,
-        message: `covers ${c.size} records but the log has only ${seq}: records ${seq}..${c.size - 1} were removed (truncated)`,
+        message:
+          `covers ${c.size} records but the log has only ${seq}: records ${seq}..${c.size - 1} were removed ` +
+          `(truncated)`,
       });
     }
   }
@@ -271,7 +280,10 @@ interface TopLevel {
   hashEnd: number;
 }
 
-/** Scan one canonical JSON value at s[i]; returns the index after it, throws if not canonical. `top` collects the top-level seq/prev/hash. */
+/**
+ * Scan one canonical JSON value at s[i]; returns the index after it, throws if not canonical. `top` collects the
+ * top-level seq/prev/hash.
+ */
 function scanValue(s: string, i: number, top: TopLevel | undefined): number {
   const c = s.charCodeAt(i);
   if (c === 0x22 /* " */) {
@@ -343,11 +355,15 @@ function checkRecord(text: string, seq: number, prev: string): AuditRecord | str
   if (typeof r !== 'object' || r === null || Array.isArray(r)) return `record ${seq} is not a JSON object`;
   if (r.seq !== seq) {
     return typeof r.seq === 'number' && r.seq > seq
-      ? `expected seq ${seq}, found seq ${r.seq}: records ${seq}..${r.seq - 1} are missing (deleted) or the records were reordered`
+      ? `expected seq ${seq}, found seq ${r.seq}: records ${seq}..${r.seq - 1} are missing (deleted) or the ` +
+          `records were reordered`
       : `expected seq ${seq}, found seq ${String(r.seq)}: a record was inserted, duplicated or reordered`;
   }
   if (r.prev !== prev)
-    return `record ${seq}: prev does not match the hash of record ${seq - 1} (a record was changed, inserted, removed or reordered here)`;
+    return (
+      `record ${seq}: prev does not match the hash of record ${seq - 1} (a record was changed, inserted, ` +
+      `removed or reordered here)`
+    );
   // Canonical first (the parsed record re-serialises to exactly the line), then the hash over
   // the line without its hash member: no second serialisation needed.
   let canonical: string;

@@ -20,7 +20,8 @@ type Equal = (found: unknown, wanted: unknown, message?: string) => void;
 
 function expectCanonical(equal: Equal, rec: Omit<AuditRecord, 'hash'>): void {
   const { line, hash } = encodeRecord(rec);
-  // Independent of encodeRecord's splicing: hash over the canonical record without hash, line = canonical record with it.
+  // Independent of encodeRecord's splicing: hash over the canonical record without hash,
+  // line = canonical record with it.
   equal(hash, createHash('sha256').update(canonicalize(rec)).digest('hex'));
   equal(line, canonicalize({ ...rec, hash }));
   equal(hashInputOf(line, hash), canonicalize(rec), 'the verifier recovers the hash input from the line');

@@ -63,7 +63,8 @@ async function replayCommand(argv: string[], io: CommandIO): Promise<number> {
         .filter(Boolean)
         .join('; ');
       io.stdout.write(
-        `seq ${d.seq} ${d.time} ${d.principal} ${d.action}: ${d.recorded} → ${d.replayed}${notes ? ` (${notes})` : ''}\n`,
+        `seq ${d.seq} ${d.time} ${d.principal} ${d.action}: ${d.recorded} → ` +
+          `${d.replayed}${notes ? ` (${notes})` : ''}\n`,
       );
     }
     io.stdout.write(`${result.differences.length} of ${result.total} decisions would differ under ${policy.version}\n`);

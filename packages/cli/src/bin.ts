@@ -50,6 +50,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run the deny-by-default HTTP/HTTPS forward proxy (the egress PEP)',
     load: async () => (await import('@portcullis/egress')).egressCommand,
   },
+  vault: {
+    summary: 'secrets: init, agent, unlock, lock, put, get, list, versions, delete, rotate-kek, exec, fingerprints',
+    load: async () => (await import('@portcullis/vault')).vaultCommand,
+  },
   up: {
     summary: 'run the PDP, the audit sink and the egress proxy together (local demo)',
     load: async () => (await import('./up.js')).upCommand,
@@ -59,7 +63,10 @@ const commands: Record<string, CommandEntry> = {
 export function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return `usage: portcullis <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "portcullis <command> --help" for a command's options.\n`;
+  return (
+    `usage: portcullis <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "portcullis <command> ` +
+    `--help" for a command's options.\n`
+  );
 }
 
 export async function main(argv: string[], io: CommandIO = processIO()): Promise<number> {

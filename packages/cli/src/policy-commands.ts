@@ -22,7 +22,10 @@ async function readSources(paths: string[], io: CommandIO): Promise<SourceFile[]
   const seen = new Set<string>();
   for (const p of paths) {
     for (const s of await readPolicySources(isAbsolute(p) ? p : resolve(io.cwd, p), { cwd: io.cwd })) {
-      if (!seen.has(s.path)) seen.add(s.path), out.push(s);
+      if (!seen.has(s.path)) {
+        seen.add(s.path);
+        out.push(s);
+      }
     }
   }
   if (out.length === 0) throw new PcxError('PCX_POLICY_EMPTY', `no .pol files found in ${paths.join(', ')}`);
@@ -57,7 +60,10 @@ export async function checkCommand(argv: string[], io: CommandIO): Promise<numbe
     allowPositionals: true,
     options: { help: { type: 'boolean', short: 'h' } },
   });
-  if (values.help) return (io.stdout.write(CHECK_HELP), 0);
+  if (values.help) {
+    io.stdout.write(CHECK_HELP);
+    return 0;
+  }
   if (positionals.length === 0)
     throw new PcxError('PCX_USAGE', 'check needs at least one policy file or directory', {
       hint: 'portcullis check policies/',
@@ -70,7 +76,9 @@ export async function checkCommand(argv: string[], io: CommandIO): Promise<numbe
     return 1;
   }
   io.stdout.write(
-    `ok: ${sources.length} file${sources.length === 1 ? '' : 's'}, ${r.policy.ruleCount} rule${r.policy.ruleCount === 1 ? '' : 's'}${r.diagnostics.length ? `, ${summary(r.diagnostics)}` : ''} (policy_version ${r.policy.version})\n`,
+    `ok: ${sources.length} file${sources.length === 1 ? '' : 's'}, ${r.policy.ruleCount} ` +
+      `rule${r.policy.ruleCount === 1 ? '' : 's'}${r.diagnostics.length ? `, ${summary(r.diagnostics)}` : ''} ` +
+      `(policy_version ${r.policy.version})\n`,
   );
   return 0;
 }
@@ -88,7 +96,10 @@ export async function fmtCommand(argv: string[], io: CommandIO): Promise<number>
     allowPositionals: true,
     options: { check: { type: 'boolean' }, write: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
-  if (values.help) return (io.stdout.write(FMT_HELP), 0);
+  if (values.help) {
+    io.stdout.write(FMT_HELP);
+    return 0;
+  }
   if (values.check && values.write) throw new PcxError('PCX_USAGE', 'fmt takes --check or --write, not both');
   if (positionals.length === 0)
     throw new PcxError('PCX_USAGE', 'fmt needs at least one policy file or directory', {
@@ -105,7 +116,10 @@ export async function fmtCommand(argv: string[], io: CommandIO): Promise<number>
       continue;
     }
     if (values.check) {
-      if (r.text !== s.text) io.stdout.write(`${s.path}\n`), changed++;
+      if (r.text !== s.text) {
+        io.stdout.write(`${s.path}\n`);
+        changed++;
+      }
     } else if (values.write) {
       if (r.text !== s.text) {
         await writeFile(resolve(io.cwd, s.path), r.text);
@@ -142,10 +156,15 @@ export async function evalCommand(argv: string[], io: CommandIO): Promise<number
       help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) return (io.stdout.write(EVAL_HELP), 0);
+  if (values.help) {
+    io.stdout.write(EVAL_HELP);
+    return 0;
+  }
   if (!values.policy)
     throw new PcxError('PCX_USAGE', 'eval needs --policy PATH', {
-      hint: 'portcullis eval --policy policies/ --request \'{"principal":{"id":"a"},"action":"fs.read","resource":{"path":"/x"}}\'',
+      hint:
+        'portcullis eval --policy policies/ --request ' +
+        '\'{"principal":{"id":"a"},"action":"fs.read","resource":{"path":"/x"}}\'',
     });
   if ((values.request === undefined) === (values.input === undefined))
     throw new PcxError('PCX_USAGE', 'eval needs exactly one of --request JSON|@FILE or --input FILE.jsonl|-');

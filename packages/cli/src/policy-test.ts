@@ -80,7 +80,8 @@ export async function testCommand(argv: string[], io: CommandIO): Promise<number
   if (!result.policy) {
     const n = result.diagnostics.filter((d) => d.severity === 'error').length;
     io.stderr.write(
-      `portcullis test: the policies at ${positionals[0]} do not compile (${n} error${n === 1 ? '' : 's'}); no tests were run\n`,
+      `portcullis test: the policies at ${positionals[0]} do not compile (${n} error${n === 1 ? '' : 's'}); no ` +
+        `tests were run\n`,
     );
     return 1;
   }
@@ -88,7 +89,8 @@ export async function testCommand(argv: string[], io: CommandIO): Promise<number
   const testFiles = await findTestFiles(path);
   if (testFiles.length === 0) {
     io.stderr.write(
-      `portcullis test: no test files (*.test.json) found at ${positionals[0]}\n  hint: keep tests next to the policies, e.g. policies/egress.test.json (format: examples/README.md)\n`,
+      `portcullis test: no test files (*.test.json) found at ${positionals[0]}\n  hint: keep tests next to the ` +
+        `policies, e.g. policies/egress.test.json (format: examples/README.md)\n`,
     );
     return 1;
   }
@@ -105,7 +107,8 @@ export async function testCommand(argv: string[], io: CommandIO): Promise<number
   const selected = values.filter === undefined ? tests : tests.filter((t) => t.name.includes(values.filter!));
   if (selected.length === 0 && tests.length > 0) {
     io.stderr.write(
-      `portcullis test: no test name contains ${JSON.stringify(values.filter)} (${tests.length} tests in ${testFiles.length} files)\n`,
+      `portcullis test: no test name contains ${JSON.stringify(values.filter)} (${tests.length} tests in ` +
+        `${testFiles.length} files)\n`,
     );
     return 1;
   }
@@ -126,7 +129,8 @@ export async function testCommand(argv: string[], io: CommandIO): Promise<number
     problems.length > 0 ? `, ${problems.length} problem${problems.length === 1 ? '' : 's'} in test files` : '';
   const filteredOut = tests.length - selected.length;
   io.stdout.write(
-    `\n${passed} passed, ${failed} failed${filteredOut > 0 ? `, ${filteredOut} filtered out` : ''}${invalid} (${testFiles.length} test file${testFiles.length === 1 ? '' : 's'}, ${result.policy.ruleCount} rules)\n`,
+    `\n${passed} passed, ${failed} failed${filteredOut > 0 ? `, ${filteredOut} filtered out` : ''}${invalid} ` +
+      `(${testFiles.length} test file${testFiles.length === 1 ? '' : 's'}, ${result.policy.ruleCount} rules)\n`,
   );
   return failed === 0 && problems.length === 0 ? 0 : 1;
 }
@@ -204,7 +208,10 @@ function parseTestFile(file: string, text: string): { tests: PolicyTest[]; probl
   const names = new Set<string>();
   doc.tests.forEach((raw: unknown, i: number) => {
     const where = `test #${i + 1}`;
-    if (!isObject(raw)) return problem(`${where}: expected an object`);
+    if (!isObject(raw)) {
+      problem(`${where}: expected an object`);
+      return;
+    }
     const label = typeof raw.name === 'string' && raw.name !== '' ? `${where} ("${raw.name}")` : where;
     const before = problems.length;
     for (const key of Object.keys(raw))

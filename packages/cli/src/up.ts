@@ -151,7 +151,8 @@ Portcullis is up.
 Try it from another terminal:
   export http_proxy=${proxy} https_proxy=${proxy}     # lower case: curl ignores HTTP_PROXY
   curl -sS -o /dev/null -w '%{http_code}\\n' https://registry.npmjs.org/   # allowed: 200
-  curl -sS -i http://registry.npmjs.org/         # denied (plain HTTP): 403, the rule and its reason in X-Portcullis-Reason
+  curl -sS -i http://registry.npmjs.org/         # denied (plain HTTP): 403, the rule and its reason
+                                                 # in X-Portcullis-Reason
   curl -sS -i https://example.com/               # denied (not on the allowlist): the CONNECT gets a 403
   node ${bin} audit verify ${logDir} --pubkey ${key}.pub
 

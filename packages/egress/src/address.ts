@@ -32,6 +32,7 @@ const MAX_HOST_LENGTH = 253;
 // the WHATWG parser would percent-decode it ("%41.com" → "a.com"), so the upstream could see a
 // different name from the one a log shows; ':' is port smuggling ("evil.com:443.allowed.com");
 // '@', '/', '\' and brackets are URL structure, not host.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what a name must not hold
 const FORBIDDEN_IN_NAME = /[\u0000-\u0020%:@/\\[\]?#<>^|"'`{}\u007f]/;
 const LABEL = /^[a-z0-9_-]+$/;
 
@@ -259,5 +260,6 @@ export function cidrContains(cidr: Cidr, ip: Ip): boolean {
 /** Make untrusted text safe to quote in a message or a log: control characters escaped, bounded. */
 export function printable(s: string, max = 120): string {
   const cut = s.length > max ? s.slice(0, max) + '…' : s;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
   return cut.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

@@ -149,19 +149,21 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
     const shown = proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host;
     say(`listening on ${shown}:${proxy.address.port} (mode ${mode}); PDP ${values.pdp}, audit sink ${values.audit}`);
     if (allowCidrs.length > 0) say(`floor opt-outs: ${allowCidrs.join(', ')}`);
-    if (metricsAt)
-      say(
-        `metrics at http://${metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host}:${metricsAt.port}/metrics`,
-      );
+    if (metricsAt) {
+      const host = metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host;
+      say(`metrics at http://${host}:${metricsAt.port}/metrics`);
+    }
     if (mode === 'report') {
       say(
-        '*** REPORT-ONLY MODE: requests the policy denies are FORWARDED and audited as would-deny. Do not run this in production. ***',
+        '*** REPORT-ONLY MODE: requests the policy denies are FORWARDED and audited as would-deny. ' +
+          'Do not run this in production. ***',
       );
     }
     const health = await pdp.health({ timeoutMs: 1000 });
     if (health.status !== 'ok')
       say(
-        `warning: the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); every request is denied until it answers`,
+        `warning: the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); ` +
+          'every request is denied until it answers',
       );
     const signal = await signalled;
     say(`${signal}: stopping`);

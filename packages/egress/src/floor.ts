@@ -79,7 +79,9 @@ export class Floor {
       if (this.allow.some((a) => cidrContains(a, ip))) return undefined;
       return {
         rule: 'floor',
-        because: `${formatIp(ip)} is ${r.why} (${r.cidr.text}); refused below policy unless the operator opts it out with --allow-cidr`,
+        because:
+          `${formatIp(ip)} is ${r.why} (${r.cidr.text}); refused below policy unless the operator opts it ` +
+          `out with --allow-cidr`,
       };
     }
     return undefined;

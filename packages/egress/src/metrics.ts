@@ -71,7 +71,9 @@ export class EgressMetrics {
     const h = this.decisionLatency;
     out.push('# HELP portcullis_egress_decision_seconds Time from request head to decision (resolve, PDP, audit ack).');
     out.push('# TYPE portcullis_egress_decision_seconds histogram');
-    BUCKETS.forEach((b, i) => out.push(`portcullis_egress_decision_seconds_bucket{le="${b}"} ${h.counts[i]}`));
+    BUCKETS.forEach((b, i) => {
+      out.push(`portcullis_egress_decision_seconds_bucket{le="${b}"} ${h.counts[i]}`);
+    });
     out.push(`portcullis_egress_decision_seconds_bucket{le="+Inf"} ${h.count}`);
     out.push(`portcullis_egress_decision_seconds_sum ${h.sum}`, `portcullis_egress_decision_seconds_count ${h.count}`);
     return out.join('\n') + '\n';

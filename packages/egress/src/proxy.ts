@@ -292,7 +292,8 @@ class EgressCore {
       target = parseHttpTarget(req);
       context = this.identity(req);
     } catch (e) {
-      return this.refuse(res, e, eventId, span, { action: 'net.http', raw: req.url });
+      this.refuse(res, e, eventId, span, { action: 'net.http', raw: req.url });
+      return;
     }
     this.decideAndAudit(target, context, eventId, span).then(
       (verdict) => {
@@ -413,7 +414,8 @@ class EgressCore {
       target = parseConnectTarget(req);
       context = this.identity(req);
     } catch (e) {
-      return this.refuseRaw(client, e, eventId, { action: 'net.connect', raw: req.url });
+      this.refuseRaw(client, e, eventId, { action: 'net.connect', raw: req.url });
+      return;
     }
     this.decideAndAudit(target, context, eventId, span).then(
       (verdict) => {
@@ -508,7 +510,9 @@ class EgressCore {
       {
         error: {
           code: 'PCX_EGRESS_UPGRADE',
-          message: `protocol upgrade (${printable(String(req.headers.upgrade ?? ''))}) through an absolute-URI request is not supported; use a CONNECT tunnel (wss://, https://)`,
+          message:
+            `protocol upgrade (${printable(String(req.headers.upgrade ?? ''))}) through an absolute-URI ` +
+            `request is not supported; use a CONNECT tunnel (wss://, https://)`,
         },
       },
       randomUUID(),
@@ -533,7 +537,8 @@ class EgressCore {
           : [
               400,
               'PCX_EGRESS_BAD_REQUEST',
-              `malformed HTTP request (${err.code ?? 'parse error'}); ambiguous framing such as conflicting Content-Length/Transfer-Encoding is refused`,
+              `malformed HTTP request (${err.code ?? 'parse error'}); ambiguous framing such as conflicting ` +
+                `Content-Length/Transfer-Encoding is refused`,
             ];
     this.metrics?.inc('portcullis_egress_refusals_total', `code="${code}"`);
     if (err.code === 'ECONNRESET' || !socket.writable) socket.destroy();
@@ -1011,7 +1016,9 @@ function decisionAnswer(
     body.request = {
       action: target.action,
       resource: resourceOf(target),
-      how: 'ask a human for a lease that allows this, then send it as the password in Proxy-Authorization (Basic session:lease-token)',
+      how:
+        'ask a human for a lease that allows this, then send it as the password in Proxy-Authorization (Basic ' +
+        'session:lease-token)',
     };
   }
   return [
@@ -1055,6 +1062,7 @@ function writeRaw(
     .join('');
   if (!socket.destroyed)
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ` +
+        `${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`,
     );
 }

@@ -215,7 +215,8 @@ bypass('TRACE is refused', async (tt) => {
   const before = w.origin.connections;
   const r = await rawExchange(
     proxy.address.port,
-    `TRACE http://allowed.test:${w.origin.port}/ HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
+    `TRACE http://allowed.test:${w.origin.port}/ HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: ` +
+      `close\r\n\r\n`,
   );
   tt.equal(statusOf(r), 405);
   tt.equal(w.origin.connections, before);
@@ -247,7 +248,8 @@ bypass('hop-by-hop headers are stripped both ways', async (tt) => {
     proxy,
     `http://allowed.test:${w.origin.port}/hop`,
     undefined,
-    'Connection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic czE6\r\nProxy-Foo: 1\r\nX-Kept: yes\r\n',
+    'Connection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic ' +
+      'czE6\r\nProxy-Foo: 1\r\nX-Kept: yes\r\n',
   );
   tt.equal(statusOf(r), 200);
   const seen = w.origin.requests.at(-1)!.headers;
@@ -261,7 +263,8 @@ bypass('a WebSocket upgrade through an absolute URI is refused', async (tt) => {
   const before = w.origin.connections;
   const r = await rawExchange(
     proxy.address.port,
-    `GET http://allowed.test:${w.origin.port}/ws HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+    `GET http://allowed.test:${w.origin.port}/ws HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: ` +
+      `Upgrade\r\nUpgrade: websocket\r\n\r\n`,
   );
   tt.equal(statusOf(r), 501);
   tt.equal(w.origin.connections, before);
@@ -299,7 +302,8 @@ for (const [name, head] of [
     const smuggled = `GET http://127.0.0.1:${w.canary.port}/ HTTP/1.1\r\nHost: 127.0.0.1:${w.canary.port}\r\n\r\n`;
     const r = await rawExchange(
       proxy.address.port,
-      `POST http://allowed.test:${w.origin.port}/ HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\n${head}\r\n0\r\n\r\n${smuggled}`,
+      `POST http://allowed.test:${w.origin.port}/ HTTP/1.1\r\nHost: ` +
+        `allowed.test:${w.origin.port}\r\n${head}\r\n0\r\n\r\n${smuggled}`,
     );
     tt.equal(statusOf(r), 400);
     tt.equal(w.origin.requests.length, before, 'nothing forwarded');
@@ -309,7 +313,9 @@ for (const [name, head] of [
 bypass('pipelined requests to different hosts are each decided', async (tt) => {
   const one = `GET http://allowed.test:${w.origin.port}/one HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\n\r\n`;
   const two = `GET http://127.0.0.1:${w.canary.port}/two HTTP/1.1\r\nHost: 127.0.0.1:${w.canary.port}\r\n\r\n`;
-  const three = `GET http://allowed.test:${w.origin.port}/three HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`;
+  const three =
+    `GET http://allowed.test:${w.origin.port}/three HTTP/1.1\r\nHost: ` +
+    `allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`;
   const r = await rawExchange(proxy.address.port, one + two + three);
   const statuses = [...r.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
   tt.same(statuses, [200, 403, 200]);
@@ -359,7 +365,8 @@ bypass('bytes sent right behind an allowed CONNECT go through the tunnel, after 
 bypass('bytes sent right behind a denied CONNECT are never forwarded', async (tt) => {
   const r = await rawExchange(
     proxy.address.port,
-    `CONNECT 127.0.0.1:${w.canary.port} HTTP/1.1\r\nHost: 127.0.0.1:${w.canary.port}\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n`,
+    `CONNECT 127.0.0.1:${w.canary.port} HTTP/1.1\r\nHost: 127.0.0.1:${w.canary.port}\r\n\r\nGET /smuggled ` +
+      `HTTP/1.1\r\n\r\n`,
   );
   tt.equal(statusOf(r), 403);
   tt.equal(w.canary.bytes, 0);
@@ -548,7 +555,8 @@ bypass('Proxy-Authorization refines the session and carries a lease; only its id
 bypass('refusals are audited too, without the query string; denials record their 403', async (tt) => {
   const r = await rawExchange(
     proxy.address.port,
-    `GET http://[allowed.test]:${w.origin.port}/p?api_key=hunter2 HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
+    `GET http://[allowed.test]:${w.origin.port}/p?api_key=hunter2 HTTP/1.1\r\nHost: ` +
+      `allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
   );
   tt.equal(statusOf(r), 400);
   await settle(50);

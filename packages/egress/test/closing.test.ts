@@ -11,7 +11,7 @@ import { EgressMetrics, startEgressProxy, type EgressAuditRecord } from '../src/
 
 t.test('the response does not wait for the closing ack; a lost one is counted; close() waits', async (tt) => {
   let hits = 0;
-  const origin = createServer((req, res) => {
+  const origin = createServer((_req, res) => {
     hits++;
     res.end('hello');
   });

@@ -8,7 +8,12 @@ import { egressCommand, EgressMetrics, serveMetrics } from '../src/index.js';
 const sink = () => {
   let text = '';
   return {
-    stream: { write: (s: string) => ((text += s), true) } as unknown as NodeJS.WritableStream,
+    stream: {
+      write: (s: string) => {
+        text += s;
+        return true;
+      },
+    } as unknown as NodeJS.WritableStream,
     text: () => text,
   };
 };

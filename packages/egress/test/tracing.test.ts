@@ -44,8 +44,14 @@ class RecordingTracer implements Tracer {
         spanId: String(spans.length).padStart(16, '0'),
         traceFlags: 1,
       }),
-      setAttribute: (k, v) => ((rec.attributes[k] = v), span),
-      setAttributes: (a) => (Object.assign(rec.attributes, a), span),
+      setAttribute: (k, v) => {
+        rec.attributes[k] = v;
+        return span;
+      },
+      setAttributes: (a) => {
+        Object.assign(rec.attributes, a);
+        return span;
+      },
       addEvent: () => span,
       addLink: () => span,
       addLinks: () => span,
@@ -71,12 +77,14 @@ t.test('server and client spans carry the decision', async (tt) => {
   const proxy = await proxyFor(w);
   const ok = await rawExchange(
     proxy.address.port,
-    `GET http://allowed.test:${w.origin.port}/traced HTTP/1.1\r\nHost: allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
+    `GET http://allowed.test:${w.origin.port}/traced HTTP/1.1\r\nHost: ` +
+      `allowed.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
   );
   tt.equal(statusOf(ok), 200);
   const denied = await rawExchange(
     proxy.address.port,
-    `GET http://denied.test:${w.origin.port}/ HTTP/1.1\r\nHost: denied.test:${w.origin.port}\r\nConnection: close\r\n\r\n`,
+    `GET http://denied.test:${w.origin.port}/ HTTP/1.1\r\nHost: denied.test:${w.origin.port}\r\nConnection: ` +
+      `close\r\n\r\n`,
   );
   tt.equal(statusOf(denied), 403);
   await new Promise((r) => setTimeout(r, 50));

@@ -5,8 +5,8 @@
  * the request hold. A client drops a connection that sends a larger line, and with it every
  * call pipelined on it; so a decision whose reasons would not fit (thousands of matching rules,
  * an error message that quotes a 900 KiB attribute) keeps its decision and error code, long
- * strings are cut (protocol's truncateText marks the cut), and the reasons that still do not fit are replaced by
- * one marker reason `{"truncated": N, "because": "…"}` saying how many were left out.
+ * strings are cut (protocol's truncateText marks the cut), and the reasons that still do not fit
+ * are replaced by one marker reason `{"truncated": N, "because": "…"}` saying how many were left out.
  */
 import { MAX_FRAME_BYTES, truncateText, type Decision, type Reason } from '@portcullis/protocol';
 
@@ -65,7 +65,10 @@ export class AnswerEncoder {
     return s;
   }
 
-  /** `line` if it fits the frame limit, else the cut-down answer. (≤ 3 UTF-8 bytes per UTF-16 unit: short lines skip the count.) */
+  /**
+   * `line` if it fits the frame limit, else the cut-down answer. (A UTF-16 unit is at most 3 UTF-8
+   * bytes, so short lines skip the byte count.)
+   */
   private fit(head: string, line: string, d: Decision): string {
     if (line.length <= MAX_FRAME_BYTES / 3 || Buffer.byteLength(line) <= MAX_FRAME_BYTES) return line;
     return truncatedAnswer(head, d);
@@ -89,7 +92,9 @@ function truncatedAnswer(head: string, d: Decision): string {
   const left = d.reasons.length - kept;
   out.reasons.push({
     truncated: left,
-    because: `${left} more reason(s) left out and long texts cut: the whole answer would exceed the frame limit of ${MAX_FRAME_BYTES} bytes`,
+    because:
+      `${left} more reason(s) left out and long texts cut: ` +
+      `the whole answer would exceed the frame limit of ${MAX_FRAME_BYTES} bytes`,
   });
   return head + JSON.stringify(out).substring(1) + '\n';
 }

@@ -152,7 +152,8 @@ async function keygen(argv: string[], io: CommandIO): Promise<number> {
     0o644,
   );
   io.stderr.write(
-    `wrote ${privatePath} (private signing key, keep it secret) and ${publicPath} (for portcullis pdp --lease-keys); kid ${kid}\n`,
+    `wrote ${privatePath} (private signing key, keep it secret) and ${publicPath} (for portcullis pdp ` +
+      `--lease-keys); kid ${kid}\n`,
   );
   return 0;
 }
@@ -161,7 +162,8 @@ async function writeNew(path: string, text: string, mode: number): Promise<void>
   const fh = await open(path, 'wx', mode).catch((e: NodeJS.ErrnoException) => {
     throw new PcxError(
       'PCX_LEASE_KEY_EXISTS',
-      `cannot create ${path}: ${e.code === 'EEXIST' ? 'it already exists (refusing to overwrite a key)' : (e.code ?? e.message)}`,
+      `cannot create ${path}: ` +
+        `${e.code === 'EEXIST' ? 'it already exists (refusing to overwrite a key)' : (e.code ?? e.message)}`,
     );
   });
   try {
@@ -265,7 +267,8 @@ async function checkGrant(rules: string, policyPath: string | undefined): Promis
     const texts = new Map(sources.map((s) => [s.path, s.text]));
     throw new PcxError(
       'PCX_LEASE_GRANT',
-      `the policy set ${policyPath} does not compile:\n${set.diagnostics.map((d) => renderDiagnostic(d, texts.get(d.file))).join('\n')}`,
+      `the policy set ${policyPath} does not ` +
+        `compile:\n${set.diagnostics.map((d) => renderDiagnostic(d, texts.get(d.file))).join('\n')}`,
     );
   }
   const { diagnostics } = set.policy.compileGrant('grant', rules);
@@ -273,7 +276,8 @@ async function checkGrant(rules: string, policyPath: string | undefined): Promis
   if (errors.length > 0) {
     throw new PcxError(
       'PCX_LEASE_GRANT',
-      `the grant does not compile, so the PDP would ignore the lease:\n${errors.map((d) => renderDiagnostic(d, rules)).join('\n')}`,
+      `the grant does not compile, so the PDP would ignore the ` +
+        `lease:\n${errors.map((d) => renderDiagnostic(d, rules)).join('\n')}`,
       {
         hint: 'a grant is one or more allow rules, e.g. allow net.connect when resource.host == "example.com"',
       },

@@ -12,7 +12,7 @@ import { Engine, type Health } from './engine.js';
 import { LeaseVerifier, parseLeaseKeys, parseRevoked } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
 import { PdpServer, type DrainOptions, type Log } from './server.js';
-import { readPolicySources } from './sources.js';
+import { readPolicySources, type PolicySource } from './sources.js';
 import { watchPaths, type Watcher } from './watch.js';
 
 /** Reads of a changed policy set before giving up on it settling, and the pause between them. */
@@ -90,7 +90,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     return hash.digest('hex');
   };
   const loadPolicy = async (): Promise<void> => {
-    let sources;
+    let sources: PolicySource[];
     let fp: string;
     try {
       sources = await readPolicySources(options.policyPath);
@@ -195,10 +195,8 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   if (reloadRevoked)
     watchers.push(watchPaths([options.revokedPath!], () => void reloadRevoked(), { pollMs: options.pollMs }));
 
-  log(
-    'info',
-    `listening on ${options.socketPath}${metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : ''}`,
-  );
+  const metricsAt = metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : '';
+  log('info', `listening on ${options.socketPath}${metricsAt}`);
 
   return {
     socketPath: options.socketPath,

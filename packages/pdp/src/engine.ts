@@ -132,7 +132,9 @@ function capped(diagnostics: string[]): string[] {
 function noPolicyDecision(why: string): Decision {
   const error: ErrorInfo = {
     code: 'PCX_PDP_NO_POLICY',
-    message: `no valid policy is loaded, so every request is denied (${why}); fix the policy files: the PDP reloads them on change`,
+    message:
+      `no valid policy is loaded, so every request is denied (${why}); fix the policy files: the PDP ` +
+      `reloads them on change`,
   };
   return { decision: 'deny', reasons: [{ error }], error };
 }

@@ -215,19 +215,22 @@ class Connection {
     try {
       frame = JSON.parse(line);
     } catch {
-      return this.fatal(null, 'PCX_PDP_BAD_FRAME', 'frame is not valid JSON; send one JSON object per line');
+      this.fatal(null, 'PCX_PDP_BAD_FRAME', 'frame is not valid JSON; send one JSON object per line');
+      return;
     }
     if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
-      return this.fatal(null, 'PCX_PDP_BAD_FRAME', 'frame must be a JSON object with an "id"');
+      this.fatal(null, 'PCX_PDP_BAD_FRAME', 'frame must be a JSON object with an "id"');
+      return;
     }
     const f = frame as { id?: unknown; request?: unknown; health?: unknown };
     const id = f.id;
     if (!isFrameId(id)) {
-      return this.fatal(
+      this.fatal(
         null,
         'PCX_PDP_BAD_FRAME',
         `frame has no valid "id" (a safe integer, or a string of at most ${MAX_ID_CHARS} characters)`,
       );
+      return;
     }
     const head = '{"id":' + encodeFrameId(id) + ',';
     if (f.request !== undefined) {

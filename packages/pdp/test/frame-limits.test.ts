@@ -45,7 +45,8 @@ t.test(
     const rules = Array.from(
       { length: 3000 },
       (_, i) =>
-        `  deny net.connect when resource.host == "evil.example" because "${String(i).padStart(4, '0')} ${'r'.repeat(395)}"`,
+        `  deny net.connect when resource.host == "evil.example" ` +
+        `because "${String(i).padStart(4, '0')} ${'r'.repeat(395)}"`,
     );
     const policy = `policy "many" {\n  allow net.connect when resource.host == "ok.example"\n${rules.join('\n')}\n}\n`;
     const { socketPath } = await startTestPdp(t, { policy });

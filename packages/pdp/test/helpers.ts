@@ -68,7 +68,7 @@ export class RawConn {
     socket.setEncoding('utf8');
     socket.on('data', (s: string) => {
       this.buf += s;
-      let nl;
+      let nl: number;
       while ((nl = this.buf.indexOf('\n')) >= 0) {
         this.lines.push(this.buf.slice(0, nl));
         this.buf = this.buf.slice(nl + 1);

@@ -125,7 +125,8 @@ t.test('ignored leases: each case is a deny that says which lease and why', asyn
   }
   const { token } = await lease(trusted);
   const [h, p, s] = token.split('.');
-  const tampered = `${h}.${Buffer.from(JSON.stringify({ sub: 'agent-7', jti: 'x', exp: now() + 600, pcx_rules: 'allow *' })).toString('base64url')}.${s}`;
+  const forged = { sub: 'agent-7', jti: 'x', exp: now() + 600, pcx_rules: 'allow *' };
+  const tampered = `${h}.${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${s}`;
   t.not(tampered.split('.')[1], p);
   t.same(
     (await ask(withLeases('lease.example', [tampered]))).reasons,

@@ -99,12 +99,21 @@ class RecordingProvider implements TracerProvider {
       spans.push(rec);
       const span: Span = {
         spanContext: () => ({ traceId: '0'.repeat(31) + '1', spanId: '0'.repeat(15) + '1', traceFlags: 1 }),
-        setAttribute: (k, v) => ((rec.attributes[k] = v), span),
-        setAttributes: (a) => (Object.assign(rec.attributes, a), span),
+        setAttribute: (k, v) => {
+          rec.attributes[k] = v;
+          return span;
+        },
+        setAttributes: (a) => {
+          Object.assign(rec.attributes, a);
+          return span;
+        },
         addEvent: () => span,
         addLink: () => span,
         addLinks: () => span,
-        setStatus: (s) => ((rec.status = s.code), span),
+        setStatus: (s) => {
+          rec.status = s.code;
+          return span;
+        },
         updateName: () => span,
         end: () => void (rec.ended = true),
         isRecording: () => true,

@@ -68,5 +68,6 @@ const big = measure(100_000);
 console.log(`10 rules:      ${small.ns.toFixed(0)} ns/decision, compile ${small.compileMs.toFixed(1)} ms`);
 console.log(`10,000 rules:  ${ten.ns.toFixed(0)} ns/decision, compile ${ten.compileMs.toFixed(0)} ms`);
 console.log(
-  `100,000 rules: ${big.ns.toFixed(0)} ns/decision, compile ${big.compileMs.toFixed(0)} ms; ratio to 10 rules ${(big.ns / small.ns).toFixed(2)}x`,
+  `100,000 rules: ${big.ns.toFixed(0)} ns/decision, compile ${big.compileMs.toFixed(0)} ms; ratio to 10 rules ` +
+    `${(big.ns / small.ns).toFixed(2)}x`,
 );

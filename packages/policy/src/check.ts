@@ -112,7 +112,8 @@ export class Checker {
     if (this.schema.actions.has(d.name)) {
       this.error(
         'PCX_CHECK_DUPLICATE_ACTION',
-        `action "${d.name}" is already declared${d.name.includes('.') && !this.customActions.has(d.name) ? ' (it is built in)' : ''}`,
+        `action "${d.name}" is already ` +
+          `declared${d.name.includes('.') && !this.customActions.has(d.name) ? ' (it is built in)' : ''}`,
         d.loc,
       );
       return;
@@ -253,7 +254,11 @@ export class Checker {
       const seen = new Set<string>([r]);
       const todo = [r];
       while (todo.length)
-        for (const e of this.roles.get(todo.pop()!)!.extends) if (!seen.has(e)) seen.add(e), todo.push(e);
+        for (const e of this.roles.get(todo.pop()!)!.extends) {
+          if (seen.has(e)) continue;
+          seen.add(e);
+          todo.push(e);
+        }
       this.roleClosure.set(r, [...seen].sort());
     }
   }
@@ -265,7 +270,7 @@ export class Checker {
     let ok = true;
     const all = (this.allActions ??= [...this.schema.actions.keys()]);
     for (const a of actions) {
-      if (a.name === '*') all.forEach((x) => out.add(x));
+      if (a.name === '*') for (const x of all) out.add(x);
       else if (a.name.endsWith('.*')) {
         const prefix = a.name.slice(0, -1);
         const hit = all.filter((x) => x.startsWith(prefix));
@@ -278,7 +283,7 @@ export class Checker {
           );
           ok = false;
         }
-        hit.forEach((x) => out.add(x));
+        for (const x of hit) out.add(x);
       } else if (this.schema.actions.has(a.name)) out.add(a.name);
       else {
         this.error(
@@ -340,7 +345,10 @@ export class Checker {
     const walk = (x: CondAst): void => {
       if (x.op === 'and' || x.op === 'or') x.args.forEach(walk);
       else if (x.op === 'not' || x.op === 'paren') walk(x.arg);
-      else if (x.op === 'cmp' || x.op === 'in' || x.op === 'matches') visitOperand(x.left), visitOperand(x.right);
+      else if (x.op === 'cmp' || x.op === 'in' || x.op === 'matches') {
+        visitOperand(x.left);
+        visitOperand(x.right);
+      }
     };
     walk(c);
   }
@@ -416,7 +424,8 @@ export class Checker {
         if (ref.type !== 'bool' && ref.type !== 'dynamic') {
           this.error(
             'PCX_CHECK_OPERATOR_TYPE',
-            `${pathText(c.path)} is a ${ref.type}, not a bool: compare it (==, in, matches) or test \`${pathText(c.path)} exists\``,
+            `${pathText(c.path)} is a ${ref.type}, not a bool: compare it (==, in, matches) or test ` +
+              `\`${pathText(c.path)} exists\``,
             c.loc,
           );
           return null;
@@ -446,7 +455,8 @@ export class Checker {
     if (left.kind !== 'path' || right.kind === 'path') {
       this.error(
         'PCX_CHECK_OPERAND',
-        `\`${op}\` compares an attribute with a literal or constant (one side must be principal.*, resource.*, context.* or action, the other a value)`,
+        `\`${op}\` compares an attribute with a literal or constant (one side must be principal.*, resource.*, ` +
+          `context.* or action, the other a value)`,
         c.loc,
       );
       return null;
@@ -475,9 +485,13 @@ export class Checker {
       if (ref.type === 'ip') {
         const ip = typeof item.value === 'string' ? parseIp(item.value) : undefined;
         if (!ip) {
+          const cidrHint =
+            typeof item.value === 'string' && item.value.includes('/')
+              ? ` (for a CIDR use \`${pathText(left)} in ["${item.value}"]\`)`
+              : '';
           this.error(
             typeof item.value === 'string' ? 'PCX_CHECK_INVALID_IP' : 'PCX_CHECK_TYPE_MISMATCH',
-            `${pathText(left)} is an ip: expected an IP address string${typeof item.value === 'string' && item.value.includes('/') ? ` (for a CIDR use \`${pathText(left)} in ["${item.value}"]\`)` : ''}, got ${show(item.value)}`,
+            `${pathText(left)} is an ip: expected an IP address string${cidrHint}, got ${show(item.value)}`,
             item.loc,
           );
           return null;
@@ -507,7 +521,8 @@ export class Checker {
     if (typeof item.value !== want) {
       this.error(
         'PCX_CHECK_TYPE_MISMATCH',
-        `${what} is a ${t}: expected a ${t === 'host' || t === 'path' ? `${t} string` : t} literal, got ${show(item.value)}`,
+        `${what} is a ${t}: expected a ${t === 'host' || t === 'path' ? `${t} string` : t} literal, ` +
+          `got ${show(item.value)}`,
         item.loc,
       );
       return undefined;
@@ -517,7 +532,8 @@ export class Checker {
       if (h === undefined) {
         this.error(
           'PCX_CHECK_INVALID_HOST',
-          `"${item.value}" is not a valid host (labels of letters, digits, - and _, or an IP literal; no port, no brackets)`,
+          `"${item.value}" is not a valid host ` +
+            '(labels of letters, digits, - and _, or an IP literal; no port, no brackets)',
           item.loc,
         );
         return undefined;
@@ -574,7 +590,8 @@ export class Checker {
       if (v.kind !== 'list') {
         this.error(
           'PCX_CHECK_OPERAND',
-          `\`in\` needs a list on its right (a list literal or a list constant), got ${show(v.item.value)}; use \`==\` for a single value`,
+          `\`in\` needs a list on its right (a list literal or a list constant), got ${show(v.item.value)}; ` +
+            'use `==` for a single value',
           c.right.loc,
         );
         return null;
@@ -625,7 +642,8 @@ export class Checker {
       if (!LIST_TYPES.has(ref.type)) {
         this.error(
           'PCX_CHECK_OPERATOR_TYPE',
-          `\`VALUE in ${pathText(c.right)}\` needs a list attribute, but ${pathText(c.right)} is a ${ref.type}${v.kind === 'scalar' ? `; did you mean \`${pathText(c.right)} == …\`?` : ''}`,
+          `\`VALUE in ${pathText(c.right)}\` needs a list attribute, but ${pathText(c.right)} is a ${ref.type}` +
+            (v.kind === 'scalar' ? `; did you mean \`${pathText(c.right)} == …\`?` : ''),
           c.loc,
         );
         return null;
@@ -672,7 +690,8 @@ export class Checker {
     if (ref.type !== 'string' && ref.type !== 'host' && ref.type !== 'path' && ref.type !== 'dynamic') {
       this.error(
         'PCX_CHECK_OPERATOR_TYPE',
-        `\`matches\` applies to string, host and path attributes, but ${what} is a ${ref.type}${ref.type === 'ip' ? ` (use \`${what} in ["10.0.0.0/8"]\` for CIDRs)` : ''}`,
+        `\`matches\` applies to string, host and path attributes, but ${what} is a ${ref.type}` +
+          (ref.type === 'ip' ? ` (use \`${what} in ["10.0.0.0/8"]\` for CIDRs)` : ''),
         c.loc,
       );
       return null;
@@ -707,8 +726,14 @@ export class Checker {
     const tested = new Set<string>();
     const walk = (c: CondIR): void => {
       if (c.k === 'true') return;
-      if ('args' in c) return c.args.forEach(walk);
-      if ('arg' in c) return walk(c.arg);
+      if ('args' in c) {
+        for (const a of c.args) walk(a);
+        return;
+      }
+      if ('arg' in c) {
+        walk(c.arg);
+        return;
+      }
       const key = `${c.ref.root}.${c.ref.name}`;
       if (c.k === 'exists') tested.add(key);
       else used.set(key, c.ref);
@@ -723,7 +748,8 @@ export class Checker {
       if (optional) {
         this.error(
           'PCX_CHECK_DENY_OPTIONAL',
-          `this deny depends on ${key}, which may be absent: when it is, the comparison is false and the deny does not apply; add \`${key} exists\` (e.g. \`not ${key} exists or …\`) to make the intent explicit`,
+          `this deny depends on ${key}, which may be absent: when it is, the comparison is false and the deny ` +
+            `does not apply; add \`${key} exists\` (e.g. \`not ${key} exists or …\`) to make the intent explicit`,
           r.loc,
           'warning',
         );

@@ -481,7 +481,10 @@ function discriminator(conjuncts: CondIR[], count: (key: string) => number): num
     if (keys === undefined) continue;
     let cost = 0;
     for (const k of keys) cost += count(k);
-    if (cost < bestCost) (best = i), (bestCost = cost);
+    if (cost < bestCost) {
+      best = i;
+      bestCost = cost;
+    }
   }
   return best;
 }
@@ -565,7 +568,6 @@ type TraceEntry = ExplainEntry & { ordinal: number };
 
 export class Engine {
   private readonly byAction = new Map<string, ActionIndex>();
-  private readonly leaves: Leaf[] = [];
   readonly ruleCount: number;
   // Scratch lists reused by every decision (evaluation is synchronous and never re-entered).
   private readonly denies: CRule[] = [];

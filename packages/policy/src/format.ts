@@ -153,17 +153,19 @@ class Printer {
   private decl(d: Decl): void {
     switch (d.kind) {
       case 'let':
-        return this.item(`let ${d.name} = ${value(d.value)}`, d.loc, '');
-      case 'action':
-        return this.item(
-          `action ${d.name} {${d.attrs.length ? ' ' + d.attrs.map((a) => `${a.name}${a.optional ? '?' : ''}: ${a.type}`).join(', ') + ' ' : ''}}`,
-          d.loc,
-          '',
-        );
+        this.item(`let ${d.name} = ${value(d.value)}`, d.loc, '');
+        return;
+      case 'action': {
+        const attrs = d.attrs.map((a) => `${a.name}${a.optional ? '?' : ''}: ${a.type}`).join(', ');
+        this.item(`action ${d.name} {${attrs ? ` ${attrs} ` : ''}}`, d.loc, '');
+        return;
+      }
       case 'policy':
-        return this.policy(d);
+        this.policy(d);
+        return;
       case 'role':
-        return this.role(d, '');
+        this.role(d, '');
+        return;
     }
   }
 

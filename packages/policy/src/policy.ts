@@ -13,8 +13,8 @@ export interface SourceFile {
   path: string;
   text: string;
 }
-/** Room to grow (no options yet). */
-export type CompileOptions = {};
+/** Room to grow: no options yet, so none is accepted. */
+export type CompileOptions = Record<string, never>;
 export interface LeaseGrant {
   readonly id: string;
 }

@@ -180,7 +180,8 @@ function normalizeValue(v: unknown, type: string, urlPath: boolean): unknown {
         h ??
         new Problem(
           'PCX_REQ_BAD_HOST',
-          `${preview(v)} is not a valid host: labels of letters, digits, - and _ (IDNs are converted), or an IP literal; no port, brackets or empty labels`,
+          `${preview(v)} is not a valid host: labels of letters, digits, - and _ (IDNs are converted), or an IP ` +
+            `literal; no port, brackets or empty labels`,
         )
       );
     }

@@ -7,7 +7,8 @@ const NET_CONNECT: Spec = { host: 'host!', port: 'number!', ip: 'ip' };
 const NET_HTTP: Spec = { host: 'host!', port: 'number!', method: 'string!', path: 'path!', scheme: 'string', ip: 'ip' };
 const FS: Spec = { path: 'path!' };
 const CMD: Spec = { command: 'string!', args: 'list' };
-const SECRET: Spec = { name: 'string!' };
+// workspace: the vault's workspace the secret lives in (the vault always sends it).
+const SECRET: Spec = { name: 'string!', workspace: 'string' };
 
 export const BUILTIN_ACTIONS: Readonly<Record<string, Spec>> = {
   'net.connect': NET_CONNECT,
@@ -57,7 +58,9 @@ export class SchemaBuilder {
     // Slots grow as actions are added: rebuild every action's slot map.
     for (const x of this.schema.actions.values()) {
       x.local = new Int16Array(this.schema.slots.size).fill(-1);
-      x.list.forEach((at, i) => (x.local[at.slot] = i));
+      x.list.forEach((at, i) => {
+        x.local[at.slot] = i;
+      });
     }
     return a;
   }

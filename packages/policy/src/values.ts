@@ -9,6 +9,7 @@ import { domainToASCII } from 'node:url';
 // ---- hosts --------------------------------------------------------------------------------
 
 const FULLWIDTH_DOTS = /[\u3002\uff0e\uff61]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is all of ASCII, control characters included
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
 const NORMAL = 0;
@@ -31,8 +32,10 @@ function asciiHostKind(h: string): number {
       if (prevDot) return OTHER;
       prevDot = true;
     } else if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95) prevDot = false;
-    else if (c >= 65 && c <= 90) (prevDot = false), (upper = true);
-    else return OTHER;
+    else if (c >= 65 && c <= 90) {
+      prevDot = false;
+      upper = true;
+    } else return OTHER;
   }
   return prevDot ? OTHER : upper ? UPPER : NORMAL;
 }
@@ -272,7 +275,9 @@ export function parseCidr(raw: string): Cidr | { error: string } {
   for (let i = bits; i < width; i++) {
     if (ipBit(ip, i) !== 0)
       return {
-        error: `CIDR "${raw}" has host bits set (the network is ${formatIp(maskIp(ip, bits))}/${slash >= 0 ? raw.slice(slash + 1) : bits})`,
+        error:
+          `CIDR "${raw}" has host bits set (the network is ` +
+          `${formatIp(maskIp(ip, bits))}/${slash >= 0 ? raw.slice(slash + 1) : bits})`,
       };
   }
   return { ip, bits };

@@ -191,7 +191,9 @@ t.test('diagnostics are collected across files and sorted', async (t) => {
     { path: 'b.pol', text: 'policy "b" {\n  allow fs.reed\n}\n' },
     {
       path: 'a.pol',
-      text: `${P('allow fs.read when resource.pth == "/"')}policy "q" { allow net.connect when resource.port == "1" }\n`,
+      text:
+        `${P('allow fs.read when resource.pth == "/"')}policy "q" { allow net.connect when resource.port == ` +
+        `"1" }\n`,
     },
   ]);
   t.same(
@@ -234,7 +236,8 @@ action a.b { x string }
   const shown = renderDiagnostic(ds[1]!, text);
   t.equal(
     shown,
-    'c.pol:4:8: PCX_PARSE_EXPECTED_NAME: expected a policy name (a string) after `policy`, found `b`\n  policy b {}\n         ^',
+    'c.pol:4:8: PCX_PARSE_EXPECTED_NAME: expected a policy name (a string) after `policy`, found `b`\n  policy b ' +
+      '{}\n         ^',
   );
   const brace = diags('policy "p" scope global\n  allow fs.read\n');
   t.match(brace[0]!.message, /expected `\{` after the policy name and scope/);
@@ -247,7 +250,9 @@ t.test('rule ids and sources', async (t) => {
   const r = compile([
     {
       path: 'ids.pol',
-      text: 'role top { allow fs.read }\npolicy "p" {\n  allow fs.write\n  role inner { allow fs.list\n allow fs.delete }\n  deny cmd.exec\n}\nrole top { allow tool.call }\n',
+      text:
+        'role top { allow fs.read }\npolicy "p" {\n  allow fs.write\n  role inner { allow fs.list\n allow ' +
+        'fs.delete }\n  deny cmd.exec\n}\nrole top { allow tool.call }\n',
     },
   ]);
   const p = r.policy!;

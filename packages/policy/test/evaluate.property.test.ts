@@ -20,10 +20,12 @@ t.test('decision trees agree with the naive oracle (decision and reasons)', asyn
       fc.array(requestArb, { minLength: 48, maxLength: 48 }),
       (files, grantTexts, requests) => {
         const r = compile(files);
-        if (!r.policy)
+        if (!r.policy) {
+          const diagnostics = r.diagnostics.map((d) => `${d.file}:${d.line}:${d.col} ${d.code} ${d.message}`);
           throw new Error(
-            `generated policy did not compile:\n${r.diagnostics.map((d) => `${d.file}:${d.line}:${d.col} ${d.code} ${d.message}`).join('\n')}\n${files.map((f) => f.text).join('\n')}`,
+            `generated policy did not compile:\n${diagnostics.join('\n')}\n${files.map((f) => f.text).join('\n')}`,
           );
+        }
         const { model } = checkSet(parseAll(files).parsed);
         const grants = grantTexts.map((g, i) => {
           const c = r.policy!.compileGrant(`jti-${i}`, g);

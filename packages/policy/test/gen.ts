@@ -207,9 +207,11 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
         text = '';
       }
     });
-    topRoles.forEach(([r, rules]) => (text += `${roleBlock(ROLES[r]!, ext(r), rules)}\n`));
+    for (const [r, rules] of topRoles) text += `${roleBlock(ROLES[r]!, ext(r), rules)}\n`;
     // Every role must exist once so that extends resolve.
-    ROLES.forEach((r, i) => (text += `role ${r}${ext(i).length ? ` extends ${ext(i).join(', ')}` : ''} {}\n`));
+    ROLES.forEach((r, i) => {
+      text += `role ${r}${ext(i).length ? ` extends ${ext(i).join(', ')}` : ''} {}\n`;
+    });
     files.push({ path: `f${files.length}.pol`, text });
     return files;
   });

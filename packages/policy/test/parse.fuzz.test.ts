@@ -1,7 +1,7 @@
 // Parser fuzzing: random bytes, random token soup and mutations of valid policies never crash
 // or hang the parser/checker: each input yields either a policy or diagnostics with stable
 // codes and in-range positions, within a bounded time.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import fc from 'fast-check';
 import { compile, format } from '../src/index.js';
 import { policySetArb } from './gen.js';
@@ -64,7 +64,7 @@ const TOKENS = [
   '\u0000',
 ];
 
-function assertWellFormed(t: Test, text: string): void {
+function assertWellFormed(text: string): void {
   const started = performance.now();
   const files = [{ path: 'f.pol', text }];
   const r = compile(files);
@@ -85,7 +85,7 @@ function assertWellFormed(t: Test, text: string): void {
 
 t.test('random strings never crash the parser', async (t) => {
   fc.assert(
-    fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (s) => assertWellFormed(t, s)),
+    fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (s) => assertWellFormed(s)),
     { numRuns: 1000 },
   );
   t.pass('1000 random strings');
@@ -93,7 +93,7 @@ t.test('random strings never crash the parser', async (t) => {
 
 t.test('token soup never crashes the parser', async (t) => {
   fc.assert(
-    fc.property(fc.array(fc.constantFrom(...TOKENS), { maxLength: 80 }), (toks) => assertWellFormed(t, toks.join(' '))),
+    fc.property(fc.array(fc.constantFrom(...TOKENS), { maxLength: 80 }), (toks) => assertWellFormed(toks.join(' '))),
     { numRuns: 2000 },
   );
   t.pass('2000 token soups');
@@ -118,7 +118,7 @@ t.test('mutations of valid policies never crash the parser', async (t) => {
               ? text.slice(0, i) + tok + text.slice(i)
               : text.slice(0, i) + tok + text.slice(i + len);
       }
-      assertWellFormed(t, text);
+      assertWellFormed(text);
     }),
     { numRuns: 400 },
   );

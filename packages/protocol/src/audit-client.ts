@@ -47,7 +47,9 @@ export class AuditClient {
     });
   }
 
-  /** Write one record; resolves once the sink acknowledged it (see packages/audit/README.md for what an ack guarantees). */
+  /**
+   * Write one record; resolves once the sink acknowledged it (see packages/audit/README.md for what an ack guarantees).
+   */
   async append(record: AuditRecordInput): Promise<AuditAck> {
     const prepared = prepareAuditRecord(record);
     const frame = await this.rpc.call({ record: prepared });

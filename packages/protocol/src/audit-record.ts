@@ -157,7 +157,8 @@ function redactValue(v: unknown): unknown {
         if (ANY_SURROGATE.test(k) && LONE_SURROGATE.test(k))
           throw new Error('a member name contains a lone surrogate (not valid Unicode)');
         const x = (v as Record<string, unknown>)[k];
-        if (x !== undefined) out[k] = isSecretName(k) ? REDACTED : redactValue(x); // undefined: an absent member, as JSON.stringify
+        // undefined: an absent member, as JSON.stringify
+        if (x !== undefined) out[k] = isSecretName(k) ? REDACTED : redactValue(x);
       }
       return out;
     }

@@ -119,7 +119,8 @@ export const ERROR_CODES = {
 
   // Audit: the sink, its log and the offline tools
   PCX_AUDIT_BAD_FRAME:
-    'a client sent a frame that is not JSON, has no valid id (a safe integer or a short string), or has neither record nor health',
+    'a client sent a frame that is not JSON, has no valid id (a safe integer or a short string), ' +
+    'or has neither record nor health',
   PCX_AUDIT_FRAME_TOO_LARGE: 'a client sent a frame over the frame limit; the connection is closed',
   PCX_AUDIT_INVALID_RECORD: 'the audit record is malformed; it was not written',
   PCX_AUDIT_CLOSED: 'the audit sink is shutting down; the record was not written',
@@ -170,6 +171,44 @@ export const ERROR_CODES = {
   PCX_EGRESS_BAD_CIDR: 'a CIDR option is malformed or has host bits set',
   PCX_EGRESS_BAD_DNS: 'the DNS server list is missing or malformed',
   PCX_EGRESS_METRICS_NOT_LOOPBACK: 'the metrics address is not loopback',
+
+  // Vault: secrets at rest, unlock, injection (packages/vault)
+  PCX_VAULT_NOT_FOUND: 'the workspace has no vault file (create one with `portcullis vault init`)',
+  PCX_VAULT_EXISTS: 'the workspace already has a vault; init refuses to replace it',
+  PCX_VAULT_CORRUPT: 'the vault file is not a readable vault: not SQLite, damaged, or of another format',
+  PCX_VAULT_WRONG_WORKSPACE: 'the vault file belongs to another workspace than the one named',
+  PCX_VAULT_BAD_WORKSPACE: 'the workspace name is not 1-64 letters, digits, `.`, `_` or `-`',
+  PCX_VAULT_BAD_NAME: 'the secret name is not 1-128 letters, digits, `_`, `.`, `-` or `/`',
+  PCX_VAULT_UNKNOWN_SECRET: 'the workspace has no secret of that name',
+  PCX_VAULT_UNKNOWN_VERSION: 'the secret has no version of that number',
+  PCX_VAULT_LOCKED: 'the workspace is locked: no unlocked KEK in the agent and no credential given',
+  PCX_VAULT_BAD_CREDENTIAL: "the passphrase, key file or PIN does not open the workspace's KEK",
+  PCX_VAULT_DECRYPT_FAILED: 'a ciphertext, wrapped key or its binding failed authentication: the vault was changed',
+  PCX_VAULT_KEY_FILE: 'the key file cannot be read, created, or is not a vault key file',
+  PCX_VAULT_KEY_FILE_PERMISSIONS: 'the key file is readable by group or others, or belongs to another user',
+  PCX_VAULT_KDF_TOO_WEAK: "the Argon2id parameters asked for are below libsodium's moderate profile",
+  PCX_VAULT_PKCS11: 'the PKCS#11 module, token or key object cannot be used',
+  PCX_VAULT_EMPTY_VALUE: 'the value to store is empty; nothing was stored',
+  PCX_VAULT_VALUE_TOO_LARGE: 'the value to store is over the size limit; nothing was stored',
+  PCX_VAULT_VALUE_ON_ARGV: 'a secret value was given on the command line, where other processes can read it',
+  PCX_VAULT_REVEAL_REQUIRED: '`vault get` prints a value only with --reveal',
+  PCX_VAULT_DENIED: 'the PDP did not allow reading or injecting the secret (or could not be asked)',
+  PCX_VAULT_AUDIT_FAILED: 'the audit sink did not acknowledge the record; the secret was not released',
+  PCX_VAULT_FRAMING: 'a value cannot be written in the chosen stdin framing (e.g. a newline in line framing)',
+  PCX_VAULT_EXEC_FAILED: 'the command given to `vault exec` could not be started',
+  PCX_VAULT_CHILD_EXITED: 'the command exited or closed its input before reading all of its secrets',
+  PCX_VAULT_AGENT_UNAVAILABLE: 'the vault agent is not running on its socket, or did not answer',
+  PCX_VAULT_AGENT_SOCKET: "the agent's socket path or directory is unsafe (not owned by the user, or not 0700)",
+  PCX_VAULT_AGENT_SOCKET_IN_USE: 'another vault agent is serving the socket',
+  PCX_VAULT_AGENT_LISTEN: 'the vault agent cannot listen on its socket',
+  PCX_VAULT_AGENT_BAD_FRAME: 'a frame sent to the vault agent is not JSON, lacks an id, or is not a known request',
+  PCX_VAULT_AGENT_FRAME_TOO_LARGE: 'a frame sent to the vault agent is over its size limit',
+  PCX_VAULT_FINGERPRINTS: 'the fingerprint file cannot be written',
+  PCX_VAULT_CREDENTIAL_FILE: 'a --passphrase-file or --pin-file cannot be read, or is empty',
+
+  // Scan: fingerprint files (packages/scan)
+  PCX_SCAN_BAD_FINGERPRINTS: 'the fingerprint file is not JSON or not the shape `portcullis vault fingerprints` writes',
+  PCX_SCAN_FINGERPRINTS_VERSION: 'the fingerprint file has a format version this scanner does not read',
 
   // CLI: one-shot commands
   PCX_CLI_REQUEST_FILE: 'the request file given with --request @FILE cannot be read',

@@ -43,10 +43,16 @@ export class LineDecoder {
       const piece = chunk.subarray(start, nl);
       let line: string;
       if (this.pendingBytes === 0) {
-        if (piece.length > this.max) return this.overflow();
+        if (piece.length > this.max) {
+          this.overflow();
+          return;
+        }
         line = piece.toString('utf8');
       } else {
-        if (this.pendingBytes + piece.length > this.max) return this.overflow();
+        if (this.pendingBytes + piece.length > this.max) {
+          this.overflow();
+          return;
+        }
         this.pending.push(piece);
         line = Buffer.concat(this.pending, this.pendingBytes + piece.length).toString('utf8');
         this.pending = [];
@@ -59,7 +65,10 @@ export class LineDecoder {
     }
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
-      if (this.pendingBytes + rest.length > this.max) return this.overflow();
+      if (this.pendingBytes + rest.length > this.max) {
+        this.overflow();
+        return;
+      }
       // Copy: the caller's chunk buffer may be reused by the stream.
       this.pending.push(Buffer.from(rest));
       this.pendingBytes += rest.length;

@@ -143,17 +143,16 @@ class Connection {
     try {
       frame = JSON.parse(line);
     } catch {
-      return this.drop(
-        socket,
-        new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame that is not JSON`),
-      );
+      this.drop(socket, new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame that is not JSON`));
+      return;
     }
     const id = (frame as { id?: unknown } | null)?.id;
     if (typeof frame !== 'object' || frame === null || Array.isArray(frame) || !Number.isSafeInteger(id)) {
-      return this.drop(
+      this.drop(
         socket,
         new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame without a safe-integer id`),
       );
+      return;
     }
     const p = this.pending.get(id as number);
     // An unknown id is the late answer to a call that already timed out: nothing waits for it.

@@ -44,7 +44,10 @@ export interface Reason {
   source?: string;
   /** The jti of a lease that granted, or that was ignored. */
   lease?: string;
-  /** Why a lease was ignored: expired, not_yet_valid, bad_signature, wrong_principal, wrong_project, wrong_session, revoked, invalid. */
+  /**
+   * Why a lease was ignored: expired, not_yet_valid, bad_signature, wrong_principal, wrong_project, wrong_session,
+   * revoked, invalid.
+   */
   ignored?: string;
   error?: ErrorInfo;
   /**

@@ -1,6 +1,6 @@
 /**
  * Serving on a Unix socket the way every Portcullis daemon must (DESIGN.md, "Identity and
- * context"): the socket file is mode 0660 from the moment it exists, a stale socket left by a
+ * context"): the socket file is mode 0660 (or 0600) from the moment it exists, a stale socket left by a
  * crashed daemon is replaced, and a live one, or a path that is not a socket, is never touched.
  */
 import { createConnection, type Server } from 'node:net';
@@ -10,6 +10,11 @@ import type { PcxCode } from './codes.js';
 import { PcxError } from './errors.js';
 
 export interface ListenUnixOptions {
+  /**
+   * The socket file's mode: 0o660 (default) for daemons shared by a pod's containers, or 0o600
+   * for a per-user socket (the vault agent), which then no group member can connect to either.
+   */
+  mode?: 0o660 | 0o600;
   /** The caller's codes for each failure, whole (e.g. PCX_PDP_SOCKET_PATH), so that a grep finds them. */
   codes: {
     /** The path cannot be used: not a socket, or it cannot be inspected, created, probed or removed. */
@@ -28,6 +33,7 @@ export async function listenUnixSocket(
   options: ListenUnixOptions,
 ): Promise<{ ino: number }> {
   const { codes } = options;
+  const mode = options.mode ?? 0o660;
   await prepareSocketPath(path, codes);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
@@ -41,7 +47,7 @@ export async function listenUnixSocket(
     // and chmod: bind happens synchronously inside listen(), so a umask around it covers it.
     let old: number | undefined;
     try {
-      old = process.umask(0o117);
+      old = process.umask(0o777 & ~mode);
     } catch {
       // Worker threads cannot change the umask; the chmod below still applies.
     }
@@ -51,7 +57,7 @@ export async function listenUnixSocket(
       if (old !== undefined) process.umask(old);
     }
   });
-  await chmod(path, 0o660);
+  await chmod(path, mode);
   return { ino: (await stat(path)).ino };
 }
 

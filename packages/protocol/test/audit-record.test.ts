@@ -10,7 +10,8 @@ t.test('RFC 8785 §3.2.2 example: numbers, escapes and literals', async (t) => {
   }`;
   t.equal(
     canonicalize(JSON.parse(input)),
-    '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+    '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],' +
+      '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
   );
 });
 

@@ -134,7 +134,7 @@ t.test('too many calls in flight are refused rather than queued without bound', 
 });
 
 t.test(
-  'the frame limit counts bytes: a request of 600k "é" is refused unsent, and calls pipelined with it get their answers',
+  'the frame limit counts bytes: a request of 600k "é" is refused unsent; calls pipelined with it get answers',
   async (t) => {
     const path = sock();
     let received = 0;
