@@ -122,7 +122,8 @@ export async function upCommand(argv: string[], io: CommandIO): Promise<number> 
       await keygen.exited;
       children.splice(children.indexOf(keygen), 1);
     }
-    await run('pdp', ['pdp', '--policy', policy, '--socket', pdpSock], /listening on/);
+    const versionsDir = join(dir, 'policy-versions');
+    await run('pdp', ['pdp', '--policy', policy, '--socket', pdpSock, '--versions-dir', versionsDir], /listening on/);
     await run('audit', ['audit', 'serve', '--dir', logDir, '--socket', auditSock, '--key', key], /listening on/);
     const egressArgs = [
       'egress',
@@ -144,7 +145,7 @@ export async function upCommand(argv: string[], io: CommandIO): Promise<number> 
     const proxy = `http://${values.listen}`;
     io.stdout.write(`
 Portcullis is up.
-  PDP           ${pdpSock}   (policy ${policy})
+  PDP           ${pdpSock}   (policy ${policy}; versions kept in ${versionsDir})
   audit sink    ${auditSock}   (log ${logDir})
   egress proxy  ${proxy}${values.mode === 'report' ? '   *** REPORT-ONLY: would-deny requests are forwarded ***' : ''}
 
@@ -155,6 +156,7 @@ Try it from another terminal:
                                                  # in X-Portcullis-Reason
   curl -sS -i https://example.com/               # denied (not on the allowlist): the CONNECT gets a 403
   node ${bin} audit verify ${logDir} --pubkey ${key}.pub
+  node ${bin} audit replay ${logDir} --versions-dir ${versionsDir}   # each decision, replayed exactly
 
 Ctrl-C stops all three.
 `);

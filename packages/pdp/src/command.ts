@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import { compile, renderDiagnostic } from '@portcullis/policy';
@@ -14,6 +14,7 @@ import { startPdp, streamLog, type PdpHandle } from './daemon.js';
 import { LEASE_TYP, PROJECT_CLAIM, RULES_CLAIM, SESSION_CLAIM } from './leases.js';
 import { parseMetricsAddress } from './metrics.js';
 import { readPolicySources } from './sources.js';
+import { defaultVersionsDir } from './versions.js';
 
 /** What a command reads and writes (the CLI's CommandIO, structurally). */
 export interface CommandIO {
@@ -36,6 +37,8 @@ options:
   --metrics HOST:PORT      serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)
   --metrics-allow-remote   allow --metrics on a non-loopback address
   --drain-timeout MS       on SIGTERM, wait at most this long for in-flight requests (default 5000)
+  --versions-dir DIR       keep every policy version served here, content-addressed, for "audit replay"
+                           (default ${defaultVersionsDir()})
 `;
 
 export async function pdpCommand(argv: string[], io: CommandIO): Promise<number> {
@@ -49,6 +52,7 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
       metrics: { type: 'string' },
       'metrics-allow-remote': { type: 'boolean', default: false },
       'drain-timeout': { type: 'string', default: '5000' },
+      'versions-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -85,6 +89,7 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
       revokedPath: values.revoked,
       metrics,
       log,
+      versionsDir: resolve(io.cwd, values['versions-dir'] ?? defaultVersionsDir()),
     });
   } catch (e) {
     process.removeListener('SIGTERM', onSignal);

@@ -13,6 +13,7 @@ import { LeaseVerifier, parseLeaseKeys, parseRevoked } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
 import { PdpServer, type DrainOptions, type Log } from './server.js';
 import { readPolicySources, type PolicySource } from './sources.js';
+import { keepVersion, openVersionsDir } from './versions.js';
 import { watchPaths, type Watcher } from './watch.js';
 
 /** Reads of a changed policy set before giving up on it settling, and the pause between them. */
@@ -35,6 +36,12 @@ export interface PdpOptions {
   pollMs?: number;
   /** Clock skew allowed on lease exp/nbf, seconds. Default 5. */
   leaseClockToleranceSec?: number;
+  /**
+   * Directory where every policy version is kept (content-addressed, see versions.ts) before it
+   * is served. Default: none kept — `portcullis pdp` always passes one (--versions-dir, default
+   * defaultVersionsDir()).
+   */
+  versionsDir?: string;
 }
 
 export interface PdpHandle {
@@ -129,6 +136,15 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
         rendered,
       );
     }
+    if (options.versionsDir !== undefined) {
+      // Kept before served: a decision whose version was not kept could never be replayed exactly.
+      try {
+        await keepVersion(options.versionsDir, policy.version, sources);
+      } catch (e) {
+        const keeping = engine.policy ? `keeping ${engine.policy.version}` : 'no policy is in force';
+        return failReload({ code: 'PCX_PDP_VERSION_STORE', message: `${(e as Error).message}; ${keeping}` }, []);
+      }
+    }
     engine.install({ policy, files: sources.length, loadedAt: new Date().toISOString() }, rendered);
     metrics.reloads.ok++;
     metrics.policyLoaded = 1;
@@ -174,6 +190,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     : undefined;
   await loadKeys?.(true);
   await loadRevoked?.(true);
+  if (options.versionsDir !== undefined) await openVersionsDir(options.versionsDir);
 
   const reloadPolicy = serialized(loadPolicy);
   await reloadPolicy();

@@ -12,5 +12,5 @@ export type {
   LeaseGrant,
   EvaluateOptions,
 } from './policy.js';
-export { compile } from './policy.js';
+export { compile, policyVersion } from './policy.js';
 export { format } from './format.js';
