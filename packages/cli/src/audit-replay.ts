@@ -18,7 +18,7 @@ import type { CommandIO } from './io.js';
 
 const REPLAY_SUMMARY =
   're-evaluate recorded requests: DIR [--versions-dir DIR | --policy PATH] [--json]; lists decisions that differ';
-const REPLAY_USAGE = `usage: portcullis audit replay DIR [--versions-dir DIR | --policy PATH] [--json]
+const REPLAY_USAGE = `usage: portcullis audit replay — ${REPLAY_SUMMARY}
 
 Re-evaluates the request in each record of the audit log at DIR and lists the records whose
 replayed decision differs (exit 1 if any, 0 if none).
