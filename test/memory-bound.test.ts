@@ -8,17 +8,14 @@
 // refused to read (it stopped reading from them instead of buffering their frames).
 // Linux only (/proc); skipped with a reason elsewhere.
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { AuditClient, PdpClient, type AuditRecordInput, type DecisionRequest } from '@portcullis/protocol';
+import { cli, daemon } from './processes.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
 const MiB = 1024 * 1024;
 /** The stated bound: growth of VmRSS over the daemon's own post-start-up figure. */
 const MAX_GROWTH_BYTES = 128 * MiB;
@@ -39,28 +36,6 @@ const record = (i: number): AuditRecordInput => ({
   decision: 'allow',
   reasons: [{ rule: 'r' }],
 });
-
-interface Daemon {
-  child: ChildProcess;
-  output: () => string;
-}
-
-/** Start `portcullis ARGS` and wait for its "listening" line; killed at teardown. */
-async function daemon(t: Test, args: string[], cwd: string): Promise<Daemon> {
-  const child = spawn(process.execPath, [bin, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const deadline = Date.now() + 20_000;
-  while (!out.includes('listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${args[0]} did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { child, output: () => out };
-}
 
 function vmRss(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -180,7 +155,7 @@ t.test(
     await underAttack(
       t,
       'pdp',
-      pdp.child.pid!,
+      pdp.pid!,
       socketPath,
       (i) => `{"id":${i},"request":${request}}\n`,
       async () => {
@@ -188,7 +163,7 @@ t.test(
         if (d.decision !== 'allow' || d.error) throw new Error(`honest call not decided: ${JSON.stringify(d)}`);
       },
     );
-    t.equal(pdp.child.exitCode, null, 'the PDP is still running');
+    t.equal(pdp.exitCode, null, 'the PDP is still running');
   },
 );
 
@@ -199,10 +174,7 @@ t.test(
     const dir = mkdtempSync(join(tmpdir(), 'pcx-e2e-mem-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const key = join(dir, 'audit.key');
-    const keygen = spawn(process.execPath, [bin, 'audit', 'keygen', '--name', 'mem.test', '--out', key], {
-      stdio: 'ignore',
-    });
-    t.equal(await new Promise((r) => keygen.on('exit', r)), 0, 'keygen');
+    t.equal((await cli(['audit', 'keygen', '--name', 'mem.test', '--out', key], dir)).code, 0, 'keygen');
     const socketPath = join(dir, 'sink.sock');
     const sink = await daemon(
       t,
@@ -215,7 +187,7 @@ t.test(
     await underAttack(
       t,
       'audit sink',
-      sink.child.pid!,
+      sink.pid!,
       socketPath,
       (i) => `{"id":${i},"record":${JSON.stringify(record(1_000_000 + i))}}\n`,
       async () => {
@@ -223,6 +195,6 @@ t.test(
         if (!Number.isSafeInteger(ack.seq)) throw new Error('honest append not acked');
       },
     );
-    t.equal(sink.child.exitCode, null, 'the sink is still running');
+    t.equal(sink.exitCode, null, 'the sink is still running');
   },
 );

@@ -7,16 +7,13 @@
 // two versions exactly, while `--policy` still replays against a candidate. This test is the
 // PEP: it asks the PDP with PdpClient and records through AuditClient, as enforcement points do.
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import { AuditClient, PdpClient, type DecisionRequest } from '@portcullis/protocol';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
+import { cli, daemon } from './processes.js';
 
 const NET = 'policy "net" {\n  allow net.connect when resource.host == "a.example"\n}\n';
 const TEAM_V1 = 'policy "team" {\n  allow net.connect when resource.host == "b.example" because "v1 allows b"\n}\n';
@@ -47,32 +44,6 @@ function writePolicy(dir: string, team: string): void {
 
 /** Environment of every process here: its default state directory is inside the test's. */
 const envWith = (state: string) => ({ ...process.env, XDG_STATE_HOME: state });
-
-async function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [bin, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const code = await new Promise<number | null>((r) => child.on('exit', r));
-  return { code, stdout, stderr };
-}
-
-async function daemon(t: Test, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [bin, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const deadline = Date.now() + 20_000;
-  while (!out.includes('listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${args[0]} did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return child;
-}
 
 async function stop(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));
