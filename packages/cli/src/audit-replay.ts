@@ -27,7 +27,8 @@ replayed decision differs (exit 1 if any, 0 if none).
                        read from the directory the PDP kept its versions in: decision and reasons
                        must both match. Records no policy decided (the PDP unreachable, refusals)
                        are counted, not replayed.
-  --versions-dir DIR   where the PDP kept its versions (default: the PDP's default, ${'${'}defaultVersionsDir()})
+  --versions-dir DIR   where the PDP kept its versions (default, as the PDP's: $XDG_STATE_HOME/
+                       portcullis/policy-versions, else ~/.local/state/portcullis/policy-versions)
   --policy PATH        instead, every record against this candidate policy set: which decisions
                        would change (decisions only)
   --json               one JSON object: the result, with every difference

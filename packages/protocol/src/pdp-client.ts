@@ -5,10 +5,11 @@
  * that the deny says "this was a failure, not policy" (DESIGN.md, "Fail closed, always").
  *
  * Optional decision cache (off by default): keyed by the SHA-256 of the canonical JSON of the
- * whole request (a key costs 44 bytes however large the request), LRU bounded by the bytes it
- * holds, with a TTL. Only well-formed answers without an `error` are cached; requests that carry
- * leases are never cached, because a lease can expire or be revoked at any moment and the cache
- * cannot know. A cached decision can be up to `ttlMs` older than a policy reload.
+ * whole request (never the request itself, which can be large), an LRU bounded by entries and
+ * by bytes, with a TTL. Only well-formed answers without an `error` are cached; requests that
+ * carry leases or an identity token are never cached, because a token can expire or be revoked
+ * at any moment and the cache cannot know. A cached decision can be up to `ttlMs` older than a
+ * policy reload.
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -25,17 +26,11 @@ export interface PdpClientOptions {
   connections?: number;
   /** Default per-decision deadline in milliseconds. Default 250. */
   timeoutMs?: number;
-  /** Enable the decision cache. */
-  cache?: DecisionCacheOptions;
-}
-
-export interface DecisionCacheOptions {
-  /** How long a decision is reused, in milliseconds. */
-  ttlMs: number;
-  /** Bytes of cached decisions (their JSON, plus a fixed overhead per entry) kept at most. Default 8 MiB. */
-  maxBytes?: number;
-  /** Decisions kept at most, whatever their size. Default: no limit but maxBytes. */
-  maxEntries?: number;
+  /**
+   * Enable the decision cache: at most `maxEntries` decisions, at most `maxBytes` bytes of
+   * them (their JSON length; default 4 MiB), each kept `ttlMs` milliseconds.
+   */
+  cache?: { maxEntries: number; ttlMs: number; maxBytes?: number };
 }
 
 export interface PdpHealth {
@@ -60,15 +55,22 @@ export class PdpClient {
       timeoutMs: options.timeoutMs,
       peerName: 'PDP',
     });
-    this.cache = options.cache ? new DecisionCache(options.cache) : undefined;
+    this.cache =
+      options.cache && options.cache.maxEntries > 0 && options.cache.ttlMs > 0
+        ? new DecisionCache(
+            options.cache.maxEntries,
+            Math.ceil(options.cache.ttlMs),
+            options.cache.maxBytes ?? 4 * 1024 * 1024,
+          )
+        : undefined;
   }
 
   /** Ask for a decision. Never rejects; a failure is a deny with `error` set. */
   async decide(request: DecisionRequest, options: { timeoutMs?: number } = {}): Promise<Decision> {
     let key: string | undefined;
-    if (this.cache && !carriesLeases(request)) {
+    if (this.cache && !carriesTokens(request)) {
       try {
-        key = createHash('sha256').update(canonicalize(request)).digest('base64');
+        key = createHash('sha256').update(canonicalize(request)).digest('base64url');
       } catch {
         key = undefined; // not serialisable: the call below fails and reports it
       }
@@ -187,36 +189,39 @@ function isErrorInfo(v: unknown): v is ErrorInfo {
   );
 }
 
-function carriesLeases(request: DecisionRequest): boolean {
+function carriesTokens(request: DecisionRequest): boolean {
   const leases = request?.context?.leases as unknown;
-  return leases !== undefined && !(Array.isArray(leases) && leases.length === 0);
+  return (
+    request?.context?.identity !== undefined ||
+    (leases !== undefined && !(Array.isArray(leases) && leases.length === 0))
+  );
 }
 
-/** Per-entry bytes counted on top of a decision's JSON: the key, the LRU's bookkeeping. */
-const ENTRY_OVERHEAD_BYTES = 160;
-
-/** LRU bounded by bytes, with a per-entry deadline; decisions are kept as JSON text. */
+/** An LRU bounded by entries and by bytes (a decision's JSON length), each entry with a deadline. */
 class DecisionCache {
-  private readonly entries: LRUCache<string, string>;
+  private readonly entries: LRUCache<string, Decision>;
 
-  constructor(options: DecisionCacheOptions) {
-    const maxBytes = options.maxBytes ?? 8 * 1024 * 1024;
-    this.entries = new LRUCache<string, string>({
-      maxSize: Math.max(1, maxBytes),
-      ...(options.maxEntries !== undefined ? { max: Math.max(1, options.maxEntries) } : {}),
-      sizeCalculation: (json) => Buffer.byteLength(json) + ENTRY_OVERHEAD_BYTES,
-      ttl: Math.max(1, options.ttlMs),
+  constructor(maxEntries: number, ttlMs: number, maxBytes: number) {
+    this.entries = new LRUCache<string, Decision>({
+      max: maxEntries,
+      maxSize: maxBytes,
+      // The key is a 43-character hash; the decision is charged by its JSON (reasons can be long).
+      sizeCalculation: (d) => 64 + JSON.stringify(d).length,
+      ttl: ttlMs,
+      // A TTL cache must not answer past the deadline, even between purges.
+      allowStale: false,
+      updateAgeOnGet: false,
     });
   }
 
   get(key: string): Decision | undefined {
-    const json = this.entries.get(key);
-    // A fresh object per hit: callers may mutate their decision; the cached one stays intact.
-    return json === undefined ? undefined : (JSON.parse(json) as Decision);
+    const d = this.entries.get(key);
+    return d === undefined ? undefined : structuredClone(d); // callers may mutate theirs; the cached one stays intact
   }
 
   set(key: string, d: Decision): void {
-    // An entry larger than the whole budget is not kept (lru-cache refuses it).
-    this.entries.set(key, JSON.stringify(d));
+    const copy = structuredClone(d);
+    // A decision larger than the whole budget is simply not kept (lru-cache refuses it).
+    this.entries.set(key, copy);
   }
 }
