@@ -3,7 +3,7 @@
 // connections at once — 8 send a 3 MiB line with no newline (over the 1 MiB frame limit), 8 send
 // random bytes (4 connections each), 8 pipeline 8 MiB of valid frames and never read an answer —
 // while an honest client keeps asking. The daemons' resident memory (VmRSS from /proc/PID/status,
-// sampled every 50 ms) must stay within 128 MiB of what each held after start-up, every honest
+// sampled every 50 ms) must stay within 192 MiB of what each held after start-up, every honest
 // call must be answered, and the non-reading clients must be left holding what the daemon
 // refused to read (it stopped reading from them instead of buffering their frames).
 // Linux only (/proc); skipped with a reason elsewhere.
@@ -18,7 +18,7 @@ import { cli, daemon } from './processes.js';
 
 const MiB = 1024 * 1024;
 /** The stated bound: growth of VmRSS over the daemon's own post-start-up figure. */
-const MAX_GROWTH_BYTES = 128 * MiB;
+const MAX_GROWTH_BYTES = 192 * MiB;
 const HOSTILE_PER_KIND = 8;
 
 const POLICY = `policy "m" {\n  allow net.connect when resource.host == "ok.example"\n}\n`;
@@ -134,7 +134,7 @@ async function underAttack(
     `${name}: VmRSS ${(base / MiB).toFixed(0)} MiB after start-up, peak ${(peak / MiB).toFixed(0)} MiB ` +
       `under attack (+${((peak - base) / MiB).toFixed(0)} MiB); ${answered} honest calls answered`,
   );
-  t.ok(peak - base < MAX_GROWTH_BYTES, `${name}: grew ${((peak - base) / MiB).toFixed(0)} MiB, under 128 MiB`);
+  t.ok(peak - base < MAX_GROWTH_BYTES, `${name}: grew ${((peak - base) / MiB).toFixed(0)} MiB, under 192 MiB`);
   t.ok(answered >= 50, `${name}: honest calls answered`);
 }
 
