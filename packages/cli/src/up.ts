@@ -33,7 +33,7 @@ const DAEMONS: ReadonlyArray<{
   wired: string[];
   defaults?: Record<string, string>;
 }> = [
-  { name: 'pdp', command: ['pdp'], table: PDP_OPTIONS, wired: ['socket'], defaults: { policy: 'examples/policies' } },
+  { name: 'pdp', command: ['pdp'], table: PDP_OPTIONS, wired: ['socket', 'versions-dir'], defaults: { policy: 'examples/policies' } },
   { name: 'audit', command: ['audit', 'serve'], table: AUDIT_SERVE_OPTIONS, wired: ['dir', 'socket', 'key'] },
   {
     name: 'egress',
@@ -104,7 +104,7 @@ the daemon's name (e.g. --pdp-metrics, --egress-metrics).
 
 options:
 ${formatOptions(UP_OWN)}
-the PDP (portcullis pdp; its --socket is DIR/pdp.sock):
+the PDP (portcullis pdp; its --socket is DIR/pdp.sock, --versions-dir DIR/policy-versions):
 ${formatOptions(upTable('pdp'))}
 the audit sink (portcullis audit serve; --dir DIR/audit-log, --socket DIR/audit.sock, --key DIR/audit.key):
 ${formatOptions(upTable('audit'))}
@@ -118,12 +118,13 @@ function upPaths(dir: string) {
     auditSock: join(dir, 'audit.sock'),
     logDir: join(dir, 'audit-log'),
     key: join(dir, 'audit.key'),
+    versionsDir: join(dir, 'policy-versions'),
   };
 }
 
 /** The options `up` sets on a daemon to connect it to the others. */
 function wiredArgs(daemon: DaemonName, p: ReturnType<typeof upPaths>): string[] {
-  if (daemon === 'pdp') return ['--socket', p.pdpSock];
+  if (daemon === 'pdp') return ['--socket', p.pdpSock, '--versions-dir', p.versionsDir];
   if (daemon === 'audit') return ['--dir', p.logDir, '--socket', p.auditSock, '--key', p.key];
   return ['--pdp', p.pdpSock, '--audit', p.auditSock];
 }
@@ -185,7 +186,7 @@ export async function upCommand(argv: string[], io: CommandIO): Promise<number> 
       hint: 'pass --policy PATH (a .pol file or a directory of them)',
     });
   mkdirSync(plan.dir, { recursive: true, mode: 0o700 });
-  const { pdpSock, auditSock, logDir, key } = plan.paths;
+  const { pdpSock, auditSock, logDir, key, versionsDir } = plan.paths;
   const listen = String(plan.given.egress.listen ?? EGRESS_OPTIONS.listen.default);
   const mode = String(plan.given.egress.mode ?? EGRESS_OPTIONS.mode.default);
 
@@ -251,7 +252,7 @@ export async function upCommand(argv: string[], io: CommandIO): Promise<number> 
     const proxy = `http://${listen}`;
     io.stdout.write(`
 Portcullis is up.
-  PDP           ${pdpSock}   (policy ${policy})
+  PDP           ${pdpSock}   (policy ${policy}; versions kept in ${versionsDir})
   audit sink    ${auditSock}   (log ${logDir})
   egress proxy  ${proxy}${mode === 'report' ? '   *** REPORT-ONLY: would-deny requests are forwarded ***' : ''}
 
@@ -262,6 +263,7 @@ Try it from another terminal:
                                                  # in X-Portcullis-Reason
   curl -sS -i https://example.com/               # denied (not on the allowlist): the CONNECT gets a 403
   node ${bin} audit verify ${logDir} --pubkey ${key}.pub
+  node ${bin} audit replay ${logDir} --versions-dir ${versionsDir}   # each decision, replayed exactly
 
 Ctrl-C stops all three.
 `);

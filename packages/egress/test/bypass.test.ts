@@ -516,6 +516,7 @@ bypass('report-only mode forwards a would-deny, audits it as such and logs it', 
   tt.equal(rec.decision, 'deny');
   tt.equal(rec.outcome.mode, 'report');
   tt.equal(rec.outcome.enforced, false);
+  tt.equal(rec.policy_version, 'sha256:test', 'the deciding version is recorded, for audit replay');
   tt.ok(w.logs.some((l) => l.event === 'report_only_would_deny' && l.host === 'denied.test'));
 });
 
@@ -636,11 +637,13 @@ bypass('refusals are audited too, without the query string; denials record their
   tt.equal(rec.decision, 'deny');
   tt.equal(rec.reasons[0]?.error?.code, 'PCX_EGRESS_BAD_HOST');
   tt.equal(rec.outcome.status, 400);
+  tt.equal(rec.policy_version, undefined, 'no policy decided a refusal');
   tt.notMatch(JSON.stringify(rec), /hunter2/);
   await get(proxy, `http://denied.test:${w.origin.port}/`);
   const denial = w.records.at(-1)!;
   tt.equal(denial.outcome.status, 403);
   tt.equal(denial.outcome.forwarded, false);
+  tt.equal(denial.policy_version, 'sha256:test');
 });
 
 bypass('a malformed Proxy-Authorization is 400', async (tt) => {

@@ -1,10 +1,12 @@
 /**
  * `portcullis pdp`, the daemon: parse options, start, wait for a signal, drain. Thin.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatOptions, HELP_OPTION, PcxError, type OptionTable } from '@portcullis/protocol';
 import { startPdp, streamLog, type PdpHandle } from './daemon.js';
 import { parseMetricsAddress } from './metrics.js';
+import { defaultVersionsDir } from './versions.js';
 
 /** What a command reads and writes (the CLI's CommandIO, structurally). */
 export interface CommandIO {
@@ -61,6 +63,13 @@ export const PDP_OPTIONS = {
     default: '5000',
     help: 'on SIGTERM, wait at most this long for in-flight requests',
   },
+  'versions-dir': {
+    type: 'string',
+    value: 'DIR',
+    help:
+      'keep every policy version served here, content-addressed, for `audit replay`\n' +
+      '(default $XDG_STATE_HOME/portcullis/policy-versions or ~/.local/state/portcullis/policy-versions)',
+  },
 } satisfies OptionTable;
 
 const PDP_USAGE = `usage: portcullis pdp --policy PATH [options]
@@ -115,6 +124,7 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
       revokedPath: values.revoked,
       metrics,
       log,
+      versionsDir: resolve(io.cwd, values['versions-dir'] ?? defaultVersionsDir()),
     });
   } catch (e) {
     process.removeListener('SIGTERM', onSignal);

@@ -13,6 +13,7 @@ import { LeaseVerifier, RevocationList } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
 import { PdpServer, type DrainOptions, type Log } from './server.js';
 import { readPolicySources, readSettled, type PolicySource } from './sources.js';
+import { keepVersion, openVersionsDir } from './versions.js';
 import { watchPaths, type Watcher } from './watch.js';
 
 /** The largest JWKS or revocation list read (a revocation line is at most ~150 bytes: ~100k entries). */
@@ -36,6 +37,12 @@ export interface PdpOptions {
   pollMs?: number;
   /** Clock skew allowed on token exp, nbf and iat, in seconds. Default 60. */
   leaseClockSkewSec?: number;
+  /**
+   * Directory where every policy version is kept (content-addressed, see versions.ts) before it
+   * is served. Default: none kept — `portcullis pdp` always passes one (--versions-dir, default
+   * defaultVersionsDir()).
+   */
+  versionsDir?: string;
 }
 
 export interface PdpHandle {
@@ -136,6 +143,15 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
         rendered,
       );
     }
+    if (options.versionsDir !== undefined) {
+      // Kept before served: a decision whose version was not kept could never be replayed exactly.
+      try {
+        await keepVersion(options.versionsDir, policy.version, sources);
+      } catch (e) {
+        const keeping = engine.policy ? `keeping ${engine.policy.version}` : 'no policy is in force';
+        return failReload({ code: 'PCX_PDP_VERSION_STORE', message: `${(e as Error).message}; ${keeping}` }, []);
+      }
+    }
     engine.install({ policy, files: sources.length, loadedAt: new Date().toISOString() }, rendered);
     metrics.reloads.ok++;
     metrics.policyLoaded = 1;
@@ -223,6 +239,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     : undefined;
   await loadKeys?.(true);
   await loadRevoked?.(true);
+  if (options.versionsDir !== undefined) await openVersionsDir(options.versionsDir);
 
   const reloadPolicy = serialized(loadPolicy);
   await reloadPolicy();

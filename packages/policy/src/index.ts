@@ -17,5 +17,5 @@ export type {
   GrantResult,
   EvaluateOptions,
 } from './policy.js';
-export { compile } from './policy.js';
+export { compile, policyVersion } from './policy.js';
 export { format } from './format.js';

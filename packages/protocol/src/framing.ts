@@ -88,6 +88,42 @@ export class LineDecoder {
   }
 }
 
+/** The longest string id a frame may carry (in UTF-16 code units). */
+export const MAX_ID_CHARS = 256;
+
+/** An id as a frame carries it: a safe integer, or a string of at most MAX_ID_CHARS characters. */
+export type FrameId = number | string;
+
+/**
+ * Whether `id` is a valid frame id. Numbers must be safe integers: a larger one (or `1e400`,
+ * which JSON.parse reads as Infinity) cannot be echoed back exactly, so an answer could reach
+ * the wrong caller or none. Strings are bounded so that echoing one cannot grow an answer.
+ */
+export function isFrameId(id: unknown): id is FrameId {
+  return Number.isSafeInteger(id) || (typeof id === 'string' && id.length <= MAX_ID_CHARS);
+}
+
+/** The JSON text of a valid id, for answers built by hand on hot paths. */
+export function encodeFrameId(id: FrameId): string {
+  return typeof id === 'number' ? String(id) : JSON.stringify(id);
+}
+
+/** Appended to a text cut by truncateText. */
+export const TRUNCATED_MARK = '… [truncated]';
+
+/**
+ * `text` if it has at most `maxChars` UTF-16 units, else its first `maxChars` units followed by
+ * TRUNCATED_MARK, never cut between the halves of a surrogate pair (a lone surrogate is not
+ * valid Unicode: an audit record holding one would be refused).
+ */
+export function truncateText(text: string, maxChars: number): string {
+  if (text.length <= maxChars) return text;
+  let end = maxChars;
+  const c = text.charCodeAt(end - 1);
+  if (c >= 0xd800 && c <= 0xdbff) end--;
+  return text.slice(0, end) + TRUNCATED_MARK;
+}
+
 /** Encode one frame. JSON.stringify never emits a raw newline, so the line is the frame. */
 export function encodeFrame(value: unknown): string {
   return JSON.stringify(value) + '\n';

@@ -2,8 +2,17 @@ export type { Effect, Principal, RequestContext, DecisionRequest, Reason, ErrorI
 export { PcxError, isPcxError } from './errors.js';
 export { ERROR_CODES, isPcxCode } from './codes.js';
 export type { PcxCode } from './codes.js';
-export { LineDecoder, encodeFrame, MAX_FRAME_BYTES } from './framing.js';
-export type { LineDecoderOptions } from './framing.js';
+export {
+  LineDecoder,
+  encodeFrame,
+  encodeFrameId,
+  isFrameId,
+  truncateText,
+  MAX_FRAME_BYTES,
+  MAX_ID_CHARS,
+  TRUNCATED_MARK,
+} from './framing.js';
+export type { FrameId, LineDecoderOptions } from './framing.js';
 export { RpcClient } from './rpc.js';
 export type { RpcClientOptions, ResponseFrame } from './rpc.js';
 export { AuditClient } from './audit-client.js';

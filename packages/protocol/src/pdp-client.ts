@@ -163,6 +163,9 @@ function parseDecision(frame: Record<string, unknown>): Decision {
       if ((r as Record<string, unknown>)[f] !== undefined && typeof (r as Record<string, unknown>)[f] !== 'string')
         return bad(`a reason's "${f}" is not a string`);
     }
+    const tr = (r as Reason).truncated;
+    if (tr !== undefined && !(Number.isSafeInteger(tr) && tr >= 0))
+      return bad('a reason\'s "truncated" is not a count');
     const re = (r as Reason).error;
     if (re !== undefined && !isErrorInfo(re)) return bad('a reason\'s "error" is not {code, message}');
   }

@@ -58,6 +58,11 @@ export interface Reason {
   /** A sentence saying why, for reasons that need more than the word (lease ceilings). */
   detail?: string;
   error?: ErrorInfo;
+  /**
+   * Only on the last reason of an answer that was cut to fit the frame limit: how many reasons
+   * were left out (long texts in the others end in "… [truncated]"). The decision is unchanged.
+   */
+  truncated?: number;
 }
 
 export interface ErrorInfo {
