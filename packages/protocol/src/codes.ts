@@ -204,7 +204,8 @@ export const ERROR_CODES = {
   PCX_VAULT_FINGERPRINTS: 'the fingerprint file cannot be written',
   PCX_VAULT_CREDENTIAL_FILE: 'a --passphrase-file or --pin-file cannot be read, or is empty',
 
-  // Scan: fingerprint files (packages/scan)
+  // Scan: fingerprint and rules files (packages/scan)
+  PCX_SCAN_BAD_RULES: 'the rules file is not JSON, or a field is missing, misspelt or wrong (with file:line:col)',
   PCX_SCAN_BAD_FINGERPRINTS: 'the fingerprint file is not JSON or not the shape `portcullis vault fingerprints` writes',
   PCX_SCAN_FINGERPRINTS_VERSION: 'the fingerprint file has a format version this scanner does not read',
 

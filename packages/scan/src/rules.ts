@@ -20,6 +20,12 @@ export interface PatternRule {
   minEntropy?: number;
 }
 
+/**
+ * Longest match a rule may report, in bytes (a private-key block: 12,000 bytes of body and its two
+ * lines). A stream holds back at least this much, so a longer match could be cut: it is dropped.
+ */
+export const MAX_PATTERN_SPAN = 12_288;
+
 export const BUILTIN_RULES: PatternRule[] = [
   {
     id: 'aws-access-key-id',
@@ -121,8 +127,10 @@ export function matchRules(rules: PatternRule[], latin1: string): { rule: Patter
     rule.pattern.lastIndex = 0;
     for (const m of latin1.matchAll(rule.pattern)) {
       const secret = m[rule.group ?? 0];
-      if (secret === undefined || entropy(secret) < (rule.minEntropy ?? 0)) continue;
-      const start = (m.index ?? 0) + (rule.group ? m[0].lastIndexOf(secret) : 0);
+      if (secret === undefined || secret.length === 0 || m[0].length > MAX_PATTERN_SPAN) continue;
+      if (entropy(secret) < (rule.minEntropy ?? 0)) continue;
+      // With the "d" flag (rules files) the group's own offset; else the last occurrence of its text.
+      const start = m.indices?.[rule.group ?? 0]?.[0] ?? (m.index ?? 0) + (rule.group ? m[0].lastIndexOf(secret) : 0);
       out.push({ rule, start, end: start + secret.length });
     }
   }
