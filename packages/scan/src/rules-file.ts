@@ -13,7 +13,7 @@ export const RULES_FORMAT = 'portcullis-scan-rules';
 export const RULES_VERSION = 1;
 
 const TOP_FIELDS = ['format', 'version', 'builtin', 'disable', 'rules'];
-const RULE_FIELDS = ['id', 'kind', 'keywords', 'pattern', 'flags', 'group', 'minEntropy'];
+const RULE_FIELDS = ['id', 'kind', 'keywords', 'pattern', 'flags', 'group', 'minEntropy', 'exclude'];
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const HINT = 'see "Rules files" in the @portcullis/scan README';
 
@@ -112,6 +112,16 @@ function parseRule(raw: unknown, at: (string | number)[], bad: Bad): PatternRule
   const minEntropy = raw.minEntropy ?? 0;
   if (typeof minEntropy !== 'number' || minEntropy < 0 || minEntropy > 8)
     bad([...at, 'minEntropy'], 'must be a number of bits per character from 0 to 8');
+  let exclude: RegExp | undefined;
+  if (raw.exclude !== undefined) {
+    if (typeof raw.exclude !== 'string' || raw.exclude.length === 0)
+      bad([...at, 'exclude'], 'must be a non-empty regular expression');
+    try {
+      exclude = new RegExp(raw.exclude as string, flags as string);
+    } catch (e) {
+      bad([...at, 'exclude'], `not a valid regular expression: ${(e as Error).message}`);
+    }
+  }
   const rule: PatternRule = {
     id: raw.id as string,
     kind: raw.kind as string,
@@ -120,6 +130,7 @@ function parseRule(raw: unknown, at: (string | number)[], bad: Bad): PatternRule
   };
   if (group !== 0) rule.group = group as number;
   if (minEntropy !== 0) rule.minEntropy = minEntropy as number;
+  if (exclude) rule.exclude = exclude;
   return rule;
 }
 

@@ -59,9 +59,12 @@ export interface Scanner {
 /** Left context a stream keeps for the patterns (keyword before the value, word boundaries). */
 const CONTEXT_BYTES = 256;
 
-/** A known secret's folded form may be spread over this many source bytes at most. */
+/**
+ * A known secret's folded form may be spread over this many source bytes at most: 6 per byte is
+ * every character written as `\u00XX`, and 256 leaves room for line breaks and string joins.
+ */
 function maxKnownSpan(length: number): number {
-  return 4 * length + 256;
+  return 6 * length + 256;
 }
 
 interface Candidate {

@@ -30,6 +30,7 @@ t.test('a rules file extends the built-in rules and its rules find what they des
   );
   t.match(redacted, 'app:[REDACTED:database]@db');
   t.notOk(scanner.scan('sk_live_aaaaaaaaaaaaaaaaaaaaaaaaaaaa').findings.length, 'the entropy floor applies');
+  t.notOk(scanner.scan('sk_live_4eC39HqLyjWDarjtTESTdp7dcQ2mN').findings.length, 'an excluded value is not reported');
 });
 
 t.test('"builtin": false keeps only the file\'s rules', async (t) => {
@@ -76,7 +77,8 @@ t.test('hostile or odd JSON is refused cleanly', async (t) => {
     ['{} x', /x:1:4: not valid JSON: unexpected text after the end/],
     ['{"format":"portcullis-scan-rules","version":1,"rules":[{"id":"A b"}]}', /rules\[0\]\.id: must be 1-64/],
     [
-      '{"format":"portcullis-scan-rules","version":1,"rules":[{"id":"a","kind":"b","keywords":["k"],"pattern":"k","flags":"g"}]}',
+      '{"format":"portcullis-scan-rules","version":1,' +
+        '"rules":[{"id":"a","kind":"b","keywords":["k"],"pattern":"k","flags":"g"}]}',
       /rules\[0\]\.flags: must be made of/,
     ],
   ];
