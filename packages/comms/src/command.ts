@@ -15,7 +15,8 @@ export interface CommandIO {
   stderr: NodeJS.WritableStream;
 }
 
-const USAGE = `usage: portcullis comms --socket PATH --pdp SOCK --audit SOCK --fingerprints FILE --principal ID [options]
+const USAGE = `usage: portcullis comms --socket PATH --pdp SOCK --audit SOCK --fingerprints FILE
+                        --principal ID [options]
 
 The message filter: POST /v1/messages/check {"channel", "to", "text"} on a Unix socket answers
 the decision, the findings and the redacted text. Each check is decided as comms.send with
