@@ -16,6 +16,7 @@ import { buildFingerprints, serializeFingerprints } from '@portcullis/scan';
 import { bin, type Daemon, daemon, run, stop, stopAll } from './daemons.js';
 
 const SECRET = 'pcx-e2e-Qw8#vL2!pX9@mR4tZk7';
+const GITHUB = 'ghp_R4nd0mT0k3nV4lu3xYz9Qw8Er7Ty6Ui5Op4A';
 const POLICY = `
 policy "comms-e2e" scope global {
   allow comms.send when resource.channel in ["team", "prompt"]
@@ -77,7 +78,7 @@ t.test('a clean message is allowed and comes back unchanged', async (t) => {
 });
 
 t.test('a message carrying a known secret (URL-encoded) is denied, with findings and redacted text', async (t) => {
-  const text = `try https://db.internal/login?p=${encodeURIComponent(SECRET)} and ghp_R4nd0mT0k3nV4lu3xYz9Qw8Er7Ty6Ui5Op4A`;
+  const text = `try https://db.internal/login?p=${encodeURIComponent(SECRET)} and ${GITHUB}`;
   const r = await client.check({ channel: 'team', to: '#ops', text });
   t.equal(r.decision, 'deny');
   t.match(r.reasons, [{ because: 'messages must not carry secret material' }]);
@@ -85,7 +86,7 @@ t.test('a message carrying a known secret (URL-encoded) is denied, with findings
     r.findings.map((f) => [f.kind, f.secret?.name, Buffer.from(text).subarray(f.start, f.end).toString()]),
     [
       ['known-secret', 'db-password', encodeURIComponent(SECRET)],
-      ['github', undefined, 'ghp_R4nd0mT0k3nV4lu3xYz9Qw8Er7Ty6Ui5Op4A'],
+      ['github', undefined, GITHUB],
     ],
   );
   t.equal(r.redacted, 'try https://db.internal/login?p=[REDACTED:known-secret] and [REDACTED:github]');
