@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { AuditClient, PcxError, PdpClient, type RequestContext } from '@portcullis/protocol';
+import { AuditClient, PcxError, PdpClient, positiveIntOption, type RequestContext } from '@portcullis/protocol';
 import { createScanner, parseFingerprints, parseRules } from '@portcullis/scan';
 import { startCommsServer } from './server.js';
 
@@ -36,13 +36,6 @@ options:
   --max-body-bytes N      largest request body (default 1048576)
   --pdp-timeout MS        PDP deadline per decision (default 250)
 `;
-
-function positiveInt(name: string, text: string): number {
-  const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n <= 0)
-    throw new PcxError('PCX_USAGE', `${name} "${text}" is not a positive whole number`);
-  return n;
-}
 
 function readText(flag: string, path: string): string {
   try {
@@ -83,8 +76,8 @@ export async function commsCommand(argv: string[], io: CommandIO): Promise<numbe
     if (!values[required])
       throw new PcxError('PCX_USAGE', `missing --${required}`, { hint: 'see portcullis comms --help' });
   }
-  const maxBodyBytes = positiveInt('--max-body-bytes', values['max-body-bytes']);
-  const pdpTimeout = positiveInt('--pdp-timeout', values['pdp-timeout']);
+  const maxBodyBytes = positiveIntOption('--max-body-bytes', values['max-body-bytes']);
+  const pdpTimeout = positiveIntOption('--pdp-timeout', values['pdp-timeout']);
   // Both files are read and validated before anything listens: a filter that started without its
   // fingerprints would let every known secret through.
   const fingerprints = parseFingerprints(readText('--fingerprints', values.fingerprints!), values.fingerprints!);

@@ -3,7 +3,7 @@
  * options, wire the protocol clients into the proxy core, log, stop cleanly on SIGTERM/SIGINT.
  */
 import { parseArgs } from 'node:util';
-import { AuditClient, PcxError, PdpClient, type RequestContext } from '@portcullis/protocol';
+import { AuditClient, PcxError, PdpClient, positiveIntOption, type RequestContext } from '@portcullis/protocol';
 import { canonicalHost, parseCidr, splitHostPort } from './address.js';
 import { coalescePerTurn } from './coalesce.js';
 import { checkMetricsHost, EgressMetrics, serveMetrics } from './metrics.js';
@@ -39,13 +39,6 @@ options:
   --max-header-bytes N    largest request head accepted (default 16384)
   --pdp-timeout MS        PDP deadline per decision (default 250)
 `;
-
-function positiveInt(name: string, text: string): number {
-  const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n <= 0)
-    throw new PcxError('PCX_USAGE', `${name} ${text} is not a positive whole number`);
-  return n;
-}
 
 function endpoint(name: string, text: string): { host: string; port: number } {
   let hp: { host: string; port: number };
@@ -111,7 +104,7 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
   // second connection would only split each batch into two writes and two peer wake-ups.
   const pdp = new PdpClient({
     socketPath: values.pdp!,
-    timeoutMs: positiveInt('--pdp-timeout', values['pdp-timeout']),
+    timeoutMs: positiveIntOption('--pdp-timeout', values['pdp-timeout']),
     connections: 1,
   });
   const audit = new AuditClient({ socketPath: values.audit!, connections: 1 });
@@ -136,8 +129,8 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
       mode,
       ...(values.dns.length > 0 ? { resolve: dnsResolver({ servers: values.dns }) } : {}),
       allowCidrs,
-      headersTimeoutMs: positiveInt('--header-timeout', values['header-timeout']),
-      maxHeaderBytes: positiveInt('--max-header-bytes', values['max-header-bytes']),
+      headersTimeoutMs: positiveIntOption('--header-timeout', values['header-timeout']),
+      maxHeaderBytes: positiveIntOption('--max-header-bytes', values['max-header-bytes']),
       metrics,
       ...(metricsServer
         ? { selfEndpoints: [{ host: metricsAt!.host, port: (metricsServer.address() as { port: number }).port }] }

@@ -17,3 +17,4 @@ export { listenUnixSocket } from './unix-socket.js';
 export type { ListenUnixOptions } from './unix-socket.js';
 export { CommsClient } from './comms-client.js';
 export type { CommsCheckRequest, CommsCheckResult, CommsClientOptions, CommsFinding } from './comms-client.js';
+export { positiveIntOption } from './cli-options.js';
