@@ -1,4 +1,4 @@
-// The scanner's corpus generator: writes corpus/known-secrets.json (fake secrets, the vault's
+// The scanner's corpus generator: writes corpus/known-secrets.jsonl (fake secrets, the vault's
 // side), corpus/secrets.jsonl (texts carrying a secret, each with what must be found) and
 // corpus/benign.jsonl (texts carrying none). Deterministic: a seeded PRNG and no clock, so the
 // committed files are exactly what this prints (packages/scan/test/corpus.test.ts checks that).
@@ -424,12 +424,8 @@ for (const k of known) {
 mkdirSync(out, { recursive: true });
 const jsonl = (rows) => `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
 writeFileSync(
-  join(out, 'known-secrets.json'),
-  `${JSON.stringify(
-    known.map((k) => ({ name: k.name, version: k.version, [k.binary ? 'base64' : 'value']: k.value })),
-    null,
-    1,
-  )}\n`,
+  join(out, 'known-secrets.jsonl'),
+  jsonl(known.map((k) => ({ name: k.name, version: k.version, [k.binary ? 'base64' : 'value']: k.value }))),
 );
 writeFileSync(join(out, 'secrets.jsonl'), jsonl(secrets));
 writeFileSync(join(out, 'benign.jsonl'), jsonl(benign));

@@ -41,12 +41,7 @@ function hand<T>(dir: string, make: (head: string[], name: string, text: string)
     .map((f) => make((f.split('--')[0] as string).split('.'), f, readFileSync(join(at, f), 'utf8')));
 }
 
-const known = JSON.parse(readFileSync(join(corpus, 'known-secrets.json'), 'utf8')) as {
-  name: string;
-  version: number;
-  value?: string;
-  base64?: string;
-}[];
+const known = jsonl<{ name: string; version: number; value?: string; base64?: string }>('known-secrets.jsonl');
 const fingerprints = parseFingerprints(
   serializeFingerprints(
     buildFingerprints({
@@ -84,7 +79,7 @@ t.test('the committed corpus is what the generator writes', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-corpus-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync(process.execPath, [join(root, 'generate.mjs'), dir]);
-  for (const f of ['known-secrets.json', 'secrets.jsonl', 'benign.jsonl']) {
+  for (const f of ['known-secrets.jsonl', 'secrets.jsonl', 'benign.jsonl']) {
     t.ok(readFileSync(join(dir, f)).equals(readFileSync(join(corpus, f))), `${f} is reproduced byte for byte`);
   }
 });
