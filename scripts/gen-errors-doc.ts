@@ -17,6 +17,7 @@ export const ERRORS_DOC = join(dirname(fileURLToPath(import.meta.url)), '..', 'd
 const AREAS: ReadonlyArray<readonly [string, string]> = [
   ['USAGE', 'Command line (every command)'],
   ['RPC', 'protocol: the RPC transport under the PDP and audit clients'],
+  ['IDENTITY', 'protocol: identity claims on a request (every enforcement point)'],
   ['REQ', 'policy: decision requests that cannot be evaluated (always a deny)'],
   ['PARSE', 'policy: syntax errors in policy files'],
   ['CHECK', 'policy: the checker'],

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { PassThrough, Readable } from 'node:stream';
 import { AuditClient, type AuditRecordInput, type PcxError } from '@portcullis/protocol';
 import { main } from '@portcullis/cli';
+import { swapRecords } from '../packages/audit/test/rewrite.js';
 
 type TestT = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -246,14 +247,22 @@ t.test(
 
     const proof = await cli(t, ['audit', 'prove', log, '--seq', '13', '--pubkey', pub]);
     t.equal(proof.code, 0, proof.err);
-    const ok = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], proof.out);
+    const origin = readFileSync(join(log, 'origin'), 'utf8').slice(0, -1);
+    const ok = await cli(t, ['audit', 'verify-proof', '--pubkey', pub, '--origin', origin], proof.out);
     t.equal(ok.code, 0, ok.out + ok.err);
-    t.match(ok.out, /ok: record 13 is included in the log of 45 records signed by e2e\.audit/);
+    t.equal(ok.out, `ok: record 13 is included in the log "${origin}" of 45 records signed by e2e.audit\n`);
     const forged = JSON.parse(proof.out) as { record: string };
     forged.record = forged.record.replace('"http.get"', '"http.post"');
-    const bad = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], JSON.stringify(forged));
+    const bad = await cli(t, ['audit', 'verify-proof', '--pubkey', pub, '--origin', origin], JSON.stringify(forged));
     t.equal(bad.code, 1);
     t.match(bad.out, /FAIL/);
+    // A proof is checked against the log it must come from: another origin fails, none is a usage error.
+    const other = await cli(t, ['audit', 'verify-proof', '--pubkey', pub, '--origin', 'elsewhere/log'], proof.out);
+    t.equal(other.code, 1);
+    t.match(other.out, /FAIL: the proof is from the log ".*", not from "elsewhere\/log"/);
+    const none = await cli(t, ['audit', 'verify-proof', '--pubkey', pub], proof.out);
+    t.equal(none.code, 2);
+    t.match(none.err, /missing --origin ORIGIN/);
 
     const q = await cli(t, ['audit', 'query', log, '--principal', 'agent-1', '--decision', 'deny']);
     t.equal(q.code, 0, q.err);
@@ -288,6 +297,66 @@ t.test(
     const nolog = await cli(t, ['audit', 'verify', join(dir, 'nothing-here')]);
     t.equal(nolog.code, 2);
     t.notMatch(nolog.err, /\n\s+at /);
+  },
+);
+
+t.test(
+  'a restarted sink refuses to sign over rewritten history (exit 2); verify --against a kept checkpoint catches it',
+  async (t) => {
+    const dir = tempDir(t);
+    const { key, pub } = await keygen(t, dir);
+    const log = join(dir, 'log');
+    const socket = join(dir, 'sink.sock');
+    const sink = await serve(t, log, socket, key, ['--checkpoint-every', '8']);
+    const client = new AuditClient({ socketPath: socket, timeoutMs: 20_000 });
+    for (let i = 0; i < 19; i++) await client.append(rec(i));
+    // Member names chosen by the caller, as JSON.parse makes them (own "__proto__" members).
+    const resource = JSON.parse('{"__proto__":{"path":"/etc/shadow"},"constructor":{"a":1},"prototype":2}');
+    const hostile = await client.append({ ...rec(19), resource, context: JSON.parse('{"__proto__":{"x":1}}') });
+    client.close();
+    sink.child.kill('SIGTERM');
+    t.equal(await sink.exited, 0);
+    const line = logLines(log)[19]!;
+    t.match(line, `"hash":"${hostile.hash}"`, 'the acknowledged record');
+    t.match(line, '"context":{"__proto__":{"x":1}}');
+    t.match(line, '"resource":{"__proto__":{"path":"/etc/shadow"},"constructor":{"a":1},"prototype":2}');
+    // The operator keeps a copy of the latest checkpoint off the machine.
+    const kept = join(dir, 'kept-20.note');
+    writeFileSync(kept, readFileSync(join(log, 'checkpoints', '0000000000000020.note')));
+    const keptOk = await cli(t, ['audit', 'verify', log, '--pubkey', pub, '--against', kept]);
+    t.equal(keptOk.code, 0, keptOk.out + keptOk.err);
+    t.match(keptOk.out, /1 kept checkpoint\(s\) match/);
+
+    swapRecords(log, 5, 6);
+    const restarted = run(t, ['audit', 'serve', '--dir', log, '--socket', socket, '--key', key]);
+    // Fails fast, not by the tap timeout, if it serves after all.
+    const served = (async () => {
+      while (!restarted.out().includes('listening')) {
+        if (restarted.child.exitCode !== null) return 'exited';
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      restarted.child.kill('SIGKILL');
+      return 'served';
+    })();
+    t.equal(await Promise.race([restarted.exited, served]), 2, 'the sink refuses to serve');
+    t.match(
+      restarted.err(),
+      /records 0\.\.19 of the log .* do not hash to the root that its checkpoint checkpoints\/0+20\.note signed/,
+    );
+    t.match(restarted.err(), /the history was rewritten .*; the sink will not sign over it\n {2}hint: run "portcullis/);
+    t.notMatch(restarted.err(), /\n\s+at /, 'no stack trace');
+    t.notMatch(restarted.out(), /listening/);
+    t.same(readdirSync(join(log, 'checkpoints')).filter((f) => f.endsWith('.note')).length, 3, 'nothing new signed');
+
+    // Deleting every checkpoint hides the rewrite from the log alone (the sink then starts and
+    // signs it: the documented limit); only the kept checkpoint still shows it.
+    rmSync(join(log, 'checkpoints'), { recursive: true });
+    mkdirSync(join(log, 'checkpoints'));
+    const alone = await cli(t, ['audit', 'verify', log, '--pubkey', pub]);
+    t.equal(alone.code, 0, alone.out);
+    const against = await cli(t, ['audit', 'verify', log, '--pubkey', pub, '--against', kept]);
+    t.equal(against.code, 1);
+    t.match(against.out, /FAIL \(kept checkpoint .*kept-20\.note\): signed root does not match records 0\.\.19/);
   },
 );
 

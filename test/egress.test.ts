@@ -33,6 +33,13 @@ policy "egress-e2e" scope global {
   deny net.http, net.connect when resource.host == "denied.test" because "denied.test is off limits"
   ask net.http when resource.host == "ask.test" because "needs a human"
 }
+policy "s-1" scope session "s-1" {
+  allow net.http when resource.host == "s1.test" and resource.port in PORTS because "session s-1's origin"
+}
+policy "s-42" scope session "s-42" {
+  allow net.http, net.connect when resource.host == "s42.test" and resource.port in PORTS
+    because "session s-42's origin"
+}
 `;
 
 let dir: string;
@@ -56,7 +63,9 @@ t.before(async () => {
   tls = await tlsOrigin();
   bad = await canary('127.0.0.1');
   dns = await dnsDouble((name, type) =>
-    type === 'A' && ['allowed.test', 'denied.test', 'ask.test'].includes(name) ? ['127.0.0.1'] : [],
+    type === 'A' && ['allowed.test', 'denied.test', 'ask.test', 's1.test', 's42.test'].includes(name)
+      ? ['127.0.0.1']
+      : [],
   );
 
   // A bare repository with one commit, served over smart HTTP and over HTTPS.
@@ -87,7 +96,7 @@ t.before(async () => {
 
   writeFileSync(
     join(dir, 'policy.pol'),
-    POLICY.replace('PORTS', `[${web.port}, ${tls.port}, ${gitHttpPort}, ${gitHttpsPort}]`),
+    POLICY.replaceAll('PORTS', `[${web.port}, ${tls.port}, ${gitHttpPort}, ${gitHttpsPort}]`),
   );
   const key = join(dir, 'audit.key');
   const kg = await run(process.execPath, [bin, 'audit', 'keygen', '--name', 'e2e', '--out', key]);
@@ -111,6 +120,8 @@ t.before(async () => {
       'agent-7',
       '--project',
       'alpha',
+      '--session',
+      's-1',
       '--allow-cidr',
       '127.0.0.0/8',
       '--dns',
@@ -213,6 +224,116 @@ t.test('Python requests through HTTP_PROXY/HTTPS_PROXY', async (tt) => {
   );
   tt.equal(r.code, 0, r.stderr);
   tt.match(r.stdout, /^200 hello over tls \/py\n403 egress-e2e#\d+: denied\.test is off limits/);
+});
+
+t.test(
+  "curl -U s-42: cannot get session s-42's allows: 407, nothing forwarded; the configured s-1 stands",
+  async (tt) => {
+    const before = web.requests.length;
+    const plain = await run('curl', ['-sS', '-i', '--proxy', proxyUrl(), `http://s42.test:${web.port}/s42`]);
+    tt.match(plain.stdout, /^HTTP\/1\.1 403 /, 'without a claim: the configured session s-1, which has no such allow');
+    const claimed = await run('curl', [
+      '-sS',
+      '-i',
+      '--proxy',
+      proxyUrl(),
+      '-U',
+      's-42:',
+      `http://s42.test:${web.port}/s42`,
+    ]);
+    tt.match(claimed.stdout, /^HTTP\/1\.1 407 Proxy Authentication Required: PCX_IDENTITY_UNPROVEN: session "s-42" is/);
+    tt.match(claimed.stdout, /^[^\r]* claimed without an identity token \(the configured session is "s-1"\)/);
+    tt.match(claimed.stdout, /\r\nx-portcullis-code: PCX_IDENTITY_UNPROVEN\r\n/i);
+    tt.match(claimed.stdout, /\r\nx-portcullis-reason: session "s-42" is claimed without an identity token/i);
+    tt.match(claimed.stdout, /"error":\{"code":"PCX_IDENTITY_UNPROVEN","message":"session \\"s-42\\" is claimed/);
+    const lease = `${Buffer.from('{"alg":"EdDSA","typ":"pcx-lease+jwt"}').toString('base64url')}.e30.c2ln`;
+    const withLease = await run('curl', [
+      '-sS',
+      '-i',
+      '--proxy',
+      proxyUrl(),
+      '-U',
+      `s-42:${lease}`,
+      `http://s42.test:${web.port}/s42`,
+    ]);
+    tt.match(withLease.stdout, /^HTTP\/1\.1 407 .*PCX_IDENTITY_UNPROVEN/, 'a lease is no proof of a session');
+    const ignored = await run('curl', [
+      '-sS',
+      '-i',
+      '--proxy',
+      proxyUrl(),
+      '-U',
+      `s-1:${lease}`,
+      `http://s42.test:${web.port}/`,
+    ]);
+    const reason = /\r\nx-portcullis-reason: ([^\r]*)\r\n/i.exec(ignored.stdout)?.[1];
+    tt.match(
+      reason,
+      /^default deny: no rule allows net\.http to s42\.test:\d+; lease "[^"]+" ignored: \w+$/,
+      'a lease the PDP ignored says why in the reason header',
+    );
+    const tunnel = await run('curl', [
+      '-sS',
+      '-v',
+      '--proxy',
+      proxyUrl(),
+      '-U',
+      's-42:',
+      `https://s42.test:${tls.port}/s42`,
+    ]);
+    tt.not(tunnel.code, 0);
+    tt.match(tunnel.stderr, /< HTTP\/1\.1 407 Proxy Authentication Required: PCX_IDENTITY_UNPROVEN: session "s-42"/);
+    tt.equal(web.requests.length, before, 'the origin saw nothing');
+    const own = await run('curl', ['-sS', '--proxy', proxyUrl(), '-U', 's-1:', `http://s1.test:${web.port}/s1`]);
+    tt.match(own.stdout, /hello from origin GET \/s1/, 'claiming the configured session changes nothing');
+    const none = await run('curl', ['-sS', '--proxy', proxyUrl(), `http://s1.test:${web.port}/s1-bare`]);
+    tt.match(none.stdout, /hello from origin GET \/s1-bare/);
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = [...readRecords(logDir)].filter((r) => r.source === 'egress' && r.outcome?.status === 407);
+    tt.ok(refused.length >= 3, 'the refusals are audited');
+    for (const r of refused) tt.equal(r.context?.session, 's-1', 'with the configured session');
+  },
+);
+
+t.test('a denied HTTPS client sees the rule in the status line: curl, Python requests, git', async (tt) => {
+  const rule = /403 Forbidden: egress-e2e#\d+: denied\.test is off limits/;
+  const c = await run('curl', ['-sS', '-v', '--proxy', proxyUrl(), `https://denied.test:${tls.port}/`]);
+  tt.not(c.code, 0);
+  tt.match(c.stderr, new RegExp(`< HTTP/1\\.1 ${rule.source}`), 'curl -v shows the CONNECT status line');
+  const h = await run('curl', ['-sS', '-i', '--proxy', proxyUrl(), `http://denied.test:${web.port}/`]);
+  tt.match(h.stdout, new RegExp(`^HTTP/1\\.1 ${rule.source}\r\n`), 'plain HTTP too');
+  tt.test('Python requests', async (ttt) => {
+    const has = await run('python3', ['-c', 'import requests']);
+    if (has.code !== 0) {
+      ttt.comment('skipped: python3 with requests is not installed (Debian: python3-requests)');
+      return;
+    }
+    const r = await run(
+      'python3',
+      [
+        '-c',
+        'import requests,sys\ntry:\n  requests.get(sys.argv[1],timeout=10)\nexcept Exception as e:\n  print(e)',
+        `https://denied.test:${tls.port}/py`,
+      ],
+      { env: { HTTPS_PROXY: proxyUrl(), NO_PROXY: '' } },
+    );
+    ttt.match(r.stdout, new RegExp(`Tunnel connection failed: ${rule.source}`));
+  });
+  tt.test('git', async (ttt) => {
+    const has = await run('git', ['--version']);
+    if (has.code !== 0) {
+      ttt.comment('skipped: git is not installed (Debian: git)');
+      return;
+    }
+    const r = await run(
+      'git',
+      ['-c', `http.proxy=${proxyUrl()}`, 'ls-remote', `https://denied.test:${gitHttpsPort}/demo.git`],
+      { env: { GIT_CONFIG_NOSYSTEM: '1', HOME: dir, GIT_TERMINAL_PROMPT: '0', GIT_CURL_VERBOSE: '1' } },
+    );
+    ttt.not(r.code, 0);
+    // git's own message is libcurl's ("CONNECT tunnel failed, response 403"); GIT_CURL_VERBOSE shows the line.
+    ttt.match(r.stderr, rule);
+  });
 });
 
 t.test('every request and tunnel is in the audit log: decision and closing records, linked by event_id', async (tt) => {

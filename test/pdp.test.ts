@@ -69,8 +69,9 @@ async function cli(args: string[], cwd: string): Promise<{ code: number | null; 
 
 t.test('leases issued with the CLI are honoured by the daemon; the token never reaches its output', async (t) => {
   const dir = tempDir(t);
-  writeFileSync(join(dir, 'policy.pol'), POLICY_A);
-  t.equal((await cli(['lease', 'keygen', '--out', '.'], dir)).code, 0);
+  t.equal((await cli(['lease', 'keygen', '--out', '.', '--issuer', 'approvals'], dir)).code, 0);
+  // The ceiling names the key's issuer: leases from it may grant net.connect for up to an hour.
+  writeFileSync(join(dir, 'policy.pol'), `${POLICY_A}leases from "approvals" max 1h {\n  allow net.connect\n}\n`);
   t.equal(statSync(join(dir, 'lease-signing.jwk')).mode & 0o777, 0o600, 'private key mode 0600');
   const issued = await cli(
     [
@@ -80,6 +81,8 @@ t.test('leases issued with the CLI are honoured by the daemon; the token never r
       'lease-signing.jwk',
       '--sub',
       'agent-7',
+      '--audience',
+      'pcx-e2e',
       '--session',
       's-1',
       '--ttl',
@@ -102,6 +105,8 @@ t.test('leases issued with the CLI are honoured by the daemon; the token never r
       'lease-signing.jwk',
       '--sub',
       'a',
+      '--audience',
+      'pcx-e2e',
       '--ttl',
       '10m',
       '--grant',
@@ -113,7 +118,7 @@ t.test('leases issued with the CLI are honoured by the daemon; the token never r
   t.equal(refused.stdout, '');
   t.notMatch(refused.stderr, /^\s+at /m, 'no stack trace');
 
-  const pdp = await startPdp(t, dir, ['--lease-keys', join(dir, 'lease-keys.jwks')]);
+  const pdp = await startPdp(t, dir, ['--lease-keys', join(dir, 'lease-keys.jwks'), '--lease-audience', 'pcx-e2e']);
   t.equal(statSync(join(dir, 'pdp.sock')).mode & 0o777, 0o660, 'socket mode 0660');
   const client = new PdpClient({ socketPath: join(dir, 'pdp.sock'), timeoutMs: 2000 });
   t.teardown(() => client.close());
@@ -122,7 +127,7 @@ t.test('leases issued with the CLI are honoured by the daemon; the token never r
   t.equal(granted.decision, 'allow');
   t.match(granted.reasons, [{ lease: jti }]);
   const wrong = await client.decide(req('lease.example', { context: { session: 's-2', leases: [token] } }));
-  t.same(wrong.reasons, [{ lease: jti, ignored: 'wrong_session' }]);
+  t.match(wrong.reasons, [{ lease: jti, ignored: 'wrong_session', detail: /"s-1", but the request has "s-2"/ }]);
   pdp.child.kill('SIGTERM');
   t.equal(await pdp.exited, 0);
   t.notOk(pdp.stderr().includes(token), 'the daemon never printed the token');

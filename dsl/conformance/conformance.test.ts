@@ -23,8 +23,14 @@ type Lines = string | string[];
 interface GrantSpec {
   id: string;
   rules: Lines;
+  /** The names its issuer goes by (the verifying key's kid, its bound iss): the ceilings that apply. */
+  issuer: string | string[];
+  /** exp - iat in seconds; default 600. */
+  lifetime?: number;
   /** compileGrant must refuse these rules (e.g. a lease carrying `deny`). */
   invalid?: boolean;
+  /** Exactly these ignore reasons ({ignored, rule?}) for the lease or its rules; default none. */
+  ignored?: Array<{ ignored: string; rule?: string }>;
 }
 
 interface Loc {
@@ -114,8 +120,19 @@ function checkDiagnostics(tt: Test, c: Case, result: CompileResult): void {
 function compileGrants(tt: Test, policy: CompiledPolicy, grants: GrantSpec[]): LeaseGrant[] {
   const out: LeaseGrant[] = [];
   for (const g of grants) {
-    const r = policy.compileGrant(g.id, text(g.rules));
+    const issuers = Array.isArray(g.issuer) ? g.issuer : [g.issuer];
+    const r = policy.compileGrant(g.id, text(g.rules), { issuers, lifetimeSec: g.lifetime ?? 600 });
     const errs = r.diagnostics.filter((d) => d.severity === 'error');
+    tt.same(
+      r.ignored.map((i) => ({ ignored: i.ignored, ...(i.rule !== undefined ? { rule: i.rule } : {}) })),
+      g.ignored ?? [],
+      `lease ${g.id}: ignored ${show(g.ignored ?? [])}; got ${show(r.ignored)}`,
+    );
+    for (const i of r.ignored) tt.ok(i.message.length > 0, `an ignore reason says why: ${i.message}`);
+    if (g.ignored?.some((i) => i.rule === undefined)) {
+      tt.equal(r.grant, undefined, `lease ${g.id} grants nothing`);
+      continue;
+    }
     if (g.invalid) {
       tt.equal(r.grant, undefined, `lease ${g.id} is refused`);
       tt.ok(errs.length > 0, `lease ${g.id} gets an error diagnostic`);

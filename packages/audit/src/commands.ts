@@ -10,10 +10,10 @@ import { PcxError } from '@portcullis/protocol';
 import { SEGMENTS, segmentName } from './format.js';
 import { openIndex, queryIndex } from './index-db.js';
 import { AuditLog } from './log.js';
-import { generateKey, parseSigningKey } from './note.js';
+import { checkOrigin, generateKey, parseSigningKey } from './note.js';
 import { checkInclusionProof, proveInclusion } from './proof.js';
 import { serveSink, type SinkServer } from './server.js';
-import { listSegments, loadVerifierKey, verifyLog } from './verify.js';
+import { listSegments, loadVerifierKey, verifyLog, type VerifyOptions } from './verify.js';
 
 /** Structurally the CLI's CommandIO. */
 export interface AuditCommandIO {
@@ -31,9 +31,15 @@ const subcommands: Record<string, { summary: string; run: Sub }> = {
     summary: 'create a checkpoint signing key: --name NAME --out FILE (writes FILE and FILE.pub)',
     run: keygen,
   },
-  verify: { summary: 'verify a log: DIR [--pubkey FILE]', run: verify },
+  verify: {
+    summary: 'verify a log: DIR [--pubkey FILE] [--against CHECKPOINT …] (checkpoints kept elsewhere)',
+    run: verify,
+  },
   prove: { summary: 'print an inclusion proof: DIR --seq N [--pubkey FILE]', run: prove },
-  'verify-proof': { summary: 'check an inclusion proof offline: [FILE|-] --pubkey FILE', run: verifyProof },
+  'verify-proof': {
+    summary: 'check an inclusion proof offline: [FILE|-] --pubkey FILE --origin ORIGIN',
+    run: verifyProof,
+  },
   tail: { summary: 'print the last records: DIR [-n N] [--follow]', run: tail },
   query: {
     summary:
@@ -57,7 +63,8 @@ export async function auditCommand(argv: string[], io: AuditCommandIO): Promise<
     io.stdout.write(auditUsage());
     return name === undefined ? 2 : 0;
   }
-  const sub = subcommands[name];
+  // An own entry only: "constructor" or "__proto__" must not find Object.prototype's members.
+  const sub = Object.hasOwn(subcommands, name) ? subcommands[name] : undefined;
   if (!sub)
     throw new PcxError('PCX_USAGE', `unknown audit subcommand "${name}"`, {
       hint: `one of: ${Object.keys(subcommands).join(', ')}, replay`,
@@ -118,6 +125,7 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
   const dir = path(io, need(values.dir, '--dir DIR', 'where the log lives'));
   const socketPath = path(io, need(values.socket, '--socket PATH', 'the Unix socket to listen on'));
   const keyFile = path(io, need(values.key, '--key FILE', 'the private key from "portcullis audit keygen"'));
+  if (values.origin !== undefined) checkOrigin(values.origin, '--origin');
   let keyText: string;
   try {
     if ((statSync(keyFile).mode & 0o077) !== 0) {
@@ -210,12 +218,25 @@ async function verify(argv: string[], io: AuditCommandIO): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { pubkey: { type: 'string' }, json: { type: 'boolean', default: false } },
+    options: {
+      pubkey: { type: 'string' },
+      against: { type: 'string', multiple: true, default: [] },
+      json: { type: 'boolean', default: false },
+    },
   });
   const dir = dirArg(io, positionals, undefined);
-  const opts: { publicKey?: string } = {};
+  const opts: VerifyOptions = {};
   const pk = readPubkey(io, values.pubkey);
   if (pk !== undefined) opts.publicKey = pk;
+  opts.against = values.against.map((name) => {
+    try {
+      return { name, note: readFileSync(path(io, name), 'utf8') };
+    } catch (e) {
+      throw new PcxError('PCX_USAGE', `cannot read the checkpoint "${name}": ${(e as NodeJS.ErrnoException).code}`, {
+        hint: '--against takes a checkpoint file (a copy of DIR/checkpoints/<size>.note kept elsewhere)',
+      });
+    }
+  });
   const r = await verifyLog(dir, opts);
   if (values.json) {
     io.stdout.write(
@@ -234,8 +255,10 @@ async function verify(argv: string[], io: AuditCommandIO): Promise<number> {
   if (r.ok) {
     io.stdout.write(
       `ok: ${r.records} records, ${r.checkpoints} checkpoints ` +
-        `verified${r.latest ? ` (latest covers ${r.latest.size})` : ''}; ${r.unsigned} records after the last ` +
-        `checkpoint\n`,
+        `verified${r.origin !== undefined ? ` for the log "${r.origin}"` : ''}` +
+        `${r.latest ? ` (latest covers ${r.latest.size})` : ''}` +
+        `${opts.against.length > 0 ? `, ${r.kept} kept checkpoint(s) match` : ''}; ${r.unsigned} records after ` +
+        `the last checkpoint\n`,
     );
     return 0;
   }
@@ -261,9 +284,14 @@ async function verifyProof(argv: string[], io: AuditCommandIO): Promise<number> 
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { pubkey: { type: 'string' } },
+    options: { pubkey: { type: 'string' }, origin: { type: 'string' } },
   });
   const pk = readPubkey(io, need(values.pubkey, '--pubkey FILE', 'the verifier key (.pub) of the log'))!;
+  const origin = need(
+    values.origin,
+    '--origin ORIGIN',
+    'the origin of the log the proof must come from (DIR/origin; "portcullis audit verify DIR" prints it)',
+  );
   const file = positionals[0] ?? '-';
   let text: string;
   if (file === '-') {
@@ -287,13 +315,15 @@ async function verifyProof(argv: string[], io: AuditCommandIO): Promise<number> 
     );
   }
   const { key } = loadVerifierKey('', pk);
-  const bad = await checkInclusionProof(doc, key);
+  const bad = await checkInclusionProof(doc, key, origin);
   if (bad !== null) {
     io.stdout.write(`FAIL: ${bad}\n`);
     return 1;
   }
   const d = doc as { seq: number; tree_size: number };
-  io.stdout.write(`ok: record ${d.seq} is included in the log of ${d.tree_size} records signed by ${key.name}\n`);
+  io.stdout.write(
+    `ok: record ${d.seq} is included in the log "${origin}" of ${d.tree_size} records signed by ${key.name}\n`,
+  );
   return 0;
 }
 

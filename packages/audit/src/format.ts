@@ -6,6 +6,7 @@
  * canonicalised top-level members, so a record is canonicalised once.
  */
 import { hash as oneShotHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalize, type AuditRecord, type AuditRecordInput } from '@portcullis/protocol';
 
@@ -25,6 +26,12 @@ export function checkpointName(size: number): string {
   return `${String(size).padStart(16, '0')}.note`;
 }
 export const CHECKPOINT_RE = /^(\d{16})\.note$/;
+
+/** The origin line stored in DIR/origin: the file without its final newline, nothing trimmed. */
+export function readOrigin(path: string): string {
+  const text = readFileSync(path, 'utf8');
+  return text.endsWith('\n') ? text.slice(0, -1) : text;
+}
 
 export function segmentPath(dir: string, n: number): string {
   return join(dir, SEGMENTS, segmentName(n));
@@ -78,11 +85,13 @@ export function encodeAppended(
  * occurrence of `"hash":"<that value>"` would have to sit inside the very text the value hashes
  * (a SHA-256 fixed point), so the first occurrence is the top-level member.
  */
-export function hashInputOf(line: string, hash: string): string | undefined {
+export function hashInputOf<L extends string | Buffer>(line: L, hash: string): L | undefined {
   const member = `"hash":"${hash}"`;
   const i = line.indexOf(member);
   if (i < 1) return undefined;
   // Never the last member ("prev" and others follow it), so it is followed by a comma, and
-  // preceded by one unless it is the first member.
-  return i === 1 ? '{' + line.slice(i + member.length + 1) : line.slice(0, i - 1) + line.slice(i + member.length);
+  // preceded by one unless it is the first member. (The member is ASCII: as many bytes as characters.)
+  const [head, tail] = i === 1 ? [1, i + member.length + 1] : [i - 1, i + member.length];
+  if (typeof line === 'string') return (line.slice(0, head) + line.slice(tail)) as L;
+  return Buffer.concat([line.subarray(0, head), line.subarray(tail)]) as L;
 }

@@ -33,11 +33,12 @@ import {
   CHECKPOINT_RE,
   checkpointName,
   encodeAppended,
+  readOrigin,
   segmentPath,
 } from './format.js';
 import { lockDir, type DirLock } from './lock.js';
 import { CompactRange, leafHashInPlace } from './merkle.js';
-import { signCheckpoint, verifierKeyString, type SigningKey } from './note.js';
+import { checkOrigin, openCheckpoint, signCheckpoint, verifierKeyString, type SigningKey } from './note.js';
 
 export interface AuditLogOptions {
   dir: string;
@@ -153,20 +154,22 @@ export class AuditLog {
       const originPath = join(dir, ORIGIN_FILE);
       let origin: string;
       if (existsSync(originPath)) {
-        origin = readFileSync(originPath, 'utf8').trim();
+        // Exactly what was written (one line and its newline): a trimmed origin would not be the
+        // one in the checkpoints. Checked again: the file may have been edited.
+        origin = readOrigin(originPath);
+        checkOrigin(origin, `the origin in ${originPath}`);
       } else {
         origin = options.origin ?? `${hostname()}/portcullis-audit/${randomBytes(8).toString('hex')}`;
-        if (!/^[^\n]{1,256}$/.test(origin))
-          throw new PcxError('PCX_AUDIT_BAD_ORIGIN', 'the origin must be one line of at most 256 characters');
+        checkOrigin(origin);
         writeDurably(dir, ORIGIN_FILE, origin + '\n');
       }
       writeDurably(dir, PUBKEY_FILE, verifierKeyString(o.key) + '\n');
-      const scan = recover(dir, o.log);
       const checkpoints = readdirSync(join(dir, CHECKPOINTS))
         .filter((n) => CHECKPOINT_RE.test(n))
         .map((n) => Number(CHECKPOINT_RE.exec(n)![1]))
         .sort((a, b) => a - b);
       const lastCheckpoint = checkpoints.at(-1) ?? 0;
+      const scan = recover(dir, o.log, lastCheckpoint);
       if (lastCheckpoint > scan.size) {
         throw new PcxError(
           'PCX_AUDIT_LOG_CORRUPT',
@@ -174,6 +177,7 @@ export class AuditLog {
           { hint: `run "portcullis audit verify ${dir}" for details; the sink will not append to a damaged log` },
         );
       }
+      if (lastCheckpoint > 0) await checkHistory(dir, origin, o.key, lastCheckpoint, scan.rootAtCheckpoint!);
       const fh = await open(segmentPath(dir, scan.segment), 'a');
       return new AuditLog(
         o,
@@ -474,6 +478,46 @@ interface Recovered {
   size: number;
   prev: string;
   tree: CompactRange;
+  /** The Merkle root of the first `checkpointSize` records, when the log holds that many. */
+  rootAtCheckpoint: Buffer | undefined;
+}
+
+/**
+ * Refuse to continue a log whose records no longer hash to the root its latest checkpoint signed.
+ * Without this, a sink restarted on a log rewritten under existing checkpoints (two records
+ * swapped and every prev/hash recomputed) would sign new checkpoints over the rewritten history,
+ * inconsistent with the ones it signed before. The checkpoint must carry this sink's own valid
+ * signature: a forged or replaced one proves nothing (and a log cannot change keys, as verify
+ * checks every checkpoint with one key). What this cannot see: a rewrite that also deletes or
+ * re-signs the checkpoints (README "What checkpoints protect").
+ */
+async function checkHistory(dir: string, origin: string, key: SigningKey, size: number, root: Buffer): Promise<void> {
+  const name = join(CHECKPOINTS, checkpointName(size));
+  const hint = `run "portcullis audit verify ${dir} --pubkey FILE" (and --against any checkpoints kept elsewhere)`;
+  const opened = await openCheckpoint(readFileSync(join(dir, name), 'utf8'), key);
+  const wrong =
+    'error' in opened
+      ? opened.error
+      : opened.origin !== origin
+        ? `its origin "${opened.origin}" is not this log's origin "${origin}"`
+        : opened.size !== size
+          ? `it says tree size ${opened.size}, but its file name says ${size}`
+          : undefined;
+  if (wrong !== undefined)
+    throw new PcxError(
+      'PCX_AUDIT_BAD_CHECKPOINT',
+      `the latest checkpoint ${name} of the log in ${dir} cannot be trusted: ${wrong}; the sink will not sign ` +
+        `over it`,
+      { hint: `${hint}; a log is continued only with the key that signed it` },
+    );
+  if (!('error' in opened) && !opened.root.equals(root))
+    throw new PcxError(
+      'PCX_AUDIT_HISTORY_REWRITTEN',
+      `the records 0..${size - 1} of the log in ${dir} do not hash to the root that its checkpoint ${name} ` +
+        `signed: the history was rewritten (records changed, swapped, inserted or removed and the chain ` +
+        `recomputed); the sink will not sign over it`,
+      { hint: `${hint} to find where; keep the directory as evidence and start a new log with another --dir` },
+    );
 }
 
 /**
@@ -481,7 +525,7 @@ interface Recovered {
  * repair a torn tail: bytes after the last newline of the last segment are a write cut short by
  * a crash, never an acknowledged record (acks follow complete writes), so they are cut off.
  */
-function recover(dir: string, log: (m: string) => void): Recovered {
+function recover(dir: string, log: (m: string) => void, checkpointSize: number): Recovered {
   const segDir = join(dir, SEGMENTS);
   const numbers = readdirSync(segDir)
     .filter((n) => SEGMENT_RE.test(n))
@@ -491,7 +535,8 @@ function recover(dir: string, log: (m: string) => void): Recovered {
   let size = 0;
   let lastLine = '';
   let segmentSize = 0;
-  if (numbers.length === 0) return { segment: 1, segmentSize: 0, size: 0, prev: GENESIS_PREV, tree };
+  let rootAtCheckpoint = checkpointSize === 0 ? tree.root() : undefined;
+  if (numbers.length === 0) return { segment: 1, segmentSize: 0, size: 0, prev: GENESIS_PREV, tree, rootAtCheckpoint };
   for (let i = 0; i < numbers.length; i++) {
     const path = segmentPath(dir, numbers[i]!);
     let buf = readFileSync(path);
@@ -512,6 +557,7 @@ function recover(dir: string, log: (m: string) => void): Recovered {
       const line = buf.subarray(start, nl);
       tree.append(leafHashInPlace(buf, start, nl));
       size++;
+      if (size === checkpointSize) rootAtCheckpoint = tree.root();
       if (nl + 1 === buf.length) lastLine = line.toString('utf8');
       start = nl + 1;
     }
@@ -529,7 +575,7 @@ function recover(dir: string, log: (m: string) => void): Recovered {
       throw corrupt(dir, `the log holds ${size} lines but the last record says seq ${String(last.seq)}`);
     prev = last.hash;
   }
-  return { segment: numbers.at(-1)!, segmentSize, size, prev, tree };
+  return { segment: numbers.at(-1)!, segmentSize, size, prev, tree, rootAtCheckpoint };
 }
 
 function corrupt(dir: string, what: string): PcxError {

@@ -70,8 +70,12 @@ function recordLine(dir: string, seq: number): string {
   throw new PcxError('PCX_AUDIT_NOT_FOUND', `record ${seq} is not in the log`);
 }
 
-/** Check a proof document offline; returns null when it holds, else what is wrong. */
-export async function checkInclusionProof(doc: unknown, key: VerifierKey): Promise<string | null> {
+/**
+ * Check a proof document offline against the verifier key and the origin of the log it must come
+ * from (one key may sign several logs: without the origin, a proof from another log signed by the
+ * same key would hold); returns null when it holds, else what is wrong.
+ */
+export async function checkInclusionProof(doc: unknown, key: VerifierKey, origin: string): Promise<string | null> {
   const d = doc as Partial<InclusionProof>;
   if (
     typeof d !== 'object' ||
@@ -86,6 +90,8 @@ export async function checkInclusionProof(doc: unknown, key: VerifierKey): Promi
   }
   const c = await openCheckpoint(d.checkpoint, key);
   if ('error' in c) return `checkpoint: ${c.error}`;
+  if (c.origin !== origin)
+    return `the proof is from the log "${c.origin}", not from "${origin}" (a checkpoint of another log)`;
   if (c.size !== d.tree_size) return `the proof is for tree size ${d.tree_size} but its checkpoint is for ${c.size}`;
   let record: { seq?: unknown; hash?: unknown };
   try {

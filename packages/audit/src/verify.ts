@@ -10,6 +10,7 @@
 
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { isUtf8 } from 'node:buffer';
 import { hash as oneShotHash } from 'node:crypto';
 import { GENESIS_PREV, PcxError, canonicalize, type AuditRecord } from '@portcullis/protocol';
 import {
@@ -21,6 +22,7 @@ import {
   SEGMENT_RE,
   checkpointName,
   hashInputOf,
+  readOrigin,
   segmentName,
 } from './format.js';
 import { CompactRange, leafHashInPlace } from './merkle.js';
@@ -43,11 +45,20 @@ export interface VerifyResult {
   problems: Problem[];
   warnings: string[];
   latest?: Checkpoint;
+  /** How many of `against` the log matches. */
+  kept: number;
+  /** The log's origin (DIR/origin), when it has one. */
+  origin?: string;
 }
 
 export interface VerifyOptions {
   /** The verifier key (note format). Default: DIR/pubkey, which only proves self-consistency. */
   publicKey?: string;
+  /**
+   * Checkpoints kept outside the log (copied off the machine, or from a witness), each with the
+   * name to report it by. The log must hold their records unchanged. Default: none.
+   */
+  against?: { name: string; note: string }[];
 }
 
 export function loadVerifierKey(dir: string, publicKey: string | undefined): { key: VerifierKey; fromLog: boolean } {
@@ -82,7 +93,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     );
 
   const originPath = join(dir, ORIGIN_FILE);
-  const origin = existsSync(originPath) ? readFileSync(originPath, 'utf8').trim() : undefined;
+  const origin = existsSync(originPath) ? readOrigin(originPath) : undefined;
   if (origin === undefined) problems.push({ where: originPath, message: 'the origin file is missing' });
 
   // Checkpoints: signatures and origins first; roots are compared while streaming the records.
@@ -92,7 +103,12 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
         .filter((n) => !n.startsWith('.'))
         .sort()
     : [];
-  const pending: Checkpoint[] = [];
+  const foreign = (c: Checkpoint): string | undefined =>
+    origin !== undefined && c.origin !== origin
+      ? `origin "${c.origin}" is not this log's origin "${origin}" (a checkpoint of another log)`
+      : undefined;
+  // Every checkpoint whose root is to be compared, in the log or kept elsewhere, with where it is.
+  const pending: { c: Checkpoint; where: string; kept: boolean }[] = [];
   for (const name of names) {
     const where = `checkpoint ${join(CHECKPOINTS, name)}`;
     if (!CHECKPOINT_RE.test(name)) {
@@ -101,11 +117,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     }
     const opened = await openCheckpoint(readFileSync(join(ckDir, name), 'utf8'), key);
     if ('error' in opened) problems.push({ where, message: opened.error });
-    else if (origin !== undefined && opened.origin !== origin)
-      problems.push({
-        where,
-        message: `origin "${opened.origin}" is not this log's origin "${origin}" (a checkpoint of another log)`,
-      });
+    else if (foreign(opened)) problems.push({ where, message: foreign(opened)! });
     else if (checkpointName(opened.size) !== name)
       problems.push({
         where,
@@ -113,25 +125,34 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
           `says tree size ${opened.size}, but its file name says ${Number(CHECKPOINT_RE.exec(name)![1])} (a ` +
           `copied or replayed checkpoint)`,
       });
-    else pending.push(opened);
+    else pending.push({ c: opened, where, kept: false });
   }
-  pending.sort((a, b) => a.size - b.size);
   const checkpoints = pending.length;
+  for (const { name, note } of options.against ?? []) {
+    const where = `kept checkpoint ${name}`;
+    const opened = await openCheckpoint(note, key);
+    if ('error' in opened) problems.push({ where, message: opened.error });
+    else if (foreign(opened)) problems.push({ where, message: foreign(opened)! });
+    else pending.push({ c: opened, where, kept: true });
+  }
+  pending.sort((a, b) => a.c.size - b.c.size);
   let latest: Checkpoint | undefined;
   let lastVerifiedSize = 0;
+  let kept = 0;
 
   const tree = new CompactRange();
   let seq = 0;
   let prev = GENESIS_PREV;
   const checkRoot = (): void => {
-    while (pending.length > 0 && pending[0]!.size === seq) {
-      const c = pending.shift()!;
+    while (pending.length > 0 && pending[0]!.c.size === seq) {
+      const { c, where, kept: isKept } = pending.shift()!;
       if (tree.root().equals(c.root)) {
-        latest = c;
-        lastVerifiedSize = c.size;
+        if (isKept) kept++;
+        else latest = c;
+        lastVerifiedSize = Math.max(lastVerifiedSize, c.size);
       } else {
         problems.push({
-          where: `checkpoint ${join(CHECKPOINTS, checkpointName(c.size))}`,
+          where,
           message:
             `signed root does not match records 0..${c.size - 1}: a record between seq ${lastVerifiedSize} ` +
             `and ${c.size - 1} was changed, removed, inserted or reordered (and the chain rewritten to hide it)`,
@@ -178,7 +199,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
           // accept goes through the reference check, which also says what is wrong.
           let hash = fastCheck(buf.toString('latin1', start, nl), seq, prev);
           if (hash === undefined) {
-            const bad = checkRecord(buf.toString('utf8', start, nl), seq, prev);
+            const bad = checkRecord(buf.subarray(start, nl), seq, prev);
             if (typeof bad === 'string') {
               problems.push({ seq, where: `${file}:${lineNo}`, message: bad });
               stop = true;
@@ -213,10 +234,10 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       closeSync(fd);
     }
   }
-  for (const c of pending) {
+  for (const { c, where } of pending) {
     if (!stop) {
       problems.push({
-        where: `checkpoint ${join(CHECKPOINTS, checkpointName(c.size))}`,
+        where,
         message:
           `covers ${c.size} records but the log has only ${seq}: records ${seq}..${c.size - 1} were removed ` +
           `(truncated)`,
@@ -230,8 +251,10 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     unsigned: seq - lastVerifiedSize,
     problems,
     warnings,
+    kept,
   };
   if (latest) result.latest = latest;
+  if (origin !== undefined) result.origin = origin;
   return result;
 }
 
@@ -344,8 +367,16 @@ function scanValue(s: string, i: number, top: TopLevel | undefined): number {
   return j;
 }
 
-/** Check one record line; returns the parsed record, or what is wrong with it. */
-function checkRecord(text: string, seq: number, prev: string): AuditRecord | string {
+/**
+ * Check one record line (its bytes, without the newline); returns the parsed record, or what is
+ * wrong with it. The bytes must be UTF-8: decoding replaces a malformed sequence with U+FFFD, so a
+ * check of the decoded text alone would accept a line whose bytes were changed (0xFF for the
+ * three bytes of U+FFFD: same text, same hash over the text, different line). With valid UTF-8
+ * the text encodes back to exactly these bytes, and the hash is taken over the bytes.
+ */
+function checkRecord(bytes: Buffer, seq: number, prev: string): AuditRecord | string {
+  if (!isUtf8(bytes)) return `record ${seq} is not valid UTF-8 (the line's bytes were edited)`;
+  const text = bytes.toString('utf8');
   let r: AuditRecord;
   try {
     r = JSON.parse(text) as AuditRecord;
@@ -373,7 +404,7 @@ function checkRecord(text: string, seq: number, prev: string): AuditRecord | str
     return `record ${seq} cannot be canonicalised: ${(e as Error).message}`;
   }
   if (canonical !== text) return `record ${seq} is not in canonical form (the line was edited)`;
-  const input = typeof r.hash === 'string' && HEX64.test(r.hash) ? hashInputOf(text, r.hash) : undefined;
+  const input = typeof r.hash === 'string' && HEX64.test(r.hash) ? hashInputOf(bytes, r.hash) : undefined;
   if (input === undefined || oneShotHash('sha256', input, 'hex') !== r.hash)
     return `record ${seq}: hash does not match its content (the record was edited)`;
   return r;

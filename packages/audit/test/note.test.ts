@@ -60,3 +60,40 @@ t.test('checkpoint note: exact text, signature verifies, any change is caught', 
   await bad(note.replace('\n\n', '\n'), /not a signed note/);
   await bad(note.replace('\n42\n', '\nforty\n'), /not a decimal/);
 });
+
+t.test('note parsing follows C2SP signed-note: last blank line, known keys must verify, no controls', async (t) => {
+  const sk = await parseSigningKey((await generateKey('log-key')).privateKey);
+  const root = createHash('sha256').update('y').digest();
+  const c = { origin: 'example.com/log', size: 7, root };
+  const note = await signCheckpoint(c, sk);
+  const [text, sigLine] = note.split('\n\n') as [string, string];
+  const sig = Buffer.from(/ ([A-Za-z0-9+/=]+)\n$/.exec(sigLine)![1]!, 'base64');
+  const line = (name: string, blob: Buffer) => `\u2014 ${name} ${blob.toString('base64')}`;
+  const error = async (n: string) => {
+    const r = await openCheckpoint(n, sk);
+    return 'error' in r ? r.error : undefined;
+  };
+  // The text ends at the LAST blank line: a note with an extension line after an empty line is
+  // split there, so its text has an empty line (not allowed in a checkpoint) instead of having its
+  // "signature" region start at the first blank line.
+  t.match(await error(`${text}\n\nx\n\n${sigLine}`), /checkpoint text has an empty line/);
+  // A signature of the known key (name and id) with the wrong length is a failure, even with a
+  // valid signature beside it; one that shares only the name or only the id is another key's.
+  const short = Buffer.concat([sk.keyId, sig.subarray(4, 60)]);
+  const long = Buffer.concat([sig, Buffer.from([0])]);
+  t.match(await error(`${text}\n\n${line('log-key', short)}\n${sigLine}`), /is 56 bytes, not the 64 of an Ed25519/);
+  t.match(await error(`${text}\n\n${sigLine}${line('log-key', long)}\n`), /is 65 bytes, not the 64/);
+  const otherId = Buffer.concat([Buffer.from([1, 2, 3, 4]), sig.subarray(4, 20)]);
+  const otherName = Buffer.concat([sk.keyId, sig.subarray(4, 20)]);
+  t.same(
+    await openCheckpoint(`${text}\n\n${line('log-key', otherId)}\n${line('witness', otherName)}\n${sigLine}`, sk),
+    c,
+    'signatures of other keys are ignored',
+  );
+  t.match(await error(`${text}\n\n${line('log-key', Buffer.from([1, 2, 3, 4]))}\n${sigLine}`), /malformed signature/);
+  t.match(await error(`${text}\n\n\u2014 log\u0001key ${sig.toString('base64')}\n`), /contains U\+0001/);
+  t.match(await error(note.replace('example.com/log', 'example.com/log\r')), /contains U\+000D/);
+  t.match(await error(note.replace('\n', '\r\n')), /contains U\+000D/);
+  t.match(await error(`${text}\n\n${`${sigLine}`.repeat(65)}`), /more than 64 signature lines/);
+  t.same(await openCheckpoint(note, sk), c, 'the untouched note opens');
+});

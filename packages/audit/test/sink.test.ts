@@ -113,6 +113,42 @@ t.test('redaction reaches the log: no secret or lease token is ever written', as
   t.equal(text.match(/"leases":\["lease-9"\]/g)?.length, 2, 'the lease id is kept');
 });
 
+t.test('members named __proto__, constructor and prototype reach the acknowledged record intact', async (t) => {
+  const s = await startSink(t);
+  // As a PEP gets them: parsed from JSON (an own "__proto__" member, not the prototype).
+  const hostile = `{"__proto__":{"path":"/etc/shadow","token":"hunter4","constructor":{"prototype":1}},
+    "constructor":{"name":"x"},"prototype":["y"],"host":"h"}`;
+  const resource = JSON.parse(hostile) as Record<string, unknown>;
+  const context = JSON.parse(`{"__proto__":{"session":"s-42"},"project":"p"}`) as Record<string, unknown>;
+  const viaClient = await s.client.append({ ...sampleRecord(1), resource, context });
+  // And a raw frame, so that the sink's own copy is tested without the client's in front of it.
+  const res = await raw(
+    s.socketPath,
+    `{"id":9,"record":${JSON.stringify({ ...sampleRecord(2), resource, context })}}\n`,
+    1,
+  );
+  const ack = res.frames[0]!.ack as { seq: number; hash: string };
+  t.ok(ack, JSON.stringify(res.frames[0]));
+  await s.stop();
+  const lines = readFileSync(join(s.dir, 'segments', '000001.log'), 'utf8')
+    .trimEnd()
+    .split('\n');
+  t.equal(lines.length, 2);
+  for (const [i, line] of lines.entries()) {
+    const r = JSON.parse(line) as { hash: string; resource: Record<string, unknown>; context: Record<string, unknown> };
+    t.equal(r.hash, i === 0 ? viaClient.hash : ack.hash, 'the line is the acknowledged record');
+    const own = (o: unknown, k: string) => Object.getOwnPropertyDescriptor(o, k)?.value as Record<string, unknown>;
+    t.same(Object.keys(r.resource), ['__proto__', 'constructor', 'host', 'prototype']);
+    t.same(own(r.resource, '__proto__'), { constructor: { prototype: 1 }, path: '/etc/shadow', token: '[redacted]' });
+    t.same(own(r.resource, 'constructor'), { name: 'x' });
+    t.same(own(r.resource, 'prototype'), ['y']);
+    t.same(own(r.context, '__proto__'), { session: 's-42' });
+    t.equal(Object.getPrototypeOf(r.resource), Object.prototype, 'JSON.parse made an own member, as it should');
+  }
+  t.notOk(lines.join('').includes('hunter4'), 'redaction still applies below __proto__');
+  t.ok((await verifyLog(s.dir, { publicKey: s.publicKey })).ok);
+});
+
 t.test('hostile input: the sink answers with stable codes, closes bad connections and keeps serving', async (t) => {
   const s = await startSink(t);
   let r = await raw(s.socketPath, 'not json\n', 1);
@@ -173,16 +209,16 @@ t.test('restart continues the chain; segments rotate; durable mode acks after fs
   const s1 = await startSink(t, { dir, segmentBytes: 4096, checkpointEvery: 7 });
   for (let i = 0; i < 60; i++) await s1.client.append(sampleRecord(i));
   await s1.stop();
-  const s2 = await startSink(t, { dir, segmentBytes: 4096, durable: true });
+  // The same key: a log is continued only with the key that signed its checkpoints.
+  const s2 = await startSink(t, { dir, segmentBytes: 4096, durable: true, key: s1.key });
   const acks = await Promise.all(Array.from({ length: 40 }, (_, i) => s2.client.append(sampleRecord(100 + i))));
   t.same(Math.min(...acks.map((a) => a.seq)), 60);
   t.same((await s2.client.health()).mode, 'durable');
   await s2.stop();
   t.ok(readdirSync(join(dir, 'segments')).length > 3, 'rotated into several segments');
-  // s2 used a new key: verifying against s1's key must fail on s2's checkpoints, s2's key on s1's.
   const r1 = await verifyLog(dir, { publicKey: s1.publicKey });
-  t.notOk(r1.ok);
-  t.match(r1.problems[0]!.message, /no signature by key/);
+  t.ok(r1.ok, JSON.stringify(r1.problems));
+  t.equal(r1.records, 100);
   const seqs = readdirSync(join(dir, 'segments'))
     .flatMap((f) =>
       readFileSync(join(dir, 'segments', f), 'utf8')

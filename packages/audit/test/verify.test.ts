@@ -197,18 +197,24 @@ t.test('inclusion proofs: prove, verify offline, reject tampering', async (t) =>
   const proof = await proveInclusion(pristine, 37, vk);
   t.equal(proof.tree_size, 50);
   t.equal(proof.record, lines(pristine)[37]);
-  t.equal(await checkInclusionProof(JSON.parse(JSON.stringify(proof)), vk), null);
+  const origin = 'test.example/log-a';
+  t.equal(await checkInclusionProof(JSON.parse(JSON.stringify(proof)), vk, origin), null);
   t.match(
-    await checkInclusionProof({ ...proof, record: proof.record.replace('"allow"', '"deny"') }, vk),
+    await checkInclusionProof({ ...proof, record: proof.record.replace('"allow"', '"deny"') }, vk, origin),
     /hash does not match|not included/,
   );
-  t.match(await checkInclusionProof({ ...proof, proof: proof.proof.slice(1) }, vk), /not included/);
-  t.match(await checkInclusionProof({ ...proof, seq: 36 }, vk), /record says seq 37/);
+  t.match(await checkInclusionProof({ ...proof, proof: proof.proof.slice(1) }, vk, origin), /not included/);
+  t.match(await checkInclusionProof({ ...proof, seq: 36 }, vk, origin), /record says seq 37/);
   t.match(
-    await checkInclusionProof({ ...proof, checkpoint: proof.checkpoint.replace('\n50\n', '\n51\n') }, vk),
+    await checkInclusionProof({ ...proof, checkpoint: proof.checkpoint.replace('\n50\n', '\n51\n') }, vk, origin),
     /does not verify/,
   );
-  t.match(await checkInclusionProof({ nope: 1 }, vk), /not an inclusion proof/);
+  t.match(await checkInclusionProof({ nope: 1 }, vk, origin), /not an inclusion proof/);
+  // The same key signs another log: its proofs are genuine, but not proofs of this log.
+  t.match(
+    await checkInclusionProof(proof, vk, 'test.example/log-b'),
+    /the proof is from the log "test\.example\/log-a", not from "test\.example\/log-b"/,
+  );
   await t.rejects(proveInclusion(pristine, 50, vk), { code: 'PCX_AUDIT_NOT_COVERED' });
 });
 
@@ -317,3 +323,35 @@ t.test(
     t.equal(bad.problems[0]?.seq, 2, 'an escape edited in a non-ASCII line is found');
   },
 );
+
+t.test('verify checks the bytes: invalid UTF-8 in a line is refused with its seq, signed or not', async (t) => {
+  // Records 50 and 51 come after the last checkpoint: nothing signed covers them, so only the
+  // record check itself can see that a line's bytes changed.
+  const d = copy();
+  const log = await AuditLog.open({ dir: d, key, checkpointEvery: 1000 });
+  await log.append({ ...sampleRecord(50), resource: { name: 'caf\uFFFD', path: '/ü' } });
+  await log.append(sampleRecord(51));
+  await log.close();
+  unlinkSync(join(d, 'checkpoints', '0000000000000052.note'));
+  t.ok((await verifyLog(d, { publicKey })).ok, 'the untouched log verifies');
+  const bytes = readFileSync(seg(d));
+  const replacement = Buffer.from('\uFFFD');
+  for (const [name, bad] of [
+    ['a lone 0xFF', Buffer.from([0xff])],
+    ['an encoded surrogate (CESU-8)', Buffer.from([0xed, 0xbf, 0xbf])],
+    ['an overlong encoding', Buffer.from([0xc0, 0xbf])],
+  ] as const) {
+    // Each decodes to U+FFFD, so the decoded text (and a hash over it) is unchanged.
+    t.equal(bad.toString('utf8').replaceAll('\uFFFD', ''), '', `${name} decodes to U+FFFD only`);
+    const at = bytes.indexOf(replacement);
+    writeFileSync(seg(d), Buffer.concat([bytes.subarray(0, at), bad, bytes.subarray(at + replacement.length)]));
+    await expectProblem(t, d, { seq: 50, where: /000001\.log:51$/, message: /record 50 is not valid UTF-8/ });
+  }
+  // Within checkpoints as well: the record is named, not only the checkpoint.
+  const e = copy();
+  const ls = readFileSync(seg(e));
+  const at = ls.indexOf('"fsgate"', ls.indexOf('"seq":7,'));
+  t.ok(at > 0);
+  writeFileSync(seg(e), Buffer.concat([ls.subarray(0, at + 2), Buffer.from([0xe9]), ls.subarray(at + 2)]));
+  await expectProblem(t, e, { seq: 7, message: /record 7 is not valid UTF-8/ });
+});

@@ -79,7 +79,8 @@ export async function main(argv: string[], io: CommandIO = processIO()): Promise
     io.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
-  const entry = commands[name];
+  // An own entry only: "constructor" or "__proto__" must not find Object.prototype's members.
+  const entry = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!entry) {
     const guess = closestName(name, Object.keys(commands));
     io.stderr.write(`portcullis: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ''}\n\n${usage()}`);

@@ -24,6 +24,10 @@ const MAX_TEST_FILE_BYTES = 16 * 1024 * 1024;
 interface LeaseSpec {
   id: string;
   rules: string;
+  /** The key id or issuer name that signed it. Default: the first issuer of the set's first lease ceiling. */
+  issuer?: string;
+  /** exp - iat in seconds. Default 600. */
+  lifetime?: number;
 }
 
 interface PolicyTest {
@@ -228,9 +232,20 @@ function parseTestFile(file: string, text: string): { tests: PolicyTest[]; probl
     const leases = raw.leases ?? [];
     if (
       !Array.isArray(leases) ||
-      !leases.every((l) => isObject(l) && typeof l.id === 'string' && l.id !== '' && typeof l.rules === 'string')
+      !leases.every(
+        (l) =>
+          isObject(l) &&
+          typeof l.id === 'string' &&
+          l.id !== '' &&
+          typeof l.rules === 'string' &&
+          (l.issuer === undefined || (typeof l.issuer === 'string' && l.issuer !== '')) &&
+          (l.lifetime === undefined || (Number.isSafeInteger(l.lifetime) && (l.lifetime as number) > 0)),
+      )
     ) {
-      problem(`${label}: "leases" must be a list of {"id": "...", "rules": "allow ..."}`);
+      problem(
+        `${label}: "leases" must be a list of ` +
+          '{"id": "...", "rules": "allow ...", "issuer"?: "...", "lifetime"?: seconds}',
+      );
     }
     if (problems.length > before) return;
     names.add(raw.name as string);
@@ -258,10 +273,20 @@ function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknow
 /** Pure: runs one test against a compiled policy set. */
 function runTest(policy: CompiledPolicy, test: PolicyTest): { ok: true } | { ok: false; detail: string[] } {
   const grants: LeaseGrant[] = [];
+  const ignored: Reason[] = [];
   for (const lease of test.leases) {
-    const r = policy.compileGrant(lease.id, lease.rules);
+    const issuer = lease.issuer ?? policy.ceilings[0]?.issuers[0];
+    const bound = { issuers: issuer === undefined ? [] : [issuer], lifetimeSec: lease.lifetime ?? 600 };
+    const r = policy.compileGrant(lease.id, lease.rules, bound);
+    // Ignored like the PDP ignores them (no ceiling, over the ceiling): shown among the reasons.
+    for (const i of r.ignored)
+      ignored.push(
+        i.rule === undefined
+          ? { lease: lease.id, ignored: i.ignored }
+          : { lease: lease.id, rule: i.rule, ignored: i.ignored },
+      );
     const errors = r.diagnostics.filter((d) => d.severity === 'error');
-    if (!r.grant || errors.length > 0) {
+    if (errors.length > 0) {
       return {
         ok: false,
         detail: [
@@ -270,12 +295,13 @@ function runTest(policy: CompiledPolicy, test: PolicyTest): { ok: true } | { ok:
         ],
       };
     }
-    grants.push(r.grant);
+    if (r.grant) grants.push(r.grant);
   }
-  const decision = policy.evaluate(test.request, grants.length > 0 ? { grants } : undefined);
+  const decided = policy.evaluate(test.request, grants.length > 0 ? { grants } : undefined);
+  const decision = ignored.length > 0 ? { ...decided, reasons: [...decided.reasons, ...ignored] } : decided;
   const wrong: string[] = [];
   if (decision.decision !== test.expect) wrong.push(`expected ${test.expect}, got ${decision.decision}`);
-  const ids = decision.reasons.flatMap((r) => (r.rule === undefined ? [] : [r.rule])).sort();
+  const ids = decision.reasons.flatMap((r) => (r.rule === undefined || r.ignored ? [] : [r.rule])).sort();
   if (test.rules && !sameSet(ids, test.rules))
     wrong.push(`expected rules [${[...test.rules].sort().join(', ')}], got [${ids.join(', ')}]`);
   if (test.error !== undefined && !decision.error?.code.startsWith(test.error))

@@ -22,6 +22,15 @@ t.test('an unknown command suggests the nearest one', async (t) => {
   t.notMatch(far.err, /did you mean/);
 });
 
+t.test('a command or subcommand named like an Object.prototype member is unknown, not an internal error', async (t) => {
+  for (const argv of [['constructor'], ['__proto__'], ['audit', 'constructor'], ['vault', 'toString']]) {
+    const r = await run(argv);
+    t.equal(r.code, 2, argv.join(' '));
+    t.match(r.err, new RegExp(`unknown (\\w+ )?(sub)?command "${argv.at(-1)}"`), argv.join(' '));
+    t.notMatch(r.err, /internal error|\n\s+at /, 'no stack trace');
+  }
+});
+
 t.test('an unknown option names the option and how to list the right ones, without a stack', async (t) => {
   const r = await run(['pdp', '--polcy', 'x']);
   t.equal(r.code, 2);

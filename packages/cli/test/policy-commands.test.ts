@@ -95,6 +95,59 @@ t.test('fmt: prints, --check lists and exits 1, --write rewrites, then --check i
   t.equal((await run(['fmt', '--check', '--write', 'messy.pol'], dir)).code, 2);
 });
 
+t.test('check: lease ceilings are checked like rules, each mistake at its file:line:col', async (t) => {
+  const dir = copyFixtures(t);
+  writeFileSync(
+    join(dir, 'ceilings.pol'),
+    [
+      'leases from "approvals", "has space" max 8h {',
+      '  allow net.conect',
+      '  deny fs.read',
+      '}',
+      'leases from "approvals" max 31d {',
+      '  allow fs.read when resource.pth == "/a"',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(join(dir, 'unit.pol'), 'leases from "kid-1" max 8 {\n}\n');
+  const r = await run(['check', 'ceilings.pol'], dir);
+  t.equal(r.code, 1);
+  t.match(r.out, /^ceilings\.pol:1:26: PCX_CHECK_CEILING_ISSUER: issuer "has space" is not a key id/m);
+  t.match(r.out, /^ceilings\.pol:2:9: PCX_CHECK_UNKNOWN_ACTION: unknown action "net\.conect" \(did you mean/m);
+  t.match(r.out, /^ceilings\.pol:3:3: PCX_CHECK_CEILING_EFFECT: a lease ceiling holds `allow` rules/m);
+  t.match(r.out, /^ceilings\.pol:5:13: PCX_CHECK_DUPLICATE_CEILING: issuer "approvals" already has a lease ceiling/m);
+  t.match(r.out, /^ceilings\.pol:5:\d+: PCX_CHECK_CEILING_LIFETIME: lease lifetime 31d is out of range/m);
+  t.match(r.out, /^ceilings\.pol:6:\d+: PCX_CHECK_UNKNOWN_ATTRIBUTE: .*did you mean "path"/m);
+  const unit = await run(['check', 'unit.pol'], dir);
+  t.equal(unit.code, 1);
+  t.match(unit.out, /^unit\.pol:1:25: PCX_PARSE_EXPECTED_DURATION: expected a lifetime after `max`/m);
+  const good = await run(['check', 'good'], dir);
+  writeFileSync(join(dir, 'good', 'ceiling.pol'), 'leases from "approvals" max 8h {\n  allow net.connect\n}\n');
+  const withCeiling = await run(['check', 'good'], dir);
+  t.equal(withCeiling.code, 0, withCeiling.out + withCeiling.err);
+  t.not(withCeiling.out, good.out, 'the ceiling is part of the set (its version changes)');
+});
+
+t.test('fmt: a lease ceiling gets the canonical layout and keeps its comments', async (t) => {
+  const dir = copyFixtures(t);
+  const messy =
+    'leases  from "approvals" ,"kid-1"   max 08h{ # bounds\n' +
+    'allow net.connect,net.http when resource.host matches "**.example.com"\n}\n';
+  writeFileSync(join(dir, 'ceiling.pol'), messy);
+  const printed = await run(['fmt', 'ceiling.pol'], dir);
+  t.equal(printed.code, 0, printed.err);
+  t.equal(
+    printed.out,
+    'leases from "approvals", "kid-1" max 8h { # bounds\n' +
+      '  allow net.connect, net.http when resource.host matches "**.example.com"\n}\n',
+  );
+  writeFileSync(join(dir, 'canonical.pol'), printed.out);
+  t.equal((await run(['fmt', '--check', 'canonical.pol'], dir)).code, 0, 'idempotent');
+  writeFileSync(join(dir, 'empty.pol'), 'leases from "a" max 1d {\n\n}\n');
+  t.equal((await run(['fmt', 'empty.pol'], dir)).out, 'leases from "a" max 1d {}\n', 'an empty ceiling is `{}`');
+});
+
 t.test('eval --request: inline and @file, with --explain', async (t) => {
   const dir = copyFixtures(t);
   const allow = await run(

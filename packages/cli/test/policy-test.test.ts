@@ -34,6 +34,10 @@ const POLICY = [
   '  deny net.connect when resource.ip exists and resource.ip in ["10.0.0.0/8"] because "private ranges"',
   '  ask net.connect when resource.host == "gitlab.com"',
   '}',
+  '# what leases (from the approvals service) may grant at most',
+  'leases from "approvals" max 1h {',
+  '  allow net.connect',
+  '}',
   '',
 ].join('\n');
 

@@ -28,8 +28,9 @@ options:
   --principal ID          the agent this sidecar belongs to
   --role ROLE             a role of the principal (repeatable)
   --project P --blueprint B --session S
-                          the request context (a client may refine the session and send lease
-                          tokens with Proxy-Authorization: Basic base64(session:lease-token))
+                          the request context; a client may add lease tokens with
+                          Proxy-Authorization: Basic base64(session:tokens), and name another
+                          session only with an identity token for it (else 407)
   --mode enforce|report   report: would-deny requests are audited as such and forwarded
   --allow-cidr CIDR       opt a range out of the built-in floor (loopback, link-local,
                           metadata, unspecified); repeatable, e.g. --allow-cidr 10.1.2.0/24

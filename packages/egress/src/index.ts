@@ -4,6 +4,5 @@ export { canonicalHost, parseIp, formatIp, parseCidr, cidrContains, embeddedIPv4
 export type { Ip, Cidr, CanonicalHost } from './address.js';
 export { Floor } from './floor.js';
 export { EgressMetrics, serveMetrics } from './metrics.js';
-export { parseProxyAuthorization, leaseId } from './identity.js';
 export { dnsResolver } from './resolve.js';
 export { egressCommand } from './command.js';

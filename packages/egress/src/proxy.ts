@@ -28,7 +28,12 @@ import { SpanKind, SpanStatusCode, context as otelContext, trace, type Span } fr
 import {
   isPcxError,
   PcxError,
+  parseProxyAuthorization,
+  redactContext,
+  resolveIdentity,
+  type ConfiguredIdentity,
   type Decision,
+  type ErrorInfo,
   type PcxCode,
   type DecisionRequest,
   type Principal,
@@ -47,7 +52,6 @@ import {
   type Ip,
 } from './address.js';
 import { Floor } from './floor.js';
-import { parseProxyAuthorization, redactContext, refineContext } from './identity.js';
 import type { EgressMetrics } from './metrics.js';
 import { listenOn } from './listen.js';
 
@@ -84,8 +88,9 @@ export type Audit = (record: EgressAuditRecord) => Promise<unknown>;
 export interface EgressProxyOptions {
   decide: Decide;
   audit: Audit;
+  /** The configured identity: it stands whatever a client claims (see protocol's resolveIdentity). */
   principal: Principal;
-  context?: RequestContext;
+  context?: ConfiguredIdentity['context'];
   /** "report": would-deny decisions are audited as such and forwarded. Default "enforce". */
   mode?: 'enforce' | 'report';
   /** Name → addresses. Default: the system resolver (dns.promises.lookup, all addresses). */
@@ -139,6 +144,8 @@ interface Verdict {
   enforced: boolean;
   /** The PDP could not decide (unavailable, timeout): answer 503. */
   unavailable?: { code: PcxCode; message: string };
+  /** The error of a deny the PDP could decide (e.g. an identity token that does not verify). */
+  error?: ErrorInfo;
   policyVersion?: string;
 }
 
@@ -162,6 +169,8 @@ class Answer extends Error {
     readonly status: number,
     readonly code: PcxCode,
     message: string,
+    /** Extra response headers (407's Proxy-Authenticate). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -205,7 +214,14 @@ const systemResolve: Resolve = async (host) =>
 class EgressCore {
   readonly mode: 'enforce' | 'report';
   private readonly options: EgressProxyOptions;
+  private readonly configured: ConfiguredIdentity;
   private readonly resolve: Resolve;
+  /**
+   * Requests of a client connection whose responses are not finished. A CONNECT pipelined behind
+   * them waits for them (node hands it over at once), so that the client reads every earlier
+   * response before `200 Connection Established` and never takes one for tunnel bytes.
+   */
+  private readonly unanswered = new WeakMap<Socket, { count: number; waiting: Array<() => void> }>();
   private readonly allow: Cidr[];
   private floor: Floor;
   private readonly agent: Agent;
@@ -220,6 +236,7 @@ class EgressCore {
 
   constructor(options: EgressProxyOptions) {
     this.options = options;
+    this.configured = { principal: options.principal, context: options.context ?? {} };
     this.mode = options.mode ?? 'enforce';
     this.resolve = options.resolve ?? systemResolve;
     this.allow = (options.allowCidrs ?? []).map(parseCidr);
@@ -286,6 +303,7 @@ class EgressCore {
       attributes: { 'http.request.method': req.method ?? '' },
     });
     res.on('close', () => span.end());
+    this.answering(req.socket, res);
     let target: Target;
     let context: RequestContext | undefined;
     try {
@@ -399,13 +417,43 @@ class EgressCore {
     req.pipe(upstream);
   }
 
+  /** Count `res` as unanswered on its connection until it closes (finished or aborted). */
+  private answering(socket: Socket, res: ServerResponse): void {
+    let entry = this.unanswered.get(socket);
+    if (!entry) {
+      entry = { count: 0, waiting: [] };
+      this.unanswered.set(socket, entry);
+    }
+    entry.count++;
+    const e = entry;
+    res.once('close', () => {
+      if (--e.count > 0) return;
+      const waiting = e.waiting;
+      e.waiting = [];
+      for (const go of waiting) go();
+    });
+  }
+
   // ---- CONNECT tunnels ----
 
   onConnect(req: IncomingMessage, client: Socket, head: Buffer): void {
-    const started = performance.now();
-    const eventId = randomUUID();
     this.track(client);
     client.on('error', () => client.destroy());
+    const entry = this.unanswered.get(client);
+    // Pipelined behind requests still being answered: handled once they are (strict order).
+    if (entry && entry.count > 0) {
+      entry.waiting.push(() => {
+        // A connection closed meanwhile (the client left, or an earlier response said close) gets nothing.
+        if (!client.destroyed && client.writable) this.handleConnect(req, client, head);
+      });
+      return;
+    }
+    this.handleConnect(req, client, head);
+  }
+
+  private handleConnect(req: IncomingMessage, client: Socket, head: Buffer): void {
+    const started = performance.now();
+    const eventId = randomUUID();
     const span = tracer.startSpan('egress net.connect', { kind: SpanKind.SERVER });
     client.on('close', () => span.end());
     let target: Target;
@@ -420,8 +468,8 @@ class EgressCore {
     this.decideAndAudit(target, context, eventId, span).then(
       (verdict) => {
         if (!verdict.dial) {
-          const [status, body, headers] = decisionAnswer(verdict, target, eventId, this.mode);
-          return writeRaw(client, status, body, eventId, headers);
+          const [status, body, headers, phrase] = decisionAnswer(verdict, target, eventId, this.mode);
+          return writeRaw(client, status, body, eventId, headers, phrase);
         }
         if (client.destroyed)
           return this.closingRecord(target, context, verdict, eventId, {
@@ -547,9 +595,23 @@ class EgressCore {
 
   // ---- the decision ----
 
+  /**
+   * The identity a request is decided with: the configured one, narrowed by what the client sent
+   * in Proxy-Authorization (protocol's resolveIdentity). A session claimed without an identity
+   * token is answered 407 and nothing is forwarded; a token goes to the PDP, which verifies it.
+   */
   private identity(req: IncomingMessage): RequestContext | undefined {
-    const header = req.headers['proxy-authorization'];
-    return refineContext(this.options.context, parseProxyAuthorization(Array.isArray(header) ? header[0] : header));
+    // headersDistinct: every Proxy-Authorization line (req.headers keeps only the first), so that
+    // two of them are refused instead of one being silently chosen.
+    const claim = parseProxyAuthorization(req.headersDistinct['proxy-authorization']);
+    const resolved = resolveIdentity(this.configured, claim);
+    if (!resolved.ok) {
+      const e = resolved.error;
+      throw new Answer(407, e.code, e.hint ? `${e.message} (${e.hint})` : e.message, {
+        'proxy-authenticate': 'Basic realm="portcullis"',
+      });
+    }
+    return Object.keys(resolved.context).length > 0 ? resolved.context : undefined;
   }
 
   private async decideAndAudit(
@@ -659,6 +721,7 @@ class EgressCore {
     );
     let ask: Decision | undefined;
     let failure: { reasons: Reason[]; error: { code: PcxCode; message: string } } | undefined;
+    let error: ErrorInfo | undefined;
     for (let i = 0; i < candidates.length; i++) {
       const d = decisions[i]!;
       if (d.decision === 'allow')
@@ -672,16 +735,19 @@ class EgressCore {
       if (d.error && isUnavailable(d.error.code))
         failure ??= { reasons: d.reasons, error: { code: d.error.code, message: d.error.message } };
       else if (d.decision === 'ask') ask ??= d;
-      else
+      else {
+        if (d.error) error ??= d.error;
         for (const r of d.reasons)
-          if (!reasons.some((x) => x.rule === r.rule && x.because === r.because)) reasons.push(r);
+          if (!reasons.some((x) => x.rule === r.rule && x.because === r.because && x.lease === r.lease))
+            reasons.push(r);
+      }
     }
     // An explicit deny for one address is a decision; a failure for another does not turn it into 503.
     if (failure && reasons.length === 0 && !ask)
       return { decision: 'deny', reasons: failure.reasons, enforced: true, unavailable: failure.error };
     const decided: Verdict = ask
       ? { decision: 'ask', reasons: ask.reasons, enforced: true }
-      : { decision: 'deny', reasons, enforced: true };
+      : { decision: 'deny', reasons, enforced: true, ...(error ? { error } : {}) };
     const version = (ask ?? decisions[0])?.policy_version;
     if (version) decided.policyVersion = version;
     // Report-only: forward what the policy would refuse, to the first address the floor passed.
@@ -795,8 +861,8 @@ class EgressCore {
   }
 
   private answerDecision(res: ServerResponse, verdict: Verdict, target: Target, eventId: string): void {
-    const [status, body, headers] = decisionAnswer(verdict, target, eventId, this.mode);
-    sendJson(res, status, body, headers);
+    const [status, body, headers, phrase] = decisionAnswer(verdict, target, eventId, this.mode);
+    sendJson(res, status, body, headers, phrase);
   }
 
   private refuse(res: ServerResponse, e: unknown, eventId: string, span: Span, what: Refused): void {
@@ -804,13 +870,15 @@ class EgressCore {
     span.setAttributes({ 'portcullis.error': a.code });
     if (a.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: a.code });
     this.auditRefusal(a, eventId, what);
-    sendJson(res, a.status, { error: { code: a.code, message: a.message } }, { 'x-portcullis-event': eventId });
+    const [body, headers, phrase] = refusalAnswer(a, eventId);
+    sendJson(res, a.status, body, headers, phrase);
   }
 
   private refuseRaw(socket: Socket, e: unknown, eventId: string, what: Refused): void {
     const a = toAnswer(e, this.log);
     this.auditRefusal(a, eventId, what);
-    writeRaw(socket, a.status, { error: { code: a.code, message: a.message } }, eventId);
+    const [body, headers, phrase] = refusalAnswer(a, eventId);
+    writeRaw(socket, a.status, body, eventId, headers, phrase);
   }
 
   /**
@@ -851,6 +919,23 @@ interface Refused {
   target?: Target;
   context?: RequestContext | undefined;
   raw?: string | undefined;
+}
+
+/**
+ * A refusal's body, headers and reason phrase: the code and why in all three, since a client may
+ * show only one of them (curl, requests and git print the status line of a failed CONNECT).
+ */
+function refusalAnswer(a: Answer, eventId: string): [Record<string, unknown>, Record<string, string>, string] {
+  return [
+    { error: { code: a.code, message: a.message } },
+    {
+      'x-portcullis-code': a.code,
+      'x-portcullis-reason': headerSafe(a.message),
+      'x-portcullis-event': eventId,
+      ...a.headers,
+    },
+    reasonPhrase(a.status, `${a.code}: ${a.message}`),
+  ];
 }
 
 function toAnswer(e: unknown, log: (event: Record<string, unknown>) => void): Answer {
@@ -946,10 +1031,17 @@ function parseConnectTarget(req: IncomingMessage): Target {
   return target;
 }
 
-/** A Host header that names another destination than the target is refused (routing confusion). */
+/**
+ * More than one Host header, or one that names another destination than the target, is refused
+ * (routing confusion). RFC 9112 §3.2: more than one Host is a 400 whatever the values; node keeps
+ * only the first in req.headers (and rawHeaders would forward all), hence headersDistinct.
+ */
 function checkHostHeader(req: IncomingMessage, target: Target): void {
-  const raw = req.headers.host;
-  if (raw === undefined) return;
+  const all = req.headersDistinct.host;
+  if (all === undefined) return;
+  if (all.length > 1)
+    throw new PcxError('PCX_EGRESS_BAD_REQUEST', `the request has ${all.length} Host headers; send exactly one`);
+  const raw = all[0]!;
   let h: { host: string; port: number };
   let c: CanonicalHost;
   try {
@@ -993,17 +1085,26 @@ function stripHopByHop(raw: string[]): string[] {
   return out;
 }
 
-/** 403 for deny and ask, with what to do about it; the reason header names the rule. */
+/**
+ * 403 for deny and ask, with what to do about it. The rule (or the PDP's error) is named in the
+ * reason header and in the status line's reason phrase, since curl, requests and git show only
+ * the status line of a refused CONNECT; ignored leases say why they did not lift the deny.
+ */
 function decisionAnswer(
   verdict: Verdict,
   target: Target,
   eventId: string,
   mode: string,
-): [number, Record<string, unknown>, Record<string, string>] {
-  const first = verdict.reasons.find((r) => r.effect === verdict.decision) ?? verdict.reasons[0];
-  const reasonText = first
-    ? `${first.rule ?? first.policy ?? 'rule'}: ${first.because ?? first.error?.message ?? verdict.decision}`
-    : `default deny: no rule allows ${target.action} to ${target.host.host}:${target.port}`;
+): [number, Record<string, unknown>, Record<string, string>, string] {
+  const first = verdict.reasons.find((r) => r.effect === verdict.decision);
+  let reasonText = first
+    ? `${first.rule ?? first.policy ?? 'rule'}: ${first.because ?? verdict.decision}`
+    : verdict.error
+      ? `${verdict.error.code}: ${verdict.error.message}`
+      : `default deny: no rule allows ${target.action} to ${target.host.host}:${target.port}`;
+  const ignored = verdict.reasons.filter((r) => r.ignored !== undefined);
+  if (ignored.length > 0)
+    reasonText += `; ${ignored.map((r) => `lease "${r.lease ?? 'unknown'}" ignored: ${r.ignored}`).join('; ')}`;
   const body: Record<string, unknown> = {
     decision: verdict.decision,
     action: target.action,
@@ -1012,6 +1113,7 @@ function decisionAnswer(
     event_id: eventId,
     mode,
   };
+  if (verdict.error) body.error = verdict.error;
   if (verdict.decision === 'ask') {
     body.request = {
       action: target.action,
@@ -1021,20 +1123,26 @@ function decisionAnswer(
         'session:lease-token)',
     };
   }
-  return [
-    403,
-    body,
-    {
-      'x-portcullis-reason': headerSafe(reasonText),
-      'x-portcullis-decision': verdict.decision,
-      'x-portcullis-event': eventId,
-    },
-  ];
+  const headers: Record<string, string> = {
+    'x-portcullis-reason': headerSafe(reasonText),
+    'x-portcullis-decision': verdict.decision,
+    'x-portcullis-event': eventId,
+  };
+  if (verdict.error) headers['x-portcullis-code'] = verdict.error.code;
+  return [403, body, headers, reasonPhrase(403, reasonText)];
 }
 
 /** Header values must be visible ASCII: escape the rest (a `because` may be any language). */
-function headerSafe(s: string): string {
-  return s.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, 512);
+function headerSafe(s: string, max = 512): string {
+  return s.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, max);
+}
+
+/**
+ * A status line's reason phrase carrying why: the standard phrase, then the reason made of the
+ * characters a reason phrase may hold (RFC 9112 §4: SP and visible ASCII here) and bounded.
+ */
+function reasonPhrase(status: number, why: string): string {
+  return `${STATUS_CODES[status] ?? 'Error'}: ${headerSafe(why, 240)}`;
 }
 
 function sendJson(
@@ -1042,19 +1150,25 @@ function sendJson(
   status: number,
   body: Record<string, unknown>,
   headers: Record<string, string>,
+  phrase = STATUS_CODES[status] ?? 'Error',
 ): void {
   const text = JSON.stringify(body) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, phrase, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
-/** Answer on a raw socket (CONNECT, parse errors), with node's own reason phrase for the status. */
+/** Answer on a raw socket (CONNECT, parse errors); the reason phrase defaults to node's for the status. */
 function writeRaw(
   socket: Socket,
   status: number,
   body: Record<string, unknown>,
   eventId: string,
   headers: Record<string, string> = {},
+  phrase = STATUS_CODES[status] ?? 'Error',
 ): void {
   const json = JSON.stringify(body) + '\n';
   const extra = Object.entries({ 'x-portcullis-event': eventId, ...headers })
@@ -1062,7 +1176,7 @@ function writeRaw(
     .join('');
   if (!socket.destroyed)
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ` +
+      `HTTP/1.1 ${status} ${phrase}\r\ncontent-type: application/json\r\ncontent-length: ` +
         `${Buffer.byteLength(json)}\r\nconnection: close\r\n${extra}\r\n${json}`,
     );
 }

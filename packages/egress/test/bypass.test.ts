@@ -249,7 +249,7 @@ bypass('hop-by-hop headers are stripped both ways', async (tt) => {
     `http://allowed.test:${w.origin.port}/hop`,
     undefined,
     'Connection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic ' +
-      'czE6\r\nProxy-Foo: 1\r\nX-Kept: yes\r\n',
+      'cy0xOg==\r\nProxy-Foo: 1\r\nX-Kept: yes\r\n',
   );
   tt.equal(statusOf(r), 200);
   const seen = w.origin.requests.at(-1)!.headers;
@@ -525,31 +525,99 @@ bypass('report-only mode still fails closed and keeps the floor', async (tt) => 
   tt.equal(statusOf(await get(report, `http://127.0.0.1:${report.address.port}/`)), 403);
 });
 
-bypass('Proxy-Authorization refines the session and carries a lease; only its id is recorded', async (tt) => {
-  const payload = Buffer.from(JSON.stringify({ jti: 'lease-42', sub: 'agent-7' })).toString('base64url');
-  const token = `eyJhbGciOiJFZERTQSJ9.${payload}.c2lnbmF0dXJlLXNlY3JldA`;
+const b64url = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+/** Unsigned tokens: the proxy verifies nothing (the PDP does); only their shape routes them. */
+const leaseHeader = b64url({ alg: 'EdDSA', typ: 'pcx-lease+jwt' });
+const leaseToken = `${leaseHeader}.${b64url({ jti: 'lease-42' })}.c2lnbmF0dXJlLXNlY3JldA`;
+const identityToken =
+  `${b64url({ alg: 'EdDSA', typ: 'pcx-identity+jwt', kid: 'k1' })}.` +
+  `${b64url({ jti: 'id-7', sub: 'agent-7', pcx_session: 's-99' })}.aWRlbnRpdHktc2lnbmF0dXJl`;
+
+bypass('Proxy-Authorization narrows: the configured session with a lease; only its id is recorded', async (tt) => {
   const r = await curl([
     '--proxy',
     `http://127.0.0.1:${proxy.address.port}`,
     '--proxy-user',
-    `s-99:${token}`,
+    `s-1:${leaseToken}`,
     `http://allowed.test:${w.origin.port}/leased`,
   ]);
   tt.equal(r.code, 0, r.stderr);
   const d = w.decisions.at(-1)!;
-  tt.equal(d.context?.session, 's-99');
-  tt.same(d.context?.leases, [token]);
-  tt.equal(d.context?.project, 'alpha', 'the configured context is kept');
+  tt.same(d.principal, { id: 'agent-7', roles: ['developer'] });
+  tt.same(d.context, { project: 'alpha', session: 's-1', leases: [leaseToken] }, 'the configured context is kept');
   await settle(50);
   const recs = w.records.filter((x) => x.resource.path === '/leased');
   tt.equal(recs.length, 2);
   for (const rec of recs) tt.same(rec.context?.leases, ['lease-42']);
   tt.notMatch(
     JSON.stringify(w.records) + JSON.stringify(w.logs),
-    token.split('.')[2]!,
+    leaseToken.split('.')[2]!,
     'the token never reaches a record or a log',
   );
   tt.notOk(w.origin.requests.at(-1)!.headers['proxy-authorization']);
+});
+
+bypass('a session claimed without an identity token is refused with 407 and never decided', async (tt) => {
+  const before = { decisions: w.decisions.length, origin: w.origin.requests.length };
+  for (const user of ['s-99:', `s-99:${leaseToken}`]) {
+    const http = await get(
+      proxy,
+      `http://allowed.test:${w.origin.port}/claimed`,
+      undefined,
+      `Proxy-Authorization: Basic ${Buffer.from(user).toString('base64')}\r\n`,
+    );
+    tt.match(http, /^HTTP\/1\.1 407 Proxy Authentication Required: PCX_IDENTITY_UNPROVEN: session "s-99" is claimed/);
+    tt.match(http, /\r\nx-portcullis-code: PCX_IDENTITY_UNPROVEN\r\n/i);
+    tt.match(http, /\r\nx-portcullis-reason: session "s-99" is claimed without an identity token/i);
+    tt.match(http, /\r\nproxy-authenticate: Basic realm="portcullis"\r\n/i);
+    tt.match(http, /"code":"PCX_IDENTITY_UNPROVEN"/);
+    const tunnel = await connectTo(
+      proxy,
+      `allowed.test:${w.tls.port}`,
+      `Proxy-Authorization: Basic ${Buffer.from(user).toString('base64')}\r\n`,
+    );
+    tt.match(tunnel, /^HTTP\/1\.1 407 Proxy Authentication Required: PCX_IDENTITY_UNPROVEN: /);
+    tt.match(tunnel, /"code":"PCX_IDENTITY_UNPROVEN"/);
+  }
+  tt.equal(w.decisions.length, before.decisions, 'the PDP was never asked with the claimed session');
+  tt.equal(w.origin.requests.length, before.origin, 'nothing was forwarded');
+  await settle(50);
+  const rec = w.records.at(-1)!;
+  tt.equal(rec.outcome.status, 407);
+  tt.same(rec.context, { project: 'alpha', session: 's-1' }, 'the configured identity is what is recorded');
+});
+
+bypass(
+  'a session claimed with an identity token goes to the PDP as context.identity; only its id is recorded',
+  async (tt) => {
+    const r = await curl([
+      '--proxy',
+      `http://127.0.0.1:${proxy.address.port}`,
+      '--proxy-user',
+      `s-99:${identityToken} ${leaseToken}`,
+      `http://allowed.test:${w.origin.port}/proven`,
+    ]);
+    tt.equal(r.code, 0, r.stderr);
+    const d = w.decisions.at(-1)!;
+    tt.same(d.principal, { id: 'agent-7', roles: ['developer'] }, 'no claim names another principal');
+    tt.same(d.context, { project: 'alpha', session: 's-99', identity: identityToken, leases: [leaseToken] });
+    await settle(50);
+    const recs = w.records.filter((x) => x.resource.path === '/proven');
+    tt.equal(recs.length, 2);
+    for (const rec of recs)
+      tt.same(rec.context, { project: 'alpha', session: 's-99', identity: 'id-7', leases: ['lease-42'] });
+    tt.notMatch(JSON.stringify(w.records) + JSON.stringify(w.logs), identityToken.split('.')[2]!);
+  },
+);
+
+bypass('two Proxy-Authorization headers are refused, whichever comes first', async (tt) => {
+  const one = `Proxy-Authorization: Basic ${Buffer.from('s-1:').toString('base64')}\r\n`;
+  const other = `Proxy-Authorization: Basic ${Buffer.from(`s-99:${identityToken}`).toString('base64')}\r\n`;
+  for (const extra of [one + other, other + one]) {
+    const r = await get(proxy, `http://allowed.test:${w.origin.port}/twice`, undefined, extra);
+    tt.equal(statusOf(r), 400);
+    tt.match(r, /more than one Proxy-Authorization header/);
+  }
 });
 
 bypass('refusals are audited too, without the query string; denials record their 403', async (tt) => {
@@ -574,7 +642,7 @@ bypass('refusals are audited too, without the query string; denials record their
 bypass('a malformed Proxy-Authorization is 400', async (tt) => {
   const r = await get(proxy, `http://allowed.test:${w.origin.port}/`, undefined, 'Proxy-Authorization: Bearer abc\r\n');
   tt.equal(statusOf(r), 400);
-  tt.match(r, /PCX_EGRESS_BAD_PROXY_AUTH/);
+  tt.match(r, /PCX_IDENTITY_BAD_CREDENTIALS/);
 });
 
 bypass('garbage and binary input get 400 and the proxy keeps serving', async (tt) => {

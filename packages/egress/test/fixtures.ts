@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -45,12 +46,28 @@ export interface Origin {
   port: number;
   connections: number;
   requests: Array<{ method: string; url: string; headers: IncomingHttpHeaders; body: string }>;
+  /** Emits "held" when a "/hold" request arrives. */
+  events: EventEmitter;
+  /** Answer the "/hold" requests waiting. */
+  release(): void;
   close(): Promise<void>;
 }
 
-/** An HTTP origin: "/" says hello, "/redirect" redirects to the canary, "/big?n=" sends n bytes. */
+/**
+ * An HTTP origin: "/" says hello, "/redirect" redirects to the canary, "/big?n=" sends n bytes,
+ * "/hold" says hello only once release() is called (a response the test controls).
+ */
 export async function origin(options: { host?: string; redirectTo?: string } = {}): Promise<Origin> {
-  const o = { port: 0, connections: 0, requests: [] } as unknown as Origin;
+  const held: Array<() => void> = [];
+  const o = {
+    port: 0,
+    connections: 0,
+    requests: [],
+    events: new EventEmitter(),
+    release: () => {
+      for (const answer of held.splice(0)) answer();
+    },
+  } as unknown as Origin;
   const server = createHttpServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
@@ -63,6 +80,9 @@ export async function origin(options: { host?: string; redirectTo?: string } = {
       });
       if (req.url === '/redirect') {
         res.writeHead(302, { location: options.redirectTo ?? 'http://127.0.0.1:1/' }).end();
+      } else if (req.url === '/hold') {
+        held.push(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('hello from origin GET /hold\n'));
+        o.events.emit('held');
       } else if (req.url?.startsWith('/big')) {
         const n = Number(new URL(req.url, 'http://x').searchParams.get('n') ?? '1000');
         res

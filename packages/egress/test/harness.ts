@@ -46,7 +46,9 @@ export interface World {
 /**
  * The policy the doubles implement (the e2e suite writes the same in the policy language):
  * allow net.* to allowed.test, mixed.test, rebind.test and 127.0.0.1 on the origin and TLS
- * ports when resource.ip is 127.0.0.1; deny denied.test explicitly; ask for ask.test.
+ * ports when resource.ip is 127.0.0.1; deny denied.test explicitly; ask for ask.test. Only the
+ * doubles say: unicode.test's rule has a non-ASCII because with a CR LF in it, leased.test is a
+ * default deny with an ignored lease, broken.test a deny the PDP could not evaluate.
  */
 function policyDouble(world: World): (r: DecisionRequest) => Promise<Decision> {
   const hosts = new Set(['allowed.test', 'mixed.test', 'rebind.test', '127.0.0.1', 'ask.test', 'denied.test']);
@@ -73,6 +75,18 @@ function policyDouble(world: World): (r: DecisionRequest) => Promise<Decision> {
         ],
         policy_version: 'sha256:test',
       };
+    if (host === 'unicode.test')
+      return {
+        decision: 'deny',
+        reasons: [{ effect: 'deny', policy: 'test', rule: 'test#4', because: 'verboten für dich\r\nX-Injected: 1' }],
+        policy_version: 'sha256:test',
+      };
+    if (host === 'leased.test')
+      return { decision: 'deny', reasons: [{ lease: 'lease-42', ignored: 'expired' }], policy_version: 'sha256:test' };
+    if (host === 'broken.test') {
+      const error = { code: 'PCX_REQ_BAD_TYPE', message: 'context.session must be a string' };
+      return { decision: 'deny', reasons: [{ error }], error, policy_version: 'sha256:test' };
+    }
     if (host === 'ask.test')
       return {
         decision: 'ask',
@@ -110,6 +124,9 @@ export async function world(): Promise<World> {
       case 'allowed.test':
       case 'denied.test':
       case 'ask.test':
+      case 'unicode.test':
+      case 'leased.test':
+      case 'broken.test':
         return ['127.0.0.1'];
       case 'private.test':
         return ['127.0.0.2'];

@@ -4,28 +4,29 @@
  * set); serve the socket; optionally serve metrics; drain on close.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { compile, renderDiagnostic } from '@portcullis/policy';
-import { isPcxError, PcxError, type PcxCode } from '@portcullis/protocol';
-import { Engine, type Health } from './engine.js';
-import { LeaseVerifier, parseLeaseKeys, parseRevoked } from './leases.js';
+import { isPcxError, isTokenName, PcxError, type PcxCode, parseTrustedKeys } from '@portcullis/protocol';
+import { Engine, type Health, type TrustFileStatus } from './engine.js';
+import { LeaseVerifier, RevocationList } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
 import { PdpServer, type DrainOptions, type Log } from './server.js';
-import { readPolicySources, type PolicySource } from './sources.js';
+import { readPolicySources, readSettled, type PolicySource } from './sources.js';
 import { watchPaths, type Watcher } from './watch.js';
 
-/** Reads of a changed policy set before giving up on it settling, and the pause between them. */
-const SETTLE_READS = 5;
-const SETTLE_MS = 25;
+/** The largest JWKS or revocation list read (a revocation line is at most ~150 bytes: ~100k entries). */
+const MAX_TRUST_FILE_BYTES = 16 * 1024 * 1024;
 
 export interface PdpOptions {
   /** Policy file or directory. */
   policyPath: string;
   socketPath: string;
-  /** JWKS file of the public keys that sign leases. Without it every lease is ignored. */
+  /** JWKS file of the public keys that sign leases and identity tokens. Without it every one is ignored. */
   leaseKeysPath?: string;
-  /** Revocation list: one lease jti per line. */
+  /** The audience leases and identity tokens must name (`aud`); required with leaseKeysPath. */
+  leaseAudience?: string;
+  /** Revocation list: `jti` or `jti exp` per line. */
   revokedPath?: string;
   /** Serve Prometheus metrics here (already checked to be loopback unless allowed). */
   metrics?: MetricsAddress;
@@ -33,8 +34,8 @@ export interface PdpOptions {
   log?: Log;
   /** Safety-net poll interval for the watched files. Default 2000 ms. */
   pollMs?: number;
-  /** Clock skew allowed on lease exp/nbf, seconds. Default 5. */
-  leaseClockToleranceSec?: number;
+  /** Clock skew allowed on token exp, nbf and iat, in seconds. Default 60. */
+  leaseClockSkewSec?: number;
 }
 
 export interface PdpHandle {
@@ -75,9 +76,23 @@ function serialized(load: () => Promise<void>): () => Promise<void> {
 
 export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   const log = options.log ?? streamLog(process.stderr);
+  if (options.leaseKeysPath !== undefined && options.leaseAudience === undefined)
+    throw new PcxError(
+      'PCX_PDP_LEASE_AUDIENCE',
+      'lease keys need an audience: leases and identity tokens must name one',
+      {
+        hint: 'pass --lease-audience NAME (the same name `portcullis lease issue --audience` writes)',
+      },
+    );
+  if (options.leaseAudience !== undefined && !isTokenName(options.leaseAudience))
+    throw new PcxError(
+      'PCX_PDP_LEASE_AUDIENCE',
+      `audience "${options.leaseAudience}" is not 1-256 visible ASCII characters`,
+    );
   const metrics = new PdpMetrics();
   const leases = new LeaseVerifier({
-    clockToleranceSec: options.leaseClockToleranceSec,
+    audience: options.leaseAudience,
+    clockSkewSec: options.leaseClockSkewSec,
     onGrantError: (jti, messages) =>
       log('warn', `lease ${jti} ignored: its rules do not compile: ${messages.join('; ')}`),
   });
@@ -93,19 +108,11 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     let sources: PolicySource[];
     let fp: string;
     try {
-      sources = await readPolicySources(options.policyPath);
-      fp = fingerprint(sources);
-      // A changed set is read again after a short pause until two reads agree: a file being
-      // rewritten in place (truncate, then write) must not be compiled half-written — its empty
-      // prefix would compile to a valid deny-everything set.
-      for (let i = 0; fp !== policyFingerprint && i < SETTLE_READS; i++) {
-        await new Promise((r) => setTimeout(r, SETTLE_MS));
-        const again = await readPolicySources(options.policyPath);
-        const fp2 = fingerprint(again);
-        if (fp2 === fp) break;
-        sources = again;
-        fp = fp2;
-      }
+      ({ value: sources, fingerprint: fp } = await readSettled(
+        () => readPolicySources(options.policyPath),
+        fingerprint,
+        policyFingerprint,
+      ));
     } catch (e) {
       const error = { code: isPcxError(e) ? e.code : 'PCX_POLICY_PATH', message: (e as Error).message };
       const efp = `error:${error.message}`;
@@ -142,35 +149,77 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     for (const line of rendered) log('error', line);
   };
 
-  // Keys and revocations: invalid at start is an operator error (refuse to start); invalid on a
-  // later change keeps the last good content, because a half-written file must not open or
-  // close the gate by accident.
-  const fileLoader = (path: string, what: string, apply: (text: string) => void) => {
-    let last: string | undefined;
+  // A trust file is read whole and kept parsed (the revocation list as a map): bounded here, so
+  // that a runaway file cannot grow the daemon.
+  const readTrustFile = async (path: string, what: string): Promise<string> => {
+    const size = (await stat(path)).size;
+    if (size > MAX_TRUST_FILE_BYTES)
+      throw new PcxError(
+        'PCX_PDP_FILE',
+        `${what} ${path} is ${size} bytes; trust files are limited to ${MAX_TRUST_FILE_BYTES} bytes`,
+      );
+    return readFile(path, 'utf8');
+  };
+  // Trust files load like policies: a changed file is read until it settles; invalid at start
+  // is an operator error (refuse to start); invalid later keeps the last good content, says why
+  // in the log and in health, and never opens or closes the gate by accident.
+  const trustLoader = (
+    path: string,
+    what: string,
+    slot: 'keys' | 'revocation',
+    apply: (text: string) => Promise<string | undefined>,
+  ) => {
+    let lastText: string | undefined;
+    let lastError: string | undefined;
+    const hash = (t: string): string => createHash('sha256').update(t).digest('hex');
     return async (initial = false): Promise<void> => {
-      let text: string;
       try {
-        text = await readFile(path, 'utf8');
-        if (text === last) return;
-        apply(text);
-        last = text;
+        const { value: text } = await readSettled(() => readTrustFile(path, what), hash, lastText && hash(lastText));
+        if (text === lastText) return;
+        const warning = await apply(text);
+        lastText = text;
+        lastError = undefined;
+        const status: TrustFileStatus = { ok: true, at: new Date().toISOString() };
+        engine.trustFiles[slot] = warning ? { ...status, error: warning } : status;
         if (!initial) log('info', `reloaded ${what} from ${path}`);
+        if (warning) log('warn', `${path}: ${warning}`);
       } catch (e) {
         const message = isPcxError(e)
           ? e.message
-          : `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+          : (e as NodeJS.ErrnoException).code !== undefined
+            ? `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code}`
+            : (e as Error).message;
         if (initial) throw new PcxError(isPcxError(e) ? e.code : 'PCX_PDP_FILE', message);
-        if (`error:${message}` === last) return;
-        last = `error:${message}`;
+        engine.trustFiles[slot] = { ok: false, at: new Date().toISOString(), error: message };
+        if (message === lastError) return;
+        lastError = message;
         log('error', `${message}; keeping the previous ${what}`);
       }
     };
   };
   const loadKeys = options.leaseKeysPath
-    ? fileLoader(options.leaseKeysPath, 'lease keys', (t) => leases.setKeys(parseLeaseKeys(t, options.leaseKeysPath!)))
+    ? trustLoader(options.leaseKeysPath, 'lease keys', 'keys', async (t) => {
+        await leases.setKeys(parseTrustedKeys(t, options.leaseKeysPath!));
+        return undefined;
+      })
     : undefined;
   const loadRevoked = options.revokedPath
-    ? fileLoader(options.revokedPath, 'revocation list', (t) => leases.setRevoked(parseRevoked(t)))
+    ? trustLoader(options.revokedPath, 'revocation list', 'revocation', async (t) => {
+        const next = RevocationList.parse(t, options.revokedPath!);
+        const listed = next.size;
+        // An empty file is far more often a failed write than a decision to un-revoke; refuse it
+        // while any revoked token may be live (the kept entries would stay revoked anyway).
+        const live = leases.liveRevoked();
+        if (listed === 0 && live > 0)
+          throw new PcxError(
+            'PCX_PDP_REVOCATION_EMPTY',
+            `the revocation list ${options.revokedPath} is empty but ${live} revoked token(s) may still be live`,
+          );
+        const kept = leases.setRevoked(next);
+        return kept > 0
+          ? `${kept} revoked id(s) are no longer listed; they stay revoked until their leases expire`
+          : undefined;
+      })
     : undefined;
   await loadKeys?.(true);
   await loadRevoked?.(true);

@@ -3,9 +3,9 @@
  * so a request is decided entirely by one set), leases, and what health reports. No I/O here:
  * loading and watching live in the daemon shell (daemon.ts).
  */
-import type { CompiledPolicy } from '@portcullis/policy';
+import type { CompiledPolicy, EvaluateOptions } from '@portcullis/policy';
 import type { Decision, ErrorInfo } from '@portcullis/protocol';
-import type { LeaseVerifier, LeaseResolution } from './leases.js';
+import type { IdentityCheck, LeaseResolution, LeaseVerifier } from './leases.js';
 
 export interface LoadedPolicy {
   policy: CompiledPolicy;
@@ -32,7 +32,35 @@ export interface Health {
   last_reload?: ReloadStatus;
   /** Set while the last reload failed and an older set is still in force. */
   stale?: boolean;
-  leases: { keys: number; revoked: number };
+  leases: LeaseHealth;
+}
+
+/** How a trust file (the JWKS, the revocation list) last loaded. */
+export interface TrustFileStatus {
+  ok: boolean;
+  at: string;
+  /** Why the last read was refused (the previous content stays in force). */
+  error?: string;
+}
+
+export interface LeaseHealth {
+  keys: number;
+  revoked: number;
+  /** Revoked ids the file no longer lists but that stay revoked until their lease expires. */
+  revoked_retained: number;
+  audience?: string;
+  clock_skew_sec: number;
+  /** Estimated bytes held by the (bounded) token verification and grant caches. */
+  cache_bytes: { verified: number; grants: number };
+  /** Set while a trust file's last read was refused and older content is in force. */
+  stale?: boolean;
+  keys_file?: TrustFileStatus;
+  revocation_file?: TrustFileStatus;
+}
+
+/** `explain`: decide with policy.explain (the CLI's `eval --explain`). */
+export interface DecideOptions {
+  explain?: boolean;
 }
 
 export class Engine {
@@ -41,6 +69,8 @@ export class Engine {
   private lastReload: ReloadStatus | undefined;
   private noPolicy: Decision;
   readonly leases: LeaseVerifier;
+  /** Set by the daemon as trust files load. */
+  readonly trustFiles: { keys?: TrustFileStatus; revocation?: TrustFileStatus } = {};
 
   constructor(leases: LeaseVerifier) {
     this.leases = leases;
@@ -82,20 +112,43 @@ export class Engine {
    * Decide one request. Synchronous unless the request carries a lease whose signature has not
    * been verified yet. Never throws: the evaluator is total, and leases fail as "ignored".
    */
-  decide(request: unknown): Decision | Promise<Decision> {
+  decide(request: unknown, options: DecideOptions = {}): Decision | Promise<Decision> {
     const loaded = this.current;
     if (!loaded) return this.noPolicy;
     const policy = loaded.policy;
-    const tokens = (request as { context?: { leases?: unknown } } | null)?.context?.leases;
-    if (tokens === undefined || (Array.isArray(tokens) && tokens.length === 0)) return policy.evaluate(request);
-    const r = this.leases.resolve(tokens, request, policy);
-    if (r instanceof Promise) return r.then((res) => withLeases(policy, request, res));
-    return withLeases(policy, request, r);
+    const evaluate = options.explain
+      ? (o?: EvaluateOptions) => policy.explain(request, o)
+      : (o?: EvaluateOptions) => policy.evaluate(request, o);
+    const context = (request as { context?: { leases?: unknown; identity?: unknown } } | null)?.context;
+    const tokens = context?.leases;
+    const withLeases = (): Decision | Promise<Decision> => {
+      if (tokens === undefined || (Array.isArray(tokens) && tokens.length === 0)) return evaluate();
+      const r = this.leases.resolve(tokens, request, policy);
+      return r instanceof Promise ? r.then((res) => applyLeases(evaluate, res)) : applyLeases(evaluate, r);
+    };
+    // A claimed identity is proven before anything else: a request that names a session it
+    // cannot prove is refused, not decided as that session.
+    if (context?.identity === undefined) return withLeases();
+    const proof = this.leases.checkIdentity(context.identity, request);
+    const proven = (p: IdentityCheck) => (p.ok ? withLeases() : unproven(policy.version, p.why));
+    return proof instanceof Promise ? proof.then(proven) : proven(proof);
   }
 
   health(): Health {
     const c = this.current;
-    const leases = { keys: this.leases.keyCount, revoked: this.leases.revokedCount };
+    const v = this.leases;
+    const stale = this.trustFiles.keys?.ok === false || this.trustFiles.revocation?.ok === false;
+    const leases: LeaseHealth = {
+      keys: v.keyCount,
+      revoked: v.revoked.size,
+      revoked_retained: v.revoked.retained,
+      ...(v.audience !== undefined ? { audience: v.audience } : {}),
+      clock_skew_sec: v.skewSec,
+      cache_bytes: v.cacheBytes,
+      ...(stale ? { stale } : {}),
+      ...(this.trustFiles.keys ? { keys_file: this.trustFiles.keys } : {}),
+      ...(this.trustFiles.revocation ? { revocation_file: this.trustFiles.revocation } : {}),
+    };
     if (!c) return { status: 'no_policy', ...(this.lastReload ? { last_reload: this.lastReload } : {}), leases };
     return {
       status: 'ok',
@@ -109,11 +162,19 @@ export class Engine {
   }
 }
 
-function withLeases(policy: CompiledPolicy, request: unknown, res: LeaseResolution): Decision {
-  const d = policy.evaluate(request, res.grants.length > 0 ? { grants: res.grants } : undefined);
+function applyLeases(evaluate: (o?: EvaluateOptions) => Decision, res: LeaseResolution): Decision {
+  const d = evaluate(res.grants.length > 0 ? { grants: res.grants } : undefined);
   if (res.ignored.length === 0) return d;
   // The evaluator's decision object is ours to extend; copy reasons so it is never aliased.
   return { ...d, reasons: [...d.reasons, ...res.ignored] };
+}
+
+function unproven(version: string, why: string): Decision {
+  const error: ErrorInfo = {
+    code: 'PCX_PDP_IDENTITY_UNPROVEN',
+    message: `context.identity does not prove the identity this request claims: ${why}`,
+  };
+  return { decision: 'deny', reasons: [{ error }], policy_version: version, error };
 }
 
 /** Health answers must stay far below the 1 MiB frame limit, however broken the policy is. */

@@ -4,4 +4,5 @@ export { startPdp } from './daemon.js';
 export type { PdpOptions, PdpHandle } from './daemon.js';
 export type { Health, ReloadStatus } from './engine.js';
 export type { DrainOptions } from './server.js';
-export { pdpCommand, leaseCommand, DEFAULT_SOCKET } from './command.js';
+export { pdpCommand, DEFAULT_SOCKET } from './command.js';
+export { leaseCommand } from './lease-command.js';

@@ -16,6 +16,34 @@ export interface PolicySource {
 }
 
 const MAX_POLICY_FILE_BYTES = 16 * 1024 * 1024;
+/** Reads of changed content before giving up on it settling, and the pause between them. */
+const SETTLE_READS = 5;
+const SETTLE_MS = 25;
+
+/**
+ * Read until two reads a short pause apart agree, so that a file rewritten in place (truncate,
+ * then write) is not taken half-written: its empty prefix would be a valid, deny-everything
+ * policy set, an empty key set or an empty revocation list. A read whose fingerprint equals
+ * `known` (the content already in force) is returned at once. Writing atomically (a temporary
+ * file renamed over, as editors and the kubelet do) avoids the question altogether.
+ */
+export async function readSettled<T>(
+  read: () => Promise<T>,
+  fingerprint: (value: T) => string,
+  known: string | undefined,
+): Promise<{ value: T; fingerprint: string }> {
+  let value = await read();
+  let fp = fingerprint(value);
+  for (let i = 0; fp !== known && i < SETTLE_READS; i++) {
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const again = await read();
+    const fp2 = fingerprint(again);
+    if (fp2 === fp) break;
+    value = again;
+    fp = fp2;
+  }
+  return { value, fingerprint: fp };
+}
 
 export async function readPolicySources(path: string, options: { cwd?: string } = {}): Promise<PolicySource[]> {
   const cwd = options.cwd ?? process.cwd();

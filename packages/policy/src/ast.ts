@@ -24,7 +24,7 @@ export interface GrantAst {
   comments: Comment[];
 }
 
-export type Decl = LetDecl | ActionDecl | PolicyDecl | RoleDecl;
+export type Decl = LetDecl | ActionDecl | PolicyDecl | RoleDecl | LeasesDecl;
 
 export interface LetDecl {
   kind: 'let';
@@ -71,6 +71,21 @@ export interface RoleDecl {
   kind: 'role';
   name: string;
   extends: NameRef[];
+  rules: RuleAst[];
+  loc: Loc;
+}
+
+/** A lifetime as written (`8h`) and in seconds. */
+export interface DurationAst {
+  raw: string;
+  seconds: number;
+  loc: Loc;
+}
+/** `leases from "issuer", … max 8h { allow … }`: the lease ceiling of those issuers. */
+export interface LeasesDecl {
+  kind: 'leases';
+  issuers: StrLit[];
+  max: DurationAst;
   rules: RuleAst[];
   loc: Loc;
 }

@@ -11,6 +11,7 @@ import type {
   CondAst,
   ConstRef,
   FileAst,
+  LeasesDecl,
   LetDecl,
   Loc,
   NameRef,
@@ -25,7 +26,8 @@ import type {
 import { pathText } from './ast.js';
 import type { Diagnostic, Severity } from './diagnostics.js';
 import { didYouMean } from './diagnostics.js';
-import type { AttrType, CondIR, Model, Ref, RefType, RuleIR, Scalar, Schema, ScopeIR } from './model.js';
+import { isTokenName, MAX_TOKEN_TTL_SEC } from '@portcullis/protocol';
+import type { AttrType, CeilingIR, CondIR, Model, Ref, RefType, RuleIR, Scalar, Schema, ScopeIR } from './model.js';
 import { ATTR_TYPES } from './model.js';
 import { SchemaBuilder } from './schema.js';
 import type { Cidr } from './values.js';
@@ -820,6 +822,70 @@ export function checkSet(files: readonly ParsedFile[]): { model?: Model; checker
       }
     }
   }
+  const ceilings = checkCeilings(
+    ck,
+    files.flatMap((f) => f.ast.decls.filter((d): d is LeasesDecl => d.kind === 'leases')),
+  );
   const failed = ck.diagnostics.some((d) => d.severity === 'error');
-  return { model: failed ? undefined : { schema: ck.schema, rules, roleClosure: ck.roleClosure }, checker: ck };
+  return {
+    model: failed ? undefined : { schema: ck.schema, rules, roleClosure: ck.roleClosure, ceilings },
+    checker: ck,
+  };
+}
+
+/**
+ * Lease ceilings: each issuer named once across the set, a lifetime between 1 s and the
+ * longest a token may be minted with, `allow` rules only (a ceiling bounds what leases may
+ * allow; denies belong in policies, where they beat leases anyway).
+ */
+function checkCeilings(ck: Checker, decls: LeasesDecl[]): CeilingIR[] {
+  const out: CeilingIR[] = [];
+  const owner = new Map<string, LeasesDecl>();
+  for (const d of decls) {
+    const issuers: string[] = [];
+    for (const i of d.issuers) {
+      const prev = owner.get(i.value);
+      if (!isTokenName(i.value))
+        ck.error(
+          'PCX_CHECK_CEILING_ISSUER',
+          `issuer ${JSON.stringify(i.value)} is not a key id or issuer name ` +
+            '(1-256 visible ASCII characters, no spaces)',
+          i.loc,
+        );
+      else if (prev)
+        ck.error(
+          'PCX_CHECK_DUPLICATE_CEILING',
+          `issuer "${i.value}" already has a lease ceiling at ${locText(prev.loc)}; ` +
+            'an issuer has one ceiling (merge the rules into it)',
+          i.loc,
+        );
+      else {
+        owner.set(i.value, d);
+        issuers.push(i.value);
+      }
+    }
+    if (d.max.seconds < 1 || d.max.seconds > MAX_TOKEN_TTL_SEC)
+      ck.error(
+        'PCX_CHECK_CEILING_LIFETIME',
+        `lease lifetime ${d.max.raw} is out of range: write between 1s and ${MAX_TOKEN_TTL_SEC / 86400}d`,
+        d.max.loc,
+      );
+    const name = `leases:${d.issuers[0]!.value}`;
+    const rules: RuleIR[] = [];
+    d.rules.forEach((r, i) => {
+      if (r.effect !== 'allow') {
+        ck.error(
+          'PCX_CHECK_CEILING_EFFECT',
+          `a lease ceiling holds \`allow\` rules (what leases may grant at most), not \`${r.effect}\`; ` +
+            `put ${r.effect} rules in a policy`,
+          r.loc,
+        );
+        return;
+      }
+      const ir = ck.checkRule(r, { id: `${name}#${i + 1}`, policy: name, ordinal: i, scope: { kind: 'global' } });
+      if (ir) rules.push(ir);
+    });
+    out.push({ issuers, maxSec: d.max.seconds, maxText: d.max.raw, rules, source: locText(d.loc) });
+  }
+  return out;
 }

@@ -16,7 +16,7 @@
  */
 import type { Decision, ErrorInfo, Reason } from '@portcullis/protocol';
 import type { EffectName } from './ast.js';
-import type { CondIR, Model, Ref, RuleIR, Scalar } from './model.js';
+import type { CeilingIR, CondIR, Model, Ref, RuleIR, Scalar } from './model.js';
 import type { NormalRequest } from './request.js';
 import { normalizeRequest, reader } from './request.js';
 import { segmentGlob, stringGlob } from './glob.js';
@@ -553,6 +553,51 @@ export interface GrantRule {
   actions: Set<string>;
   full: Test;
   ir: RuleIR;
+  /**
+   * The lease ceiling, intersected at decision time: true when a ceiling rule of the lease's
+   * issuer applies to the request too. Conditions are bounded soundly this way, without
+   * deciding whether one condition implies another.
+   */
+  bound: Test;
+  /** The ceiling rules behind `bound` (for the reference evaluator). */
+  ceiling: RuleIR[];
+}
+
+/** One lease ceiling, compiled: per action, the rules (and their conditions) leases may use. */
+export class CeilingIndex {
+  readonly tests = new Map<string, Test[]>();
+  readonly rules = new Map<string, RuleIR[]>();
+  constructor(readonly ir: CeilingIR) {
+    for (const r of ir.rules) {
+      const test = compileCond(r.cond);
+      for (const a of r.actions) {
+        const ts = this.tests.get(a);
+        if (ts) {
+          ts.push(test);
+          this.rules.get(a)!.push(r);
+        } else {
+          this.tests.set(a, [test]);
+          this.rules.set(a, [r]);
+        }
+      }
+    }
+  }
+}
+
+/** The bound of a lease rule under several ceilings: any of their rules for the request's action. */
+export function ceilingBound(ceilings: readonly CeilingIndex[], actions: readonly string[]): GrantRule['bound'] {
+  const byAction = new Map<string, Test[]>();
+  for (const a of actions)
+    byAction.set(
+      a,
+      ceilings.flatMap((c) => c.tests.get(a) ?? []),
+    );
+  return (q) => {
+    const tests = byAction.get(q.action);
+    if (tests === undefined) return false;
+    for (let i = 0; i < tests.length; i++) if (tests[i]!(q)) return true;
+    return false;
+  };
 }
 
 let epoch = 0;
@@ -569,6 +614,8 @@ type TraceEntry = ExplainEntry & { ordinal: number };
 export class Engine {
   private readonly byAction = new Map<string, ActionIndex>();
   readonly ruleCount: number;
+  /** Issuer (key id or iss name) → its lease ceiling. */
+  readonly ceilings = new Map<string, CeilingIndex>();
   // Scratch lists reused by every decision (evaluation is synchronous and never re-entered).
   private readonly denies: CRule[] = [];
   private readonly asks: CRule[] = [];
@@ -595,6 +642,10 @@ export class Engine {
     readonly version: string,
   ) {
     this.ruleCount = model.rules.length;
+    for (const c of model.ceilings) {
+      const ix = new CeilingIndex(c);
+      for (const issuer of c.issuers) this.ceilings.set(issuer, ix);
+    }
     // How many rules share each index key (per action), to pick each rule's discriminator.
     const counts = new Map<string, number>();
     for (const ir of model.rules) {
@@ -691,7 +742,8 @@ function reasonsOf(list: CRule[]): Reason[] {
 function grantReasons(q: NormalRequest, grants: readonly GrantSet[] | undefined): Reason[] {
   const out: Reason[] = [];
   if (grants === undefined) return out;
-  for (const g of grants) for (const r of g.rules) if (r.actions.has(q.action) && r.full(q)) out.push(r.rule.reason);
+  for (const g of grants)
+    for (const r of g.rules) if (r.actions.has(q.action) && r.full(q) && r.bound(q)) out.push(r.rule.reason);
   return out;
 }
 

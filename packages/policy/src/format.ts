@@ -4,7 +4,19 @@
  * comment and the author's parentheses. Idempotent: format(format(x)) == format(x).
  * Comments inside a multi-line rule move to their own lines right after it.
  */
-import type { CondAst, Comment, Decl, FileAst, Loc, Operand, PolicyDecl, RoleDecl, RuleAst, ValueAst } from './ast.js';
+import type {
+  CondAst,
+  Comment,
+  Decl,
+  FileAst,
+  LeasesDecl,
+  Loc,
+  Operand,
+  PolicyDecl,
+  RoleDecl,
+  RuleAst,
+  ValueAst,
+} from './ast.js';
 import { pathText } from './ast.js';
 import type { Diagnostic } from './diagnostics.js';
 import { parseFile } from './parse.js';
@@ -166,7 +178,23 @@ class Printer {
       case 'role':
         this.role(d, '');
         return;
+      case 'leases':
+        this.leases(d);
+        return;
     }
+  }
+
+  private leases(d: LeasesDecl): void {
+    this.block(
+      `leases from ${d.issuers.map((i) => quote(i.value)).join(', ')} ` +
+        `max ${Number(d.max.raw.slice(0, -1))}${d.max.raw.slice(-1)}`,
+      d.loc,
+      '',
+      (inner) => {
+        for (const r of d.rules) this.item(rule(r), r.loc, inner);
+      },
+      d.rules[0]?.loc,
+    );
   }
 
   private policy(d: PolicyDecl): void {

@@ -10,6 +10,11 @@ export type {
   CompileResult,
   CompiledPolicy,
   LeaseGrant,
+  LeaseBound,
+  LeaseCeiling,
+  CeilingIgnoreReason,
+  IgnoredGrant,
+  GrantResult,
   EvaluateOptions,
 } from './policy.js';
 export { compile } from './policy.js';

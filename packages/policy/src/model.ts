@@ -81,9 +81,25 @@ export interface RuleIR {
   reason: Reason;
 }
 
+/** A lease ceiling: what leases signed by these issuers may grant at most, and for how long. */
+export interface CeilingIR {
+  /** Key ids or `iss` names (unique across the set). */
+  issuers: string[];
+  /** The longest lifetime (exp - iat) a lease of these issuers may have, in seconds. */
+  maxSec: number;
+  /** As written (`8h`), for messages. */
+  maxText: string;
+  /** `allow` rules: a lease rule counts only within their actions, and applies only where one of them applies. */
+  rules: RuleIR[];
+  /** "file:line:col" of the declaration. */
+  source: string;
+}
+
 export interface Model {
   schema: Schema;
   rules: RuleIR[];
+  /** Lease ceilings in set order; none means leases grant nothing. */
+  ceilings: CeilingIR[];
   /** Role → the roles it holds: itself and every role it extends, transitively. */
   roleClosure: Map<string, string[]>;
 }

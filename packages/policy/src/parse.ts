@@ -111,8 +111,10 @@ function parseWith<T>(
   }
 }
 
-const SYNC =
-  /^[ \t]*(?:(?:policy|let)\b|role[ \t]+[A-Za-z_]|action[ \t]+[A-Za-z_][A-Za-z0-9_.-]*[ \t]*\{|(?:allow|deny|ask)\b)/;
+const SYNC = new RegExp(
+  '^[ \\t]*(?:(?:policy|let|leases)\\b|role[ \\t]+[A-Za-z_]|action[ \\t]+[A-Za-z_][A-Za-z0-9_.-]*[ \\t]*\\{' +
+    '|(?:allow|deny|ask)\\b)',
+);
 
 export function parseFile(text: string, file: string): { ast?: FileAst; diagnostics: Diagnostic[] } {
   const root = { baseLine: 1, baseCol: 1, baseOffset: 0 };

@@ -6,7 +6,8 @@ import { compareDiagnostics } from './diagnostics.js';
 import type { Checker, ParsedFile } from './check.js';
 import { checkSet } from './check.js';
 import type { ExplainEntry, GrantRule } from './engine.js';
-import { Engine, GrantSet, compileCond, makeCRule } from './engine.js';
+import { ceilingBound, Engine, GrantSet, compileCond, makeCRule, type CeilingIndex } from './engine.js';
+import type { RuleIR } from './model.js';
 import { parseFile, parseGrant } from './parse.js';
 
 export interface SourceFile {
@@ -17,6 +18,38 @@ export interface SourceFile {
 export type CompileOptions = Record<string, never>;
 export interface LeaseGrant {
   readonly id: string;
+}
+/** What bounds a lease: who signed it and for how long (the PDP reads both from the verified token). */
+export interface LeaseBound {
+  /**
+   * The names the lease's issuer goes by: the kid of the key that verified it, and its `iss`
+   * claim when that key speaks for that issuer. Ceilings naming any of them apply.
+   */
+  issuers: readonly string[];
+  /** The lease's lifetime, exp - iat, in seconds. */
+  lifetimeSec: number;
+}
+/** Why a lease (or one of its rules) grants nothing under the policy's lease ceilings. */
+export type CeilingIgnoreReason = 'no_ceiling' | 'exceeds_lifetime' | 'exceeds_ceiling';
+export interface IgnoredGrant {
+  ignored: CeilingIgnoreReason;
+  /** The lease rule ignored (`lease:<id>#<n>`); absent when the whole lease is. */
+  rule?: string;
+  /** One line saying why, naming issuers and actions (never the token). */
+  message: string;
+}
+export interface GrantResult {
+  /** The rules that count (possibly none); absent when the whole lease is ignored or does not compile. */
+  grant?: LeaseGrant;
+  /** Compile errors of the lease's rules. */
+  diagnostics: Diagnostic[];
+  ignored: IgnoredGrant[];
+}
+/** A lease ceiling as declared, for tools that show it. */
+export interface LeaseCeiling {
+  readonly issuers: readonly string[];
+  readonly maxSec: number;
+  readonly source: string;
 }
 export interface EvaluateOptions {
   grants?: readonly LeaseGrant[];
@@ -30,8 +63,16 @@ export interface CompiledPolicy {
   evaluate(request: unknown, options?: EvaluateOptions): Decision;
   /** Like evaluate, plus the candidate rules considered and which conditions failed. */
   explain(request: unknown, options?: EvaluateOptions): Decision & { explain: unknown };
-  /** Compiles a lease's rules (allow only) against this set's schema and constants. */
-  compileGrant(id: string, rules: string): { grant?: LeaseGrant; diagnostics: Diagnostic[] };
+  /** The lease ceilings the set declares (`leases from … max … { … }`), in set order. */
+  readonly ceilings: readonly LeaseCeiling[];
+  /**
+   * Compiles a lease's rules (allow only) against this set's schema and constants (their
+   * diagnostics are returned whatever the bound), bounded by the ceiling of its issuer: with no
+   * ceiling for it, or a lifetime over the ceiling's max, the lease grants nothing; a rule whose
+   * actions are not all within the ceiling is ignored; the rest apply only where a ceiling rule
+   * also applies.
+   */
+  compileGrant(id: string, rules: string, bound: LeaseBound): GrantResult;
 }
 
 export interface CompileResult {
@@ -76,12 +117,16 @@ export function compile(files: readonly SourceFile[], _options: CompileOptions =
 class Compiled implements CompiledPolicy {
   readonly version: string;
   readonly ruleCount: number;
+  readonly ceilings: readonly LeaseCeiling[];
   constructor(
     readonly engine: Engine,
     private readonly checker: Checker,
   ) {
     this.version = engine.version;
     this.ruleCount = engine.ruleCount;
+    this.ceilings = engine.model.ceilings.map((c) =>
+      Object.freeze({ issuers: Object.freeze([...c.issuers]), maxSec: c.maxSec, source: c.source }),
+    );
   }
 
   evaluate(request: unknown, options?: EvaluateOptions): Decision {
@@ -94,13 +139,15 @@ class Compiled implements CompiledPolicy {
     return { ...d, explain: { candidates } };
   }
 
-  compileGrant(id: string, rules: string): { grant?: LeaseGrant; diagnostics: Diagnostic[] } {
+  compileGrant(id: string, rules: string, bound: LeaseBound): GrantResult {
+    // The rules are checked first, whatever the ceiling: a lease whose rules do not compile is
+    // reported as such (and `lease issue` uses this to refuse to sign them).
     const file = `lease:${id}`;
     const p = parseGrant(rules, file);
-    if (!p.ast) return { diagnostics: p.diagnostics };
+    if (!p.ast) return { diagnostics: p.diagnostics, ignored: [] };
     const ck = this.checker;
     const mark = ck.diagnostics.length;
-    const out: GrantRule[] = [];
+    const irs: RuleIR[] = [];
     p.ast.rules.forEach((r, i) => {
       if (r.effect !== 'allow') {
         ck.error(
@@ -111,15 +158,51 @@ class Compiled implements CompiledPolicy {
         return;
       }
       const ir = ck.checkRule(r, { id: `lease:${id}#${i + 1}`, policy: file, ordinal: i, scope: { kind: 'global' } });
-      if (!ir) return;
-      const reason: Reason = Object.freeze({ effect: 'allow', lease: id, rule: ir.id });
-      const { rule } = makeCRule({ ...ir, reason });
-      out.push({ rule, actions: new Set(ir.actions), full: compileCond(ir.cond), ir: { ...ir, reason } });
+      if (ir) irs.push(ir);
     });
     const diagnostics = ck.diagnostics.splice(mark).sort(compareDiagnostics);
-    if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics };
-    return { grant: new GrantSet(id, out), diagnostics };
+    if (diagnostics.some((d) => d.severity === 'error')) return { diagnostics, ignored: [] };
+
+    const named = [...new Set(bound.issuers)];
+    const ceilings = [...new Set(named.flatMap((n) => this.engine.ceilings.get(n) ?? []))];
+    const names = named.map((n) => `"${n}"`).join(' or ') || '(none)';
+    if (ceilings.length === 0) {
+      const message = `no lease ceiling names issuer ${names}, so its leases grant nothing`;
+      return { diagnostics, ignored: [{ ignored: 'no_ceiling', message }] };
+    }
+    const fitting = ceilings.filter((c) => bound.lifetimeSec <= c.ir.maxSec);
+    if (fitting.length === 0) {
+      const allowed = ceilings.map((c) => `max ${c.ir.maxText} for "${c.ir.issuers[0]}"`).join(', ');
+      const message = `the lease lives ${bound.lifetimeSec} s (exp - iat), longer than its ceiling allows (${allowed})`;
+      return { diagnostics, ignored: [{ ignored: 'exceeds_lifetime', message }] };
+    }
+    const out: GrantRule[] = [];
+    const ignored: IgnoredGrant[] = [];
+    for (const ir of irs) {
+      const outside = ir.actions.filter((a) => !fitting.some((c) => c.tests.has(a)));
+      if (outside.length > 0) {
+        ignored.push({ ignored: 'exceeds_ceiling', rule: ir.id, message: exceedsMessage(ir.id, outside, fitting) });
+        continue;
+      }
+      const reason: Reason = Object.freeze({ effect: 'allow', lease: id, rule: ir.id });
+      const { rule } = makeCRule({ ...ir, reason });
+      out.push({
+        rule,
+        actions: new Set(ir.actions),
+        full: compileCond(ir.cond),
+        ir: { ...ir, reason },
+        bound: ceilingBound(fitting, ir.actions),
+        ceiling: [...new Set(fitting.flatMap((c) => ir.actions.flatMap((a) => c.rules.get(a) ?? [])))],
+      });
+    }
+    return { grant: new GrantSet(id, out), diagnostics, ignored };
   }
+}
+
+function exceedsMessage(rule: string, outside: string[], ceilings: CeilingIndex[]): string {
+  const shown = outside.length > 4 ? `${outside.slice(0, 4).join(', ')}, …` : outside.join(', ');
+  const whose = ceilings.map((c) => `"${c.ir.issuers[0]}"`).join(', ');
+  return `${rule} grants ${shown}, outside the lease ceiling of ${whose}`;
 }
 
 function grantsOf(options: EvaluateOptions | undefined): GrantSet[] | undefined {

@@ -28,7 +28,7 @@ t.test('decision trees agree with the naive oracle (decision and reasons)', asyn
         }
         const { model } = checkSet(parseAll(files).parsed);
         const grants = grantTexts.map((g, i) => {
-          const c = r.policy!.compileGrant(`jti-${i}`, g);
+          const c = r.policy!.compileGrant(`jti-${i}`, g, { issuers: ['gen'], lifetimeSec: 600 });
           if (!c.grant) throw new Error(`grant did not compile: ${JSON.stringify(c.diagnostics)}\n${g}`);
           return c.grant;
         });

@@ -191,8 +191,11 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
     ),
     fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.array(ruleArb, { maxLength: 3 })), { maxLength: 3 }),
     fc.array(fc.subarray([0, 1, 2], { maxLength: 2 }), { minLength: 4, maxLength: 4 }),
+    // The lease ceiling of issuer "gen": random allow rules, often with an unconditional
+    // `allow *` too (then leases are bounded by their own conditions only).
+    fc.tuple(fc.array(ruleArb, { minLength: 1, maxLength: 3 }), fc.boolean()),
   )
-  .map(([policies, topRoles, exts]) => {
+  .map(([policies, topRoles, exts, [ceiling, everything]]) => {
     // r_i may extend only r_j with j < i: no cycles.
     const ext = (i: number) => exts[i]!.filter((j) => j < i).map((j) => ROLES[j]!);
     const files: { path: string; text: string }[] = [];
@@ -212,6 +215,8 @@ export const policySetArb: fc.Arbitrary<{ path: string; text: string }[]> = fc
     ROLES.forEach((r, i) => {
       text += `role ${r}${ext(i).length ? ` extends ${ext(i).join(', ')}` : ''} {}\n`;
     });
+    const bounds = ceiling.map((r) => `  ${r.replace(/^(deny|ask)/, 'allow')}\n`).join('');
+    text += `leases from "gen" max 1h {\n${bounds}${everything ? '  allow *\n' : ''}}\n`;
     files.push({ path: `f${files.length}.pol`, text });
     return files;
   });

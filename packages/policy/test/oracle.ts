@@ -130,13 +130,18 @@ export function oracleEvaluate(
   version: string,
   request: unknown,
   grants: readonly { rules: { ir: RuleIR }[] }[] = [],
+  /** The issuer the grants were compiled for: its ceiling's rules bound every lease rule. */
+  issuer = 'gen',
 ): Decision {
   const q = normalizeRequest(request, model.schema, model.roleClosure);
   if ('code' in q) return { decision: 'deny', reasons: [], policy_version: version, error: q };
   const hits = model.rules.filter((r) => applicable(r, q)).sort((a, b) => a.ordinal - b.ordinal);
   const of = (e: string): Reason[] => hits.filter((r) => r.effect === e).map((r) => r.reason);
+  // A lease rule applies only where a rule of its issuer's ceiling applies too.
+  const ceiling = model.ceilings.filter((c) => c.issuers.includes(issuer)).flatMap((c) => c.rules);
+  const bounded = ceiling.some((c) => applicable(c, q));
   const leased = (): Reason[] =>
-    grants.flatMap((g) => g.rules.filter((r) => applicable(r.ir, q)).map((r) => r.ir.reason));
+    bounded ? grants.flatMap((g) => g.rules.filter((r) => applicable(r.ir, q)).map((r) => r.ir.reason)) : [];
   const denies = of('deny');
   if (denies.length) return { decision: 'deny', reasons: denies, policy_version: version };
   const asks = of('ask');

@@ -53,8 +53,10 @@ t.test('leases: grant an ask (step 4) or nothing (step 6), never beat a deny', a
   const p = policy(`policy "b" {
   deny fs.write when resource.path matches "/etc/**"
   ask fs.write when resource.path matches "/workspace/**"
-}`);
-  const g = p.compileGrant('jti-1', 'allow fs.write when resource.path matches "/**"\nallow fs.read');
+}
+leases from "k1" max 1h { allow fs.* }`);
+  const bound = { issuers: ['k1'], lifetimeSec: 600 };
+  const g = p.compileGrant('jti-1', 'allow fs.write when resource.path matches "/**"\nallow fs.read', bound);
   t.same(g.diagnostics, []);
   const grants = [g.grant!];
   const asked = p.evaluate(rq('fs.write', { path: '/workspace/a' }), { grants });
@@ -66,14 +68,14 @@ t.test('leases: grant an ask (step 4) or nothing (step 6), never beat a deny', a
   t.same(rules(free), ['lease:jti-1#2']);
   const denied = p.evaluate(rq('fs.write', { path: '/etc/passwd' }), { grants });
   t.equal(denied.decision, 'deny', 'nothing overrides a deny, not even a lease');
-  const bad = p.compileGrant('jti-2', 'deny fs.read\nallow fs.read when resource.pth == "/"');
+  const bad = p.compileGrant('jti-2', 'deny fs.read\nallow fs.read when resource.pth == "/"', bound);
   t.equal(bad.grant, undefined);
   t.same(
     bad.diagnostics.map((d) => d.code),
     ['PCX_GRANT_EFFECT', 'PCX_CHECK_UNKNOWN_ATTRIBUTE'],
   );
   t.equal(bad.diagnostics[0]!.file, 'lease:jti-2');
-  t.equal(p.compileGrant('jti-3', 'allow fs.read when').diagnostics[0]!.code, 'PCX_PARSE_EXPECTED_CONDITION');
+  t.equal(p.compileGrant('jti-3', 'allow fs.read when', bound).diagnostics[0]!.code, 'PCX_PARSE_EXPECTED_CONDITION');
   const forged = { id: 'forged' };
   t.equal(
     p.evaluate(rq('fs.read', { path: '/x' }), { grants: [forged] }).decision,

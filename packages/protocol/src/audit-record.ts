@@ -6,6 +6,7 @@
  * (so a careless client cannot put one in the log). It is idempotent.
  */
 import { PcxError } from './errors.js';
+import { leaseId, REDACTED } from './identity.js';
 import type { Effect, ErrorInfo, Principal, Reason, RequestContext } from './types.js';
 
 export interface AuditOutcome {
@@ -43,7 +44,7 @@ export interface AuditRecord extends AuditRecordInput {
   hash: string;
 }
 
-export const REDACTED = '[redacted]';
+export { REDACTED };
 export const GENESIS_PREV = '0'.repeat(64);
 
 const INPUT_KEYS = new Set([
@@ -110,11 +111,14 @@ export function prepareAuditRecord(value: unknown): AuditRecordInput {
 function redact(record: Record<string, unknown>): Record<string, unknown> {
   const out = redactValue(record) as Record<string, unknown>;
   const context = record.context;
+  // Tokens are secrets whatever their member is called: lease and identity tokens become their ids.
   if (isObject(context) && context.leases !== undefined) {
     (out.context as Record<string, unknown>).leases = Array.isArray(context.leases)
       ? context.leases.map(leaseId)
       : REDACTED;
   }
+  if (isObject(context) && context.identity !== undefined)
+    (out.context as Record<string, unknown>).identity = leaseId(context.identity);
   return out;
 }
 
@@ -152,7 +156,10 @@ function redactValue(v: unknown): unknown {
       // Members are copied in code-unit order, so that canonicalising the record later takes the
       // fast path (see canonicalize).
       // (Array.prototype.sort's default order is by UTF-16 code units, as RFC 8785 wants.)
-      const out: Record<string, unknown> = {};
+      // A null-prototype copy: member names are chosen by whoever sent the record, and assigning
+      // "__proto__" on a plain object would set its prototype instead of adding the member, so
+      // that subtree (and whatever it hides) would vanish from the record that gets hashed.
+      const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
       for (const k of Object.keys(v).sort()) {
         if (ANY_SURROGATE.test(k) && LONE_SURROGATE.test(k))
           throw new Error('a member name contains a lone surrogate (not valid Unicode)');
@@ -164,26 +171,6 @@ function redactValue(v: unknown): unknown {
     }
     default:
       return check(v); // throws: not JSON data
-  }
-}
-
-/**
- * A lease token (compact JWS) becomes its jti. The payload is decoded WITHOUT verifying the
- * signature: this only chooses what to write down, it grants nothing. Anything that is not a
- * decodable token with a string jti is replaced entirely, since it may itself be a secret.
- * A value that already is a jti (no dots) is kept, so redaction is idempotent.
- */
-function leaseId(token: unknown): string {
-  if (typeof token !== 'string') return REDACTED;
-  if (token === REDACTED || /^[A-Za-z0-9_:-]{1,128}$/.test(token)) return token;
-  const parts = token.split('.');
-  if (parts.length !== 3) return REDACTED;
-  try {
-    const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
-    const jti = isObject(payload) ? payload.jti : undefined;
-    return typeof jti === 'string' && /^[A-Za-z0-9_:-]{1,128}$/.test(jti) ? jti : REDACTED;
-  } catch {
-    return REDACTED;
   }
 }
 

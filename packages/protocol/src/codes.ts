@@ -20,6 +20,12 @@ export const ERROR_CODES = {
   PCX_RPC_OVERLOADED: 'too many calls are in flight on one connection; the call was not sent',
   PCX_RPC_FRAME_TOO_LARGE: 'the request frame is over the frame limit; it was not sent',
 
+  // protocol: identity claims on a request (every enforcement point)
+  PCX_IDENTITY_BAD_CREDENTIALS:
+    'the credentials a client sent (Proxy-Authorization, X-Portcullis-* headers) are malformed or repeated',
+  PCX_IDENTITY_UNPROVEN:
+    'the client claims a session other than the configured one without an identity token proving it',
+
   // policy: a decision request that cannot be evaluated (always a deny)
   PCX_REQ_INVALID: 'the request could not be read as JSON data',
   PCX_REQ_NOT_OBJECT: 'the request is not a JSON object with principal, action, resource and context',
@@ -35,7 +41,7 @@ export const ERROR_CODES = {
   // policy: syntax errors in a policy file
   PCX_PARSE_UNEXPECTED: 'the policy text has a syntax error',
   PCX_PARSE_TOO_DEEP: 'conditions are nested too deeply to parse',
-  PCX_PARSE_EXPECTED_DECLARATION: 'expected a declaration: `policy`, `role`, `let` or `action`',
+  PCX_PARSE_EXPECTED_DECLARATION: 'expected a declaration: `policy`, `role`, `let`, `action` or `leases`',
   PCX_PARSE_EXPECTED_NAME: 'expected a name (of a constant, action, policy, role or attribute)',
   PCX_PARSE_EXPECTED_EQUALS: 'expected `=` after the constant name',
   PCX_PARSE_EXPECTED_VALUE: 'expected a value (string, number, boolean, list or constant)',
@@ -53,6 +59,9 @@ export const ERROR_CODES = {
   PCX_PARSE_EXPECTED_RBRACKET: 'expected a list element or `]` closing the list',
   PCX_PARSE_UNTERMINATED_STRING: 'a string has no closing `"` before the end of the line',
   PCX_PARSE_BAD_ESCAPE: 'a string has an invalid escape sequence',
+  PCX_PARSE_EXPECTED_FROM: 'expected `from` and the issuers after `leases`',
+  PCX_PARSE_EXPECTED_MAX: 'expected `max` and the longest lease lifetime after the issuers of a lease ceiling',
+  PCX_PARSE_EXPECTED_DURATION: 'expected a lifetime: a whole number and a unit s, m, h or d (e.g. 8h)',
 
   // policy: the checker (names, types, values)
   PCX_CHECK_DUPLICATE_LET: 'a constant is defined twice',
@@ -79,6 +88,10 @@ export const ERROR_CODES = {
   PCX_CHECK_HOST_GLOB: 'a host pattern is not valid',
   PCX_CHECK_DENY_OPTIONAL: 'warning: a deny depends on an optional attribute and does not apply when it is absent',
   PCX_CHECK_DUPLICATE_POLICY: 'two policies have the same name',
+  PCX_CHECK_CEILING_ISSUER: 'a lease ceiling names an issuer that is not 1-256 visible ASCII characters',
+  PCX_CHECK_DUPLICATE_CEILING: 'two lease ceilings name the same issuer',
+  PCX_CHECK_CEILING_LIFETIME: 'the lifetime of a lease ceiling is under 1s or over 30d',
+  PCX_CHECK_CEILING_EFFECT: 'a lease ceiling holds a `deny` or `ask` rule; it holds only `allow` rules',
 
   // policy: lease grants
   PCX_GRANT_EFFECT: 'a lease grants only `allow` rules',
@@ -110,12 +123,19 @@ export const ERROR_CODES = {
   PCX_PDP_METRICS_ADDRESS: 'the --metrics address is not HOST:PORT with a valid port',
   PCX_PDP_METRICS_NOT_LOOPBACK: 'the metrics address is not loopback and remote metrics were not allowed',
   PCX_PDP_METRICS_LISTEN: 'the metrics server cannot listen on its address',
+  PCX_PDP_LEASE_AUDIENCE: 'lease keys are configured without a valid audience (--lease-audience)',
+  PCX_PDP_LEASE_SKEW: 'the lease clock skew (--lease-clock-skew) is not a whole number of seconds from 0 to 3600',
+  PCX_PDP_REVOCATION_INVALID: 'the revocation list has a line that is not "JTI" or "JTI EXP"; the last good list stays',
+  PCX_PDP_REVOCATION_EMPTY: 'the revocation list was emptied while leases are revoked; the last good list stays',
+  PCX_PDP_IDENTITY_UNPROVEN:
+    'context.identity does not verify, or does not prove the principal and session the request claims; denied',
 
   // Leases: keys and grants
   PCX_LEASE_KEY: 'the lease signing key cannot be read or is not an Ed25519 private JWK',
   PCX_LEASE_KEY_EXISTS: 'the key file already exists (a key is never overwritten) or cannot be created',
   PCX_LEASE_KEYS: 'the lease keys file is not a JWKS of Ed25519 public keys',
   PCX_LEASE_GRANT: 'the policy set or the grant of a lease to be issued does not compile',
+  PCX_LEASE_ISSUE: 'a lease or identity token cannot be issued as asked (lifetime, audience, subject, size)',
 
   // Audit: the sink, its log and the offline tools
   PCX_AUDIT_BAD_FRAME: 'a client sent a frame that is not JSON, has no numeric id, or has neither record nor health',
@@ -132,12 +152,15 @@ export const ERROR_CODES = {
   PCX_AUDIT_LISTEN: 'the audit sink cannot listen on its socket',
   PCX_AUDIT_DIR_UNWRITABLE: 'the audit directory cannot be created or written',
   PCX_AUDIT_LOCKED: 'another audit sink is writing the same log directory',
-  PCX_AUDIT_BAD_ORIGIN: 'the log origin is not one line of at most 256 characters',
+  PCX_AUDIT_BAD_ORIGIN:
+    'the log origin is empty, over 256 characters, has a control character or a leading or trailing space',
   PCX_AUDIT_LOG_CORRUPT: 'the audit log is damaged; the sink will not append to it',
+  PCX_AUDIT_HISTORY_REWRITTEN:
+    'the records under the latest checkpoint no longer hash to its signed root; the sink will not sign over them',
   PCX_AUDIT_NOT_A_LOG: 'the directory is not an audit log',
   PCX_AUDIT_NO_KEY: 'a key file is missing or cannot be read',
   PCX_AUDIT_BAD_KEY: 'a key is not in the expected format or is damaged',
-  PCX_AUDIT_BAD_KEY_NAME: 'a key name is empty, too long, or contains spaces or "+"',
+  PCX_AUDIT_BAD_KEY_NAME: 'a key name is empty, over 128 characters, or contains a space, a control character or "+"',
   PCX_AUDIT_KEY_EXISTS: 'the key file already exists (a key is never overwritten) or cannot be created',
   PCX_AUDIT_KEY_PERMISSIONS: 'the private key file is readable by other users',
   PCX_AUDIT_NO_CHECKPOINT: 'the log has no checkpoint yet',
@@ -156,7 +179,6 @@ export const ERROR_CODES = {
   PCX_EGRESS_HEADERS_TOO_LARGE: 'the request head is over the size limit',
   PCX_EGRESS_HEADERS_TIMEOUT: 'the request head did not arrive in time',
   PCX_EGRESS_UPGRADE: 'a protocol upgrade through an absolute-URI request is not supported; use CONNECT',
-  PCX_EGRESS_BAD_PROXY_AUTH: 'the Proxy-Authorization header is not Basic base64(session:lease-token)',
   PCX_EGRESS_FLOOR: 'the destination is refused whatever the policy says (loopback, link-local, cloud metadata…)',
   PCX_EGRESS_DNS: 'the target host did not resolve to a usable address',
   PCX_EGRESS_AUDIT_UNAVAILABLE: 'the audit sink did not acknowledge the record; nothing was forwarded',

@@ -9,6 +9,14 @@ export type { RpcClientOptions, ResponseFrame } from './rpc.js';
 export { AuditClient } from './audit-client.js';
 export type { AuditClientOptions, AuditAck, AuditHealth } from './audit-client.js';
 export { prepareAuditRecord, canonicalize, REDACTED, GENESIS_PREV } from './audit-record.js';
+export {
+  leaseId,
+  parseIdentityHeaders,
+  parseProxyAuthorization,
+  redactContext,
+  resolveIdentity,
+} from './identity.js';
+export type { ConfiguredIdentity, HeaderMap, IdentityClaim, ResolvedIdentity } from './identity.js';
 export type { AuditRecord, AuditRecordInput, AuditOutcome } from './audit-record.js';
 export { PdpClient } from './pdp-client.js';
 export type { PdpClientOptions, PdpHealth } from './pdp-client.js';
@@ -18,3 +26,23 @@ export type { ListenUnixOptions } from './unix-socket.js';
 export { CommsClient } from './comms-client.js';
 export type { CommsCheckRequest, CommsCheckResult, CommsClientOptions, CommsFinding } from './comms-client.js';
 export { positiveIntOption } from './cli-options.js';
+export {
+  LEASE_TYP,
+  IDENTITY_TYP,
+  TOKEN_ALG,
+  RULES_CLAIM,
+  PROJECT_CLAIM,
+  SESSION_CLAIM,
+  BLUEPRINT_CLAIM,
+  MAX_TOKEN_BYTES,
+  MAX_JTI_CHARS,
+  MAX_RULES_BYTES,
+  MAX_TOKEN_TTL_SEC,
+  isTokenName,
+  parseSigningKey,
+  parseTrustedKeys,
+  generateSigningKey,
+  issueLease,
+  issueIdentityToken,
+} from './lease.js';
+export type { SigningKey, TrustedKey, IssuedToken, IssueLeaseOptions, IssueIdentityOptions } from './lease.js';

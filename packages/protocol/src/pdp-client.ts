@@ -4,11 +4,15 @@
  * malformed decision — becomes a deny whose reason carries an `error` with a stable code, so
  * that the deny says "this was a failure, not policy" (DESIGN.md, "Fail closed, always").
  *
- * Optional decision cache (off by default): keyed by the canonical JSON of the whole request,
- * bounded LRU with a TTL. Only well-formed answers without an `error` are cached; requests that
- * carry leases are never cached, because a lease can expire or be revoked at any moment and
- * the cache cannot know. A cached decision can be up to `ttlMs` older than a policy reload.
+ * Optional decision cache (off by default): keyed by the SHA-256 of the canonical JSON of the
+ * whole request (never the request itself, which can be large), an LRU bounded by entries and
+ * by bytes, with a TTL. Only well-formed answers without an `error` are cached; requests that
+ * carry leases or an identity token are never cached, because a token can expire or be revoked
+ * at any moment and the cache cannot know. A cached decision can be up to `ttlMs` older than a
+ * policy reload.
  */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Decision, DecisionRequest, ErrorInfo, Reason } from './types.js';
 import type { PcxCode } from './codes.js';
 import { isPcxError } from './errors.js';
@@ -22,8 +26,11 @@ export interface PdpClientOptions {
   connections?: number;
   /** Default per-decision deadline in milliseconds. Default 250. */
   timeoutMs?: number;
-  /** Enable the decision cache. */
-  cache?: { maxEntries: number; ttlMs: number };
+  /**
+   * Enable the decision cache: at most `maxEntries` decisions, at most `maxBytes` bytes of
+   * them (their JSON length; default 4 MiB), each kept `ttlMs` milliseconds.
+   */
+  cache?: { maxEntries: number; ttlMs: number; maxBytes?: number };
 }
 
 export interface PdpHealth {
@@ -48,15 +55,22 @@ export class PdpClient {
       timeoutMs: options.timeoutMs,
       peerName: 'PDP',
     });
-    this.cache = options.cache ? new DecisionCache(options.cache.maxEntries, options.cache.ttlMs) : undefined;
+    this.cache =
+      options.cache && options.cache.maxEntries > 0 && options.cache.ttlMs > 0
+        ? new DecisionCache(
+            options.cache.maxEntries,
+            Math.ceil(options.cache.ttlMs),
+            options.cache.maxBytes ?? 4 * 1024 * 1024,
+          )
+        : undefined;
   }
 
   /** Ask for a decision. Never rejects; a failure is a deny with `error` set. */
   async decide(request: DecisionRequest, options: { timeoutMs?: number } = {}): Promise<Decision> {
     let key: string | undefined;
-    if (this.cache && !carriesLeases(request)) {
+    if (this.cache && !carriesTokens(request)) {
       try {
-        key = canonicalize(request);
+        key = createHash('sha256').update(canonicalize(request)).digest('base64url');
       } catch {
         key = undefined; // not serialisable: the call below fails and reports it
       }
@@ -172,33 +186,39 @@ function isErrorInfo(v: unknown): v is ErrorInfo {
   );
 }
 
-function carriesLeases(request: DecisionRequest): boolean {
+function carriesTokens(request: DecisionRequest): boolean {
   const leases = request?.context?.leases as unknown;
-  return leases !== undefined && !(Array.isArray(leases) && leases.length === 0);
+  return (
+    request?.context?.identity !== undefined ||
+    (leases !== undefined && !(Array.isArray(leases) && leases.length === 0))
+  );
 }
 
-/** LRU (Map insertion order, re-inserted on hit) with a per-entry deadline. */
+/** An LRU bounded by entries and by bytes (a decision's JSON length), each entry with a deadline. */
 class DecisionCache {
-  private readonly entries = new Map<string, { d: Decision; until: number }>();
+  private readonly entries: LRUCache<string, Decision>;
 
-  constructor(
-    private readonly maxEntries: number,
-    private readonly ttlMs: number,
-  ) {}
+  constructor(maxEntries: number, ttlMs: number, maxBytes: number) {
+    this.entries = new LRUCache<string, Decision>({
+      max: maxEntries,
+      maxSize: maxBytes,
+      // The key is a 43-character hash; the decision is charged by its JSON (reasons can be long).
+      sizeCalculation: (d) => 64 + JSON.stringify(d).length,
+      ttl: ttlMs,
+      // A TTL cache must not answer past the deadline, even between purges.
+      allowStale: false,
+      updateAgeOnGet: false,
+    });
+  }
 
   get(key: string): Decision | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    this.entries.delete(key);
-    if (performance.now() >= e.until) return undefined;
-    this.entries.set(key, e);
-    return structuredClone(e.d); // callers may mutate their decision; the cached one stays intact
+    const d = this.entries.get(key);
+    return d === undefined ? undefined : structuredClone(d); // callers may mutate theirs; the cached one stays intact
   }
 
   set(key: string, d: Decision): void {
-    if (this.maxEntries <= 0) return;
-    this.entries.delete(key);
-    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, { d: structuredClone(d), until: performance.now() + this.ttlMs });
+    const copy = structuredClone(d);
+    // A decision larger than the whole budget is simply not kept (lru-cache refuses it).
+    this.entries.set(key, copy);
   }
 }

@@ -20,6 +20,11 @@ export interface RequestContext {
   session?: string;
   /** Capability lease tokens (compact JWS). Never logged or audited: only their ids are. */
   leases?: string[];
+  /**
+   * An identity token (compact JWS, typ pcx-identity+jwt) proving `session` for this principal,
+   * set only by protocol's resolveIdentity; the PDP verifies it. Never logged: only its jti is.
+   */
+  identity?: string;
   [attribute: string]: unknown;
 }
 
@@ -45,10 +50,13 @@ export interface Reason {
   /** The jti of a lease that granted, or that was ignored. */
   lease?: string;
   /**
-   * Why a lease was ignored: expired, not_yet_valid, bad_signature, wrong_principal, wrong_project, wrong_session,
-   * revoked, invalid.
+   * Why a lease (or, with `rule`, one of its rules) was ignored: too_large, too_many, invalid, no_keys,
+   * unknown_key, bad_signature, wrong_issuer, wrong_audience, revoked, expired, not_yet_valid,
+   * wrong_principal, wrong_project, wrong_session, bad_rules, no_ceiling, exceeds_lifetime, exceeds_ceiling.
    */
   ignored?: string;
+  /** A sentence saying why, for reasons that need more than the word (lease ceilings). */
+  detail?: string;
   error?: ErrorInfo;
 }
 

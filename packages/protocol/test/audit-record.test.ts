@@ -120,6 +120,17 @@ t.test('redaction: lease tokens become their jti, credential-named fields become
   t.same(prepareAuditRecord({ ...base, context: { leases: token } }).context!.leases, REDACTED);
 });
 
+t.test('member names __proto__, constructor and prototype are kept as members, at any depth', async (t) => {
+  const resource = JSON.parse('{"__proto__":{"a":{"__proto__":{"secret":"s","b":2}}},"constructor":1,"prototype":[]}');
+  const r = prepareAuditRecord({ ...base, resource, context: JSON.parse('{"__proto__":{"session":"s-1"}}') });
+  t.equal(
+    JSON.stringify(r.resource),
+    '{"__proto__":{"a":{"__proto__":{"b":2,"secret":"[redacted]"}}},"constructor":1,"prototype":[]}',
+  );
+  t.equal(JSON.stringify(r.context), '{"__proto__":{"session":"s-1"}}');
+  t.equal(canonicalize(prepareAuditRecord(r)), canonicalize(r), 'idempotent');
+});
+
 t.test('validation names the offending field with a stable code', async (t) => {
   const bad: [unknown, RegExp][] = [
     [null, /JSON object/],

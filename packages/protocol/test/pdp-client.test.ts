@@ -232,6 +232,29 @@ t.test('the cache: keyed by the whole request in canonical form, LRU-bounded, wi
   t.equal(srv.frames, 5, 'expired after the TTL');
 });
 
+t.test('the cache is bounded by bytes: a decision over the budget is not kept, small ones are', async (t) => {
+  const path = sock();
+  const big = { decision: 'allow', reasons: [{ effect: 'allow', because: 'x'.repeat(4096) }] };
+  const srv = await peer(
+    path,
+    reply((f) => ((f.request as DecisionRequest).resource.port === 1 ? big : allow)),
+  );
+  t.teardown(() => srv.close());
+  const c = new PdpClient({ socketPath: path, cache: { maxEntries: 1000, ttlMs: 60_000, maxBytes: 2048 } });
+  t.teardown(() => c.close());
+  const bigReq = { ...req, resource: { host: 'example.com', port: 1 } };
+  await c.decide(bigReq);
+  await c.decide(bigReq);
+  t.equal(srv.frames, 2, 'a 4 KiB decision does not fit a 2 KiB cache');
+  const ports = Array.from({ length: 40 }, (_, i) => 1000 + i);
+  for (const port of ports) await c.decide({ ...req, resource: { host: 'example.com', port } });
+  t.equal(srv.frames, 42);
+  await c.decide({ ...req, resource: { host: 'example.com', port: 1039 } });
+  t.equal(srv.frames, 42, 'the most recent small decision is served from cache');
+  await c.decide({ ...req, resource: { host: 'example.com', port: 1000 } });
+  t.equal(srv.frames, 43, 'the oldest was evicted to stay within the bytes');
+});
+
 t.test('the cache never keeps failures, error decisions or requests carrying leases', async (t) => {
   const path = sock();
   let answer: unknown = { error: { code: 'PCX_PDP_BAD_FRAME', message: 'x' } };
@@ -257,6 +280,10 @@ t.test('the cache never keeps failures, error decisions or requests carrying lea
   await c.decide(leased);
   await c.decide(leased);
   t.equal(srv.frames, 5, 'lease-carrying requests always go to the PDP');
+  const proving: DecisionRequest = { ...req, context: { session: 's-42', identity: 'a.b.c' } };
+  await c.decide(proving);
+  await c.decide(proving);
+  t.equal(srv.frames, 7, 'requests carrying an identity token always go to the PDP');
 
   const unavailable = new PdpClient({ socketPath: join(dir, 'later.sock'), cache: { maxEntries: 100, ttlMs: 60_000 } });
   t.teardown(() => unavailable.close());

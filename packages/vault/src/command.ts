@@ -152,7 +152,8 @@ export async function vaultCommand(argv: string[], io: VaultCommandIO): Promise<
     io.stdout.write(USAGE);
     return sub === undefined ? 2 : 0;
   }
-  const run = SUBCOMMANDS[sub];
+  // An own entry only: "constructor" or "__proto__" must not find Object.prototype's members.
+  const run = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
   if (!run) {
     const { closestName } = await import('@portcullis/protocol');
     const guess = closestName(sub, Object.keys(SUBCOMMANDS));
