@@ -4,14 +4,12 @@
  * and over a CONNECT tunnel to a TLS server) and Python requests. The only doubles are outside
  * services: origins, a git server and a DNS server on loopback.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { readRecords } from '@portcullis/audit';
 import { missingTools, needs } from './helpers/tools.js';
@@ -26,71 +24,7 @@ import {
   type Origin,
   type TlsOrigin,
 } from '../packages/egress/test/fixtures.js';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'packages', 'cli', 'bin', 'portcullis.js');
-if (!existsSync(join(root, 'packages', 'cli', 'dist', 'bin.js')))
-  throw new Error('build first: node scripts/bootstrap.mjs build');
-
-interface Daemon {
-  child: ChildProcess;
-  /** stdout and stderr, interleaved. */
-  stderr: string;
-  match?: RegExpMatchArray;
-}
-
-const daemons: Daemon[] = [];
-
-function daemon(args: string[], ready: RegExp): Promise<Daemon> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const d: Daemon = { child, stderr: '' };
-    daemons.push(d);
-    const timer = setTimeout(() => reject(new Error(`not ready: ${args[0]}: ${d.stderr}`)), 15_000);
-    const onData = (s: string): void => {
-      d.stderr += s;
-      const m = ready.exec(d.stderr);
-      if (m) {
-        clearTimeout(timer);
-        d.match = m;
-        resolve(d);
-      }
-    };
-    // Daemons announce themselves on stdout or stderr; either counts.
-    for (const stream of [child.stdout!, child.stderr!]) {
-      stream.setEncoding('utf8');
-      stream.on('data', onData);
-    }
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${args[0]} exited with ${code}: ${d.stderr}`));
-    });
-  });
-}
-
-async function stop(d: Daemon): Promise<void> {
-  if (d.child.exitCode !== null || d.child.signalCode !== null) return;
-  const exited = new Promise((r) => d.child.once('exit', r));
-  d.child.kill('SIGTERM');
-  await exited;
-}
-
-function run(
-  cmd: string,
-  args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      cmd,
-      args,
-      { timeout: 30_000, env: { ...process.env, ...options.env }, cwd: options.cwd },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+import { bin, type Daemon, daemon, run, stop, stopAll } from './daemons.js';
 
 const POLICY = `
 policy "egress-e2e" scope global {
@@ -207,7 +141,7 @@ t.before(async () => {
 });
 
 t.teardown(async () => {
-  for (const d of daemons) await stop(d);
+  await stopAll();
   await Promise.all([
     web?.close(),
     tls?.close(),

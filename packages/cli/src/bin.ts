@@ -51,6 +51,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run the deny-by-default HTTP/HTTPS forward proxy (the egress PEP)',
     load: async () => (await import('@portcullis/egress')).egressCommand,
   },
+  comms: {
+    summary: 'run the message filter: secrets kept out of outgoing messages (comms.send)',
+    load: async () => (await import('@portcullis/comms')).commsCommand,
+  },
   vault: {
     summary: 'secrets: init, agent, unlock, lock, put, get, list, versions, delete, rotate-kek, exec, fingerprints',
     load: async () => (await import('@portcullis/vault')).vaultCommand,

@@ -10,6 +10,7 @@ import {
   HELP_OPTION,
   PcxError,
   PdpClient,
+  positiveIntOption,
   type LogLevel,
   type OptionTable,
   type RequestContext,
@@ -89,13 +90,6 @@ function eventLevel(event: string): LogLevel {
   return 'info';
 }
 
-function positiveInt(name: string, text: string): number {
-  const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n <= 0)
-    throw new PcxError('PCX_USAGE', `${name} ${text} is not a positive whole number`);
-  return n;
-}
-
 function endpoint(name: string, text: string): { host: string; port: number } {
   let hp: { host: string; port: number };
   try {
@@ -144,7 +138,7 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
   // second connection would only split each batch into two writes and two peer wake-ups.
   const pdp = new PdpClient({
     socketPath: values.pdp!,
-    timeoutMs: positiveInt('--pdp-timeout', values['pdp-timeout']),
+    timeoutMs: positiveIntOption('--pdp-timeout', values['pdp-timeout']),
     connections: 1,
   });
   const audit = new AuditClient({ socketPath: values.audit!, connections: 1 });
@@ -169,8 +163,8 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
       mode,
       ...(values.dns.length > 0 ? { resolve: dnsResolver({ servers: values.dns }) } : {}),
       allowCidrs,
-      headersTimeoutMs: positiveInt('--header-timeout', values['header-timeout']),
-      maxHeaderBytes: positiveInt('--max-header-bytes', values['max-header-bytes']),
+      headersTimeoutMs: positiveIntOption('--header-timeout', values['header-timeout']),
+      maxHeaderBytes: positiveIntOption('--max-header-bytes', values['max-header-bytes']),
       metrics,
       ...(metricsServer
         ? { selfEndpoints: [{ host: metricsAt!.host, port: (metricsServer.address() as { port: number }).port }] }

@@ -231,9 +231,26 @@ export const ERROR_CODES = {
   PCX_VAULT_FINGERPRINTS: 'the fingerprint file cannot be written',
   PCX_VAULT_CREDENTIAL_FILE: 'a --passphrase-file or --pin-file cannot be read, or is empty',
 
-  // Scan: fingerprint files (packages/scan)
+  // Scan: fingerprint and rules files (packages/scan)
+  PCX_SCAN_BAD_RULES: 'the rules file is not JSON, or a field is missing, misspelt or wrong (with file:line:col)',
   PCX_SCAN_BAD_FINGERPRINTS: 'the fingerprint file is not JSON or not the shape `portcullis vault fingerprints` writes',
   PCX_SCAN_FINGERPRINTS_VERSION: 'the fingerprint file has a format version this scanner does not read',
+
+  // Comms: the message filter (packages/comms) and its client
+  PCX_COMMS_SOCKET_PATH:
+    "the message filter's socket path cannot be used: not a socket, or its directory cannot be created",
+  PCX_COMMS_SOCKET_IN_USE: "another process is serving the message filter's socket path",
+  PCX_COMMS_LISTEN: 'the message filter cannot listen on its socket',
+  PCX_COMMS_FILE: 'the --fingerprints or --rules file cannot be read',
+  PCX_COMMS_BAD_REQUEST: 'the check request is not JSON {channel, to, text} with the right types and sizes',
+  PCX_COMMS_BODY_TOO_LARGE: 'the check request body is over the size limit',
+  PCX_COMMS_MEDIA_TYPE: 'the check request is not sent as application/json',
+  PCX_COMMS_NOT_FOUND: 'no such endpoint (the filter serves POST /v1/messages/check and GET /v1/health)',
+  PCX_COMMS_METHOD: 'the endpoint does not take this HTTP method',
+  PCX_COMMS_AUDIT_UNAVAILABLE: 'the audit sink did not acknowledge the record; the message is denied',
+  PCX_COMMS_INTERNAL: 'the message filter failed on this request (a bug); the message is denied',
+  PCX_COMMS_UNAVAILABLE: 'the client could not reach the message filter, or it did not answer in time',
+  PCX_COMMS_BAD_ANSWER: 'the message filter sent an answer the client cannot read',
 
   // CLI: one-shot commands
   PCX_CLI_REQUEST_FILE: 'the request file given with --request @FILE cannot be read',

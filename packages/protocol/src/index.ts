@@ -32,6 +32,9 @@ export type { PdpClientOptions, PdpHealth } from './pdp-client.js';
 export { closestName } from './suggest.js';
 export { listenUnixSocket } from './unix-socket.js';
 export type { ListenUnixOptions } from './unix-socket.js';
+export { CommsClient } from './comms-client.js';
+export type { CommsCheckRequest, CommsCheckResult, CommsClientOptions, CommsFinding } from './comms-client.js';
+export { positiveIntOption } from './cli-options.js';
 export {
   LEASE_TYP,
   IDENTITY_TYP,
