@@ -104,7 +104,8 @@ t.test('diagnostics as you type match `portcullis check`, and a fix clears them'
   const dir = policiesDir(t);
   const file = join(dir, 'typo.pol');
   const broken =
-    'policy "typo" {\n  allow net.http when resource.hots == "a.example"\n  allow net.conect when resource.port == 443\n' +
+    'policy "typo" {\n  allow net.http when resource.hots == "a.example"\n' +
+    '  allow net.conect when resource.port == 443\n' +
     '  allow fs.read when resource.path in unknown_list\n}\n';
   writeFileSync(file, broken);
   const s = await start(t, dir);
