@@ -59,6 +59,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'secrets: init, agent, unlock, lock, put, get, list, versions, delete, rotate-kek, exec, fingerprints',
     load: async () => (await import('@portcullis/vault')).vaultCommand,
   },
+  lsp: {
+    summary: 'the policy language server for editors (LSP over stdio)',
+    load: async () => (await import('@portcullis/lsp')).lspCommand,
+  },
   up: {
     summary: 'run the PDP, the audit sink and the egress proxy together (local demo)',
     load: async () => (await import('./up.js')).upCommand,

@@ -19,3 +19,5 @@ export type {
 } from './policy.js';
 export { compile, policyVersion } from './policy.js';
 export { format } from './format.js';
+export type { SymbolKind, SymbolSpan, SymbolOccurrence, PolicySymbols } from './symbols.js';
+export { policySymbols } from './symbols.js';
