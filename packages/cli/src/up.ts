@@ -33,7 +33,13 @@ const DAEMONS: ReadonlyArray<{
   wired: string[];
   defaults?: Record<string, string>;
 }> = [
-  { name: 'pdp', command: ['pdp'], table: PDP_OPTIONS, wired: ['socket', 'versions-dir'], defaults: { policy: 'examples/policies' } },
+  {
+    name: 'pdp',
+    command: ['pdp'],
+    table: PDP_OPTIONS,
+    wired: ['socket', 'versions-dir'],
+    defaults: { policy: 'examples/policies' },
+  },
   { name: 'audit', command: ['audit', 'serve'], table: AUDIT_SERVE_OPTIONS, wired: ['dir', 'socket', 'key'] },
   {
     name: 'egress',

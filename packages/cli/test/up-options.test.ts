@@ -15,7 +15,7 @@ import { runCli } from './run-cli.js';
 
 // Stated here, independently of up.ts: what `up` wires itself, and each daemon's command words.
 const DAEMONS = [
-  { name: 'pdp', words: 1, table: PDP_OPTIONS as OptionTable, wired: ['socket'] },
+  { name: 'pdp', words: 1, table: PDP_OPTIONS as OptionTable, wired: ['socket', 'versions-dir'] },
   { name: 'audit', words: 2, table: AUDIT_SERVE_OPTIONS as OptionTable, wired: ['dir', 'socket', 'key'] },
   { name: 'egress', words: 1, table: EGRESS_OPTIONS as OptionTable, wired: ['pdp', 'audit'] },
 ] as const;
@@ -69,7 +69,8 @@ t.test('a name two daemons share is namespaced; the wired options are not up opt
 t.test("up's defaults, and a daemon gets only the options given (it applies its own defaults)", async (t) => {
   const plan = planUp([], '/work');
   const sock = join(tmpdir(), 'portcullis-up', 'pdp.sock');
-  t.same(plan.daemons.pdp, ['pdp', '--socket', sock, '--policy', 'examples/policies']);
+  const versions = join(tmpdir(), 'portcullis-up', 'policy-versions');
+  t.same(plan.daemons.pdp, ['pdp', '--socket', sock, '--versions-dir', versions, '--policy', 'examples/policies']);
   t.same(plan.daemons.egress.slice(-2), ['--principal', 'agent-local']);
   t.notOk(plan.daemons.egress.includes('--listen'), "the proxy's own default listen address applies");
   const rel = planUp(['--dir', 'state'], '/work');

@@ -538,29 +538,33 @@ const identityToken =
   `${b64url({ alg: 'EdDSA', typ: 'pcx-identity+jwt', kid: 'k1' })}.` +
   `${b64url({ jti: 'id-7', sub: 'agent-7', pcx_session: 's-99' })}.aWRlbnRpdHktc2lnbmF0dXJl`;
 
-bypass('Proxy-Authorization narrows: the configured session with a lease; only its id is recorded', ['curl'], async (tt) => {
-  const r = await curl([
-    '--proxy',
-    `http://127.0.0.1:${proxy.address.port}`,
-    '--proxy-user',
-    `s-1:${leaseToken}`,
-    `http://allowed.test:${w.origin.port}/leased`,
-  ]);
-  tt.equal(r.code, 0, r.stderr);
-  const d = w.decisions.at(-1)!;
-  tt.same(d.principal, { id: 'agent-7', roles: ['developer'] });
-  tt.same(d.context, { project: 'alpha', session: 's-1', leases: [leaseToken] }, 'the configured context is kept');
-  await settle(50);
-  const recs = w.records.filter((x) => x.resource.path === '/leased');
-  tt.equal(recs.length, 2);
-  for (const rec of recs) tt.same(rec.context?.leases, ['lease-42']);
-  tt.notMatch(
-    JSON.stringify(w.records) + JSON.stringify(w.logs),
-    leaseToken.split('.')[2]!,
-    'the token never reaches a record or a log',
-  );
-  tt.notOk(w.origin.requests.at(-1)!.headers['proxy-authorization']);
-});
+bypass(
+  'Proxy-Authorization narrows: the configured session with a lease; only its id is recorded',
+  ['curl'],
+  async (tt) => {
+    const r = await curl([
+      '--proxy',
+      `http://127.0.0.1:${proxy.address.port}`,
+      '--proxy-user',
+      `s-1:${leaseToken}`,
+      `http://allowed.test:${w.origin.port}/leased`,
+    ]);
+    tt.equal(r.code, 0, r.stderr);
+    const d = w.decisions.at(-1)!;
+    tt.same(d.principal, { id: 'agent-7', roles: ['developer'] });
+    tt.same(d.context, { project: 'alpha', session: 's-1', leases: [leaseToken] }, 'the configured context is kept');
+    await settle(50);
+    const recs = w.records.filter((x) => x.resource.path === '/leased');
+    tt.equal(recs.length, 2);
+    for (const rec of recs) tt.same(rec.context?.leases, ['lease-42']);
+    tt.notMatch(
+      JSON.stringify(w.records) + JSON.stringify(w.logs),
+      leaseToken.split('.')[2]!,
+      'the token never reaches a record or a log',
+    );
+    tt.notOk(w.origin.requests.at(-1)!.headers['proxy-authorization']);
+  },
+);
 
 bypass('a session claimed without an identity token is refused with 407 and never decided', async (tt) => {
   const before = { decisions: w.decisions.length, origin: w.origin.requests.length };
