@@ -22,6 +22,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { AuditClient, type AuditRecordInput, type PcxError } from '@portcullis/protocol';
 import { main } from '@portcullis/cli';
 import { swapRecords } from '../packages/audit/test/rewrite.js';
+import { missingTools } from './helpers/tools.js';
 
 type TestT = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -94,7 +95,7 @@ async function serve(
 ): Promise<Proc> {
   const p = run(t, ['audit', 'serve', '--dir', dir, '--socket', socket, '--key', key, ...extra], prefix);
   const deadline = Date.now() + 20_000;
-  while (!p.out().includes('listening')) {
+  while (!p.err().includes('"msg":"listening on ')) {
     if (p.child.exitCode !== null) throw new Error(`sink exited ${p.child.exitCode}: ${p.err()}`);
     if (Date.now() > deadline) throw new Error(`sink did not start: ${p.err()}`);
     await new Promise((r) => setTimeout(r, 25));
@@ -383,6 +384,8 @@ t.test('full disk: the sink refuses, the client sees it (the PEP denies), nothin
   const mnt = join(dir, 'mnt');
   const mounted = mountTmpfs(mnt);
   if (mounted) t.teardown(() => void spawnSync('umount', ['-l', mnt]));
+  const noLimit = mounted ? undefined : missingTools('prlimit');
+  if (noLimit) return t.plan(0, `mount refused and ${noLimit}`);
   t.comment(mounted ? 'using a 64 KiB tmpfs' : 'mount refused: using RLIMIT_FSIZE=64 KiB via prlimit');
   const log = join(mnt, 'log');
   const socket = join(dir, 'sink.sock');

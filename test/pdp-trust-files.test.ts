@@ -74,6 +74,15 @@ async function start(t: Test, keys: { key: SigningKey; jwks: string }): Promise<
   return { dir, keysPath, revokedPath, key: keys.key, client, stderr: () => err, child };
 }
 
+/** The daemon logs JSON lines: their messages, one per line, as a reader of the log sees them. */
+function logMessages(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => String((JSON.parse(l) as { msg?: unknown }).msg))
+    .join('\n');
+}
+
 /** Wait for a condition that an asynchronous reload makes true (no fixed sleeps). */
 async function until<T>(check: () => T | Promise<T>, ms = 15_000): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
@@ -131,8 +140,12 @@ t.test('a broken revocation list never un-revokes a lease; health and the log sa
         return l.revocation_file?.ok === false && why.test(l.revocation_file.error ?? '') ? l : undefined;
       });
       t.match(h, { stale: true, revoked: 1 }, `${name}: health says stale`);
-      await until(() => why.test(s.stderr()));
-      t.match(s.stderr(), /keeping the previous revocation list/, `${name}: the log says the last good list stays`);
+      await until(() => why.test(logMessages(s.stderr())));
+      t.match(
+        logMessages(s.stderr()),
+        /keeping the previous revocation list/,
+        `${name}: the log says the last good list stays`,
+      );
     }
     const d = await s.client.decide(req([lease.token]));
     t.match(d, { decision: 'deny', reasons: [{ lease: lease.jti, ignored: 'revoked' }] }, `${name}: still revoked`);
@@ -147,7 +160,10 @@ t.test('a broken revocation list never un-revokes a lease; health and the log sa
   });
   t.match(h, { revoked: 2, revoked_retained: 1 });
   t.notOk(h.stale, 'a good list clears stale');
-  t.match(s.stderr(), /1 revoked id\(s\) are no longer listed; they stay revoked until their leases expire/);
+  t.match(
+    logMessages(s.stderr()),
+    /1 revoked id\(s\) are no longer listed; they stay revoked until their leases expire/,
+  );
   t.match((await s.client.decide(req([lease.token]))).reasons, [{ ignored: 'revoked' }], 'dropped, still revoked');
   t.match((await s.client.decide(req([other.token]))).reasons, [{ ignored: 'revoked' }], 'the new entry counts');
 });
@@ -187,7 +203,7 @@ t.test('a broken JWKS keeps the last good keys; a good one replaces them', async
       return l.keys_file?.ok === false && why.test(l.keys_file.error ?? '') ? l : undefined;
     });
     t.match(h, { stale: true, keys: 1 }, `${name}: health says why`);
-    t.match(s.stderr(), /keeping the previous lease keys/, `${name}: logged`);
+    t.match(logMessages(s.stderr()), /keeping the previous lease keys/, `${name}: logged`);
     t.equal((await s.client.decide(req([lease.token]))).decision, 'allow', `${name}: the last good keys stay`);
   }
   const second = await newKey();
@@ -195,7 +211,7 @@ t.test('a broken JWKS keeps the last good keys; a good one replaces them', async
   await until(async () => (await leaseHealth(s)).keys_file?.ok === true);
   const d = await s.client.decide(req([lease.token]));
   t.match(d, { decision: 'deny', reasons: [{ ignored: 'unknown_key' }] }, 'the old key is gone');
-  t.match(s.stderr(), /reloaded lease keys from/);
+  t.match(logMessages(s.stderr()), /reloaded lease keys from/);
   s.child.kill('SIGTERM');
   t.equal(await new Promise((r) => s.child.on('exit', r)), 0, 'drains and exits 0');
 });

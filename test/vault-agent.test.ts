@@ -1,4 +1,4 @@
-// `portcullis vault agent` as a real process: one "listening on" line when ready, a 0600
+// `portcullis vault agent` as a real process: one JSON "listening on" log line when ready, a 0600
 // socket, an unlock served, and SIGTERM locks everything, removes the socket and exits 0.
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -43,7 +43,8 @@ t.test('the agent daemon starts, serves, and stops cleanly on SIGTERM', async (t
     });
     child.once('exit', (code) => reject(new Error(`agent exited (${code}): ${err}`)));
   });
-  t.match(err, new RegExp(`portcullis vault: listening on ${socketPath}`));
+  const first = JSON.parse(err.split('\n')[0]!) as Record<string, unknown>;
+  t.match(first, { level: 'info', daemon: 'vault-agent', msg: `listening on ${socketPath}`, socket: socketPath });
   t.equal(statSync(socketPath).mode & 0o777, 0o600);
   const client = new AgentClient({ socketPath });
   t.teardown(() => client.close());
@@ -55,6 +56,10 @@ t.test('the agent daemon starts, serves, and stops cleanly on SIGTERM', async (t
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'exit 0');
-  t.match(err, /locked workspace "beta" \(agent stopping\)/);
+  const msgs = err
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (JSON.parse(l) as { msg: string }).msg);
+  t.ok(msgs.includes('locked workspace "beta" (agent stopping)'), 'the stop locked the workspace');
   t.notOk(existsSync(socketPath), 'the socket is removed');
 });

@@ -241,6 +241,14 @@ t.test('no plaintext in the vault file, the audit log, the PDP log or any stderr
     releases.every((r) => typeof r.resource.name === 'string' && typeof r.resource.version === 'number'),
     'records carry name and version',
   );
+  // Every decision a policy made names its version (for audit replay); a PDP failure names none.
+  const byPolicy = releases.filter((r) => !r.reasons.some((x) => x.error?.code === 'PCX_PDP_UNAVAILABLE'));
+  t.ok(byPolicy.length >= 7 && byPolicy.length < releases.length, `${byPolicy.length} decided by policy`);
+  t.ok(
+    byPolicy.every((r) => /^sha256:[0-9a-f]{64}$/.test(r.policy_version ?? '')),
+    'each carries policy_version',
+  );
+  t.ok(releases.every((r) => byPolicy.includes(r) || r.policy_version === undefined));
   t.ok(
     releases.some((r) => r.resource.workspace === 'beta' && r.decision === 'deny'),
     'refusals too',

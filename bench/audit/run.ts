@@ -49,14 +49,18 @@ process.on('exit', () => {
 });
 
 async function start(args: string[], ready: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { cwd: here, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, { cwd: here, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
+  // The floor says it is ready on stdout, the sink in its JSON log on stderr (passed through).
+  child.stderr!.pipe(process.stderr);
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (c: Buffer) => {
+    const on = (c: Buffer): void => {
       out += c.toString();
       if (ready.test(out)) resolve();
-    });
+    };
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
     child.on('exit', (code) => reject(new Error(`exited ${code} before it was ready`)));
   });
   return child;

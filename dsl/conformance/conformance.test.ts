@@ -1,7 +1,7 @@
 /**
  * The policy language's conformance corpus: every case in dsl/conformance/cases/*.json is run
  * against @portcullis/policy and must give the decision (and reasons, or diagnostics) that
- * POLICY-LANGUAGE.md prescribes. Expected values were written from the specification, never
+ * the language reference (dsl/LANGUAGE.md) prescribes. Expected values were written from the specification, never
  * captured from the implementation. The format is documented in dsl/conformance/README.md.
  */
 import t, { type Test } from 'tap';

@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync, constants } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PcxError } from '@portcullis/protocol';
+import { createLogger, formatOptions, PcxError, type OptionTable } from '@portcullis/protocol';
 import { SEGMENTS, segmentName } from './format.js';
 import { openIndex, queryIndex } from './index-db.js';
 import { AuditLog } from './log.js';
@@ -25,8 +25,37 @@ export interface AuditCommandIO {
 
 type Sub = (argv: string[], io: AuditCommandIO) => Promise<number>;
 
-const subcommands: Record<string, { summary: string; run: Sub }> = {
-  serve: { summary: 'run the audit sink: --dir DIR --socket PATH --key FILE [--durable]', run: serve },
+/** The sink's options: its parser, `audit serve --help` and `portcullis up` all read this one table. */
+export const AUDIT_SERVE_OPTIONS = {
+  dir: { type: 'string', value: 'DIR', help: 'where the log lives (created if missing)' },
+  socket: { type: 'string', value: 'PATH', help: 'the Unix socket to listen on (created mode 0660)' },
+  key: { type: 'string', value: 'FILE', help: 'the private checkpoint key from "portcullis audit keygen"' },
+  origin: { type: 'string', value: 'TEXT', help: "a new log's checkpoint origin line (an existing log keeps its own)" },
+  durable: { type: 'boolean', default: false, help: 'acknowledge a record only after fdatasync' },
+  'fsync-interval-ms': {
+    type: 'string',
+    value: 'MS',
+    help: 'default mode: the longest time acknowledged data stays unsynced (default 100)',
+  },
+  'checkpoint-every': { type: 'string', value: 'N', help: 'sign a checkpoint after N new records (default 1000)' },
+  'checkpoint-interval-ms': {
+    type: 'string',
+    value: 'MS',
+    help: '…or after this long with new records (default 10000)',
+  },
+  'segment-bytes': {
+    type: 'string',
+    value: 'N',
+    help: 'start a new segment file at this size (default 67108864, 64 MiB)',
+  },
+} satisfies OptionTable;
+
+const subcommands: Record<string, { summary: string; run: Sub; options?: OptionTable }> = {
+  serve: {
+    summary: 'run the audit sink: --dir DIR --socket PATH --key FILE [--durable]',
+    run: serve,
+    options: AUDIT_SERVE_OPTIONS,
+  },
   keygen: {
     summary: 'create a checkpoint signing key: --name NAME --out FILE (writes FILE and FILE.pub)',
     run: keygen,
@@ -70,7 +99,10 @@ export async function auditCommand(argv: string[], io: AuditCommandIO): Promise<
       hint: `one of: ${Object.keys(subcommands).join(', ')}, replay`,
     });
   if (rest.includes('--help') || rest.includes('-h')) {
-    io.stdout.write(`usage: portcullis audit ${name} — ${sub.summary}\n`);
+    io.stdout.write(
+      `usage: portcullis audit ${name} — ${sub.summary}\n` +
+        (sub.options ? `\noptions:\n${formatOptions(sub.options)}` : ''),
+    );
     return 0;
   }
   return sub.run(rest, io);
@@ -110,17 +142,7 @@ function readPubkey(io: AuditCommandIO, file: string | undefined): string | unde
 async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      dir: { type: 'string' },
-      socket: { type: 'string' },
-      key: { type: 'string' },
-      origin: { type: 'string' },
-      durable: { type: 'boolean', default: false },
-      'fsync-interval-ms': { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      'checkpoint-interval-ms': { type: 'string' },
-      'segment-bytes': { type: 'string' },
-    },
+    options: AUDIT_SERVE_OPTIONS,
   });
   const dir = path(io, need(values.dir, '--dir DIR', 'where the log lives'));
   const socketPath = path(io, need(values.socket, '--socket PATH', 'the Unix socket to listen on'));
@@ -143,11 +165,12 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
     );
   }
   const key = await parseSigningKey(keyText);
+  const say = createLogger({ daemon: 'audit', stream: io.stderr });
   const logOptions: Parameters<typeof AuditLog.open>[0] = {
     dir,
     key,
     durable: values.durable,
-    log: (m) => io.stderr.write(`audit: ${m}\n`),
+    log: (m) => say('warn', m),
   };
   const fsyncIntervalMs = intOption(values['fsync-interval-ms'], '--fsync-interval-ms', 1);
   const checkpointEvery = intOption(values['checkpoint-every'], '--checkpoint-every', 1);
@@ -167,9 +190,11 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
     throw e;
   }
   const s = log.state;
-  io.stdout.write(
-    `audit sink: listening on ${socketPath}; log ${dir} has ${s.size} records; ` +
-      `${s.durable ? 'durable mode (ack after fsync)' : 'default mode (ack after write, fsync in group commits)'}\n`,
+  say(
+    'info',
+    `listening on ${socketPath}; log ${dir} has ${s.size} records; ` +
+      `${s.durable ? 'durable mode (ack after fsync)' : 'default mode (ack after write, fsync in group commits)'}`,
+    { socket: socketPath, dir, size: s.size, mode: s.durable ? 'durable' : 'default' },
   );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -182,7 +207,7 @@ async function serve(argv: string[], io: AuditCommandIO): Promise<number> {
   });
   await server.close();
   await log.close();
-  io.stdout.write(`audit sink: stopped; ${log.state.size} records\n`);
+  say('info', `stopped; ${log.state.size} records`, { size: log.state.size });
   return 0;
 }
 

@@ -39,7 +39,17 @@ export function segmentPath(dir: string, n: number): string {
 
 // Top-level members in code-unit order; `hash` goes between event_id and outcome.
 const BEFORE_HASH = ['action', 'context', 'decision', 'event_id'] as const;
-const AFTER_HASH = ['outcome', 'prev', 'principal', 'reasons', 'resource', 'seq', 'source', 'time'] as const;
+const AFTER_HASH = [
+  'outcome',
+  'policy_version',
+  'prev',
+  'principal',
+  'reasons',
+  'resource',
+  'seq',
+  'source',
+  'time',
+] as const;
 
 const MEMBERS = new Set<string>([...BEFORE_HASH, ...AFTER_HASH]);
 

@@ -10,6 +10,6 @@ export { generateKey, parseSigningKey, parseVerifierKey } from './note.js';
 export type { Checkpoint, SigningKey, VerifierKey } from './note.js';
 export { verifyInclusion, verifyConsistency } from './merkle.js';
 export { replay, replayRequest } from './replay.js';
-export type { ReplayDifference, ReplayResult } from './replay.js';
-export { auditCommand, auditUsage } from './commands.js';
+export type { ReplayDifference, ReplayEvaluator, ReplayOptions, ReplayResult } from './replay.js';
+export { AUDIT_SERVE_OPTIONS, auditCommand, auditUsage } from './commands.js';
 export type { AuditCommandIO } from './commands.js';

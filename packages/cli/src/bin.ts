@@ -6,6 +6,7 @@
  * A user mistake never prints a stack trace: a PcxError (or a usage error) prints its message
  * and exits 2; only an unexpected internal error prints a stack, and says so.
  */
+import { readFileSync } from 'node:fs';
 import { closestName, isPcxError } from '@portcullis/protocol';
 import type { CommandIO } from './io.js';
 import { processIO } from './io.js';
@@ -50,9 +51,17 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run the deny-by-default HTTP/HTTPS forward proxy (the egress PEP)',
     load: async () => (await import('@portcullis/egress')).egressCommand,
   },
+  comms: {
+    summary: 'run the message filter: secrets kept out of outgoing messages (comms.send)',
+    load: async () => (await import('@portcullis/comms')).commsCommand,
+  },
   vault: {
     summary: 'secrets: init, agent, unlock, lock, put, get, list, versions, delete, rotate-kek, exec, fingerprints',
     load: async () => (await import('@portcullis/vault')).vaultCommand,
+  },
+  lsp: {
+    summary: 'the policy language server for editors (LSP over stdio)',
+    load: async () => (await import('@portcullis/lsp')).lspCommand,
   },
   up: {
     summary: 'run the PDP, the audit sink and the egress proxy together (local demo)',
@@ -65,12 +74,22 @@ export function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
   return (
     `usage: portcullis <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "portcullis <command> ` +
-    `--help" for a command's options.\n`
+    `--help" for a command's options; "portcullis --version" prints the version.\n`
   );
+}
+
+/** The CLI package's version (src/ and dist/ both sit next to package.json). */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 export async function main(argv: string[], io: CommandIO = processIO()): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    io.stdout.write(`portcullis ${version()}\n`);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(usage());
     return name === undefined ? 2 : 0;

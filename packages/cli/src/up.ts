@@ -12,21 +12,165 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { PcxError } from '@portcullis/protocol';
+import { AUDIT_SERVE_OPTIONS } from '@portcullis/audit';
+import { EGRESS_OPTIONS } from '@portcullis/egress';
+import { PDP_OPTIONS } from '@portcullis/pdp';
+import { formatOptions, HELP_OPTION, PcxError, toArgv, type OptionTable } from '@portcullis/protocol';
 import type { CommandIO } from './io.js';
+
+type DaemonName = 'pdp' | 'audit' | 'egress';
+
+/**
+ * The daemons `up` starts, in start order, each with its own option table. `wired` options are
+ * the ones `up` sets itself to connect the daemons (sockets, the log directory, the key); every
+ * other option of the table is an option of `up`. `defaults` are where `up` differs from the
+ * daemon's own default, for a laptop demo.
+ */
+const DAEMONS: ReadonlyArray<{
+  name: DaemonName;
+  command: string[];
+  table: OptionTable;
+  wired: string[];
+  defaults?: Record<string, string>;
+}> = [
+  {
+    name: 'pdp',
+    command: ['pdp'],
+    table: PDP_OPTIONS,
+    wired: ['socket', 'versions-dir'],
+    defaults: { policy: 'examples/policies' },
+  },
+  { name: 'audit', command: ['audit', 'serve'], table: AUDIT_SERVE_OPTIONS, wired: ['dir', 'socket', 'key'] },
+  {
+    name: 'egress',
+    command: ['egress'],
+    table: EGRESS_OPTIONS,
+    wired: ['pdp', 'audit'],
+    defaults: { principal: 'agent-local' },
+  },
+];
+
+const UP_OWN = {
+  dir: {
+    type: 'string',
+    value: 'DIR',
+    default: join(tmpdir(), 'portcullis-up'),
+    help: 'sockets, audit log and audit key',
+  },
+} satisfies OptionTable;
+
+/** One option of `up`: which daemon it goes to, under which of that daemon's names. */
+export interface UpOption {
+  daemon: DaemonName;
+  option: string;
+}
+
+/**
+ * `up`'s options, composed from the daemons' tables: an option only one daemon has keeps its
+ * name (`--lease-keys`); a name two daemons share is namespaced by daemon (`--pdp-metrics`,
+ * `--egress-metrics`). A namespaced name that itself clashes is a bug in a table, thrown at load.
+ */
+export function composeUpOptions(): Map<string, UpOption> {
+  const count = new Map<string, number>();
+  for (const name of Object.keys(UP_OWN)) count.set(name, 1);
+  for (const d of DAEMONS)
+    for (const name of Object.keys(d.table)) if (!d.wired.includes(name)) count.set(name, (count.get(name) ?? 0) + 1);
+  const routes = new Map<string, UpOption>();
+  for (const d of DAEMONS) {
+    for (const option of Object.keys(d.table)) {
+      if (d.wired.includes(option)) continue;
+      const name = count.get(option) === 1 ? option : `${d.name}-${option}`;
+      if (routes.has(name) || (name !== option && count.has(name)))
+        throw new Error(`portcullis up: option --${name} of ${d.name} clashes with another option`);
+      routes.set(name, { daemon: d.name, option });
+    }
+  }
+  return routes;
+}
+
+const ROUTES = composeUpOptions();
+
+function upTable(daemon: DaemonName): OptionTable {
+  const d = DAEMONS.find((x) => x.name === daemon)!;
+  const table: OptionTable = {};
+  for (const [name, r] of ROUTES) {
+    if (r.daemon !== daemon) continue;
+    const spec = d.table[r.option]!;
+    const def = d.defaults?.[r.option];
+    table[name] = def === undefined ? spec : { ...spec, default: def };
+  }
+  return table;
+}
 
 const USAGE = `usage: portcullis up [options]
 
-Runs the PDP, the audit sink and the egress proxy together, and prints a demo.
+Runs the PDP, the audit sink and the egress proxy together, and prints a demo. It takes the
+options of the daemons it starts (see their --help); a name two of them share is prefixed with
+the daemon's name (e.g. --pdp-metrics, --egress-metrics).
 
 options:
-  --policy PATH        policy file or directory (default examples/policies)
-  --dir DIR            sockets, audit log and audit key (default ${join(tmpdir(), 'portcullis-up')})
-  --listen HOST:PORT   the egress proxy (default 127.0.0.1:3128)
-  --principal ID       the agent (default agent-local); --role, --project, --blueprint, --session
-  --mode enforce|report
-  --allow-cidr CIDR    opt a range out of the proxy's floor (repeatable), e.g. for local services
-`;
+${formatOptions(UP_OWN)}
+the PDP (portcullis pdp; its --socket is DIR/pdp.sock, --versions-dir DIR/policy-versions):
+${formatOptions(upTable('pdp'))}
+the audit sink (portcullis audit serve; --dir DIR/audit-log, --socket DIR/audit.sock, --key DIR/audit.key):
+${formatOptions(upTable('audit'))}
+the egress proxy (portcullis egress; --pdp and --audit are the sockets above):
+${formatOptions(upTable('egress'))}`;
+
+/** Where `up` puts what connects the daemons. */
+function upPaths(dir: string) {
+  return {
+    pdpSock: join(dir, 'pdp.sock'),
+    auditSock: join(dir, 'audit.sock'),
+    logDir: join(dir, 'audit-log'),
+    key: join(dir, 'audit.key'),
+    versionsDir: join(dir, 'policy-versions'),
+  };
+}
+
+/** The options `up` sets on a daemon to connect it to the others. */
+function wiredArgs(daemon: DaemonName, p: ReturnType<typeof upPaths>): string[] {
+  if (daemon === 'pdp') return ['--socket', p.pdpSock, '--versions-dir', p.versionsDir];
+  if (daemon === 'audit') return ['--dir', p.logDir, '--socket', p.auditSock, '--key', p.key];
+  return ['--pdp', p.pdpSock, '--audit', p.auditSock];
+}
+
+export interface UpPlan {
+  dir: string;
+  paths: ReturnType<typeof upPaths>;
+  /** Each daemon's options as given to `up` (under the daemon's own names), plus `up`'s defaults. */
+  given: Record<DaemonName, Record<string, unknown>>;
+  /** Each daemon's command line (after the bin). */
+  daemons: Record<DaemonName, string[]>;
+}
+
+/** What `up` will run, from `up`'s arguments. */
+export function planUp(argv: string[], cwd: string): UpPlan {
+  // Parsed without defaults, so that a daemon gets only the options given and applies its own.
+  const config: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  for (const [name, r] of ROUTES) {
+    const spec = DAEMONS.find((d) => d.name === r.daemon)!.table[r.option]!;
+    config[name] = { type: spec.type, ...(spec.multiple ? { multiple: true } : {}) };
+  }
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...config, dir: { type: 'string' }, help: HELP_OPTION },
+    strict: true,
+    allowPositionals: false,
+  });
+  const v = values as Record<string, unknown>;
+  const dir = resolve(cwd, typeof v.dir === 'string' ? v.dir : UP_OWN.dir.default);
+  const paths = upPaths(dir);
+  const given = {} as UpPlan['given'];
+  const daemons = {} as UpPlan['daemons'];
+  for (const d of DAEMONS) {
+    const mine: Record<string, unknown> = { ...d.defaults };
+    for (const [name, r] of ROUTES) if (r.daemon === d.name && v[name] !== undefined) mine[r.option] = v[name];
+    given[d.name] = mine;
+    daemons[d.name] = [...d.command, ...wiredArgs(d.name, paths), ...toArgv(d.table, mine)];
+  }
+  return { dir, paths, given, daemons };
+}
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'portcullis.js');
 
@@ -37,44 +181,30 @@ interface Child {
 }
 
 export async function upCommand(argv: string[], io: CommandIO): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      policy: { type: 'string', default: 'examples/policies' },
-      dir: { type: 'string', default: join(tmpdir(), 'portcullis-up') },
-      listen: { type: 'string', default: '127.0.0.1:3128' },
-      principal: { type: 'string', default: 'agent-local' },
-      role: { type: 'string', multiple: true, default: [] },
-      project: { type: 'string' },
-      blueprint: { type: 'string' },
-      session: { type: 'string' },
-      mode: { type: 'string', default: 'enforce' },
-      'allow-cidr': { type: 'string', multiple: true, default: [] },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
+  if (argv.includes('--help') || argv.includes('-h')) {
     io.stdout.write(USAGE);
     return 0;
   }
-  const policy = resolve(io.cwd, values.policy);
+  const plan = planUp(argv, io.cwd);
+  const policy = resolve(io.cwd, String(plan.given.pdp.policy));
   if (!existsSync(policy))
     throw new PcxError('PCX_USAGE', `no policy at ${policy}`, {
       hint: 'pass --policy PATH (a .pol file or a directory of them)',
     });
-  const dir = resolve(io.cwd, values.dir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const pdpSock = join(dir, 'pdp.sock');
-  const auditSock = join(dir, 'audit.sock');
-  const logDir = join(dir, 'audit-log');
-  const key = join(dir, 'audit.key');
+  mkdirSync(plan.dir, { recursive: true, mode: 0o700 });
+  const { pdpSock, auditSock, logDir, key, versionsDir } = plan.paths;
+  const listen = String(plan.given.egress.listen ?? EGRESS_OPTIONS.listen.default);
+  const mode = String(plan.given.egress.mode ?? EGRESS_OPTIONS.mode.default);
 
   const children: Child[] = [];
   const run = (name: string, args: string[], ready: RegExp): Promise<Child> =>
     new Promise((resolvePromise, reject) => {
-      const proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      // In the caller's directory, so that relative paths in the options mean what they meant to `up`.
+      const proc = spawn(process.execPath, [bin, ...args], {
+        cwd: io.cwd,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       let seen = '';
       let isReady = false;
       const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
@@ -122,31 +252,15 @@ export async function upCommand(argv: string[], io: CommandIO): Promise<number> 
       await keygen.exited;
       children.splice(children.indexOf(keygen), 1);
     }
-    await run('pdp', ['pdp', '--policy', policy, '--socket', pdpSock], /listening on/);
-    await run('audit', ['audit', 'serve', '--dir', logDir, '--socket', auditSock, '--key', key], /listening on/);
-    const egressArgs = [
-      'egress',
-      '--listen',
-      values.listen,
-      '--pdp',
-      pdpSock,
-      '--audit',
-      auditSock,
-      '--principal',
-      values.principal,
-      '--mode',
-      values.mode,
-    ];
-    for (const r of values.role) egressArgs.push('--role', r);
-    for (const c of values['allow-cidr']) egressArgs.push('--allow-cidr', c);
-    for (const k of ['project', 'blueprint', 'session'] as const) if (values[k]) egressArgs.push(`--${k}`, values[k]!);
-    await run('egress', egressArgs, /listening on/);
-    const proxy = `http://${values.listen}`;
+    await run('pdp', plan.daemons.pdp, /listening on/);
+    await run('audit', plan.daemons.audit, /listening on/);
+    await run('egress', plan.daemons.egress, /listening on/);
+    const proxy = `http://${listen}`;
     io.stdout.write(`
 Portcullis is up.
-  PDP           ${pdpSock}   (policy ${policy})
+  PDP           ${pdpSock}   (policy ${policy}; versions kept in ${versionsDir})
   audit sink    ${auditSock}   (log ${logDir})
-  egress proxy  ${proxy}${values.mode === 'report' ? '   *** REPORT-ONLY: would-deny requests are forwarded ***' : ''}
+  egress proxy  ${proxy}${mode === 'report' ? '   *** REPORT-ONLY: would-deny requests are forwarded ***' : ''}
 
 Try it from another terminal:
   export http_proxy=${proxy} https_proxy=${proxy}     # lower case: curl ignores HTTP_PROXY
@@ -155,6 +269,7 @@ Try it from another terminal:
                                                  # in X-Portcullis-Reason
   curl -sS -i https://example.com/               # denied (not on the allowlist): the CONNECT gets a 403
   node ${bin} audit verify ${logDir} --pubkey ${key}.pub
+  node ${bin} audit replay ${logDir} --versions-dir ${versionsDir}   # each decision, replayed exactly
 
 Ctrl-C stops all three.
 `);

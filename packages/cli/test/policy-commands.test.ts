@@ -171,7 +171,7 @@ t.test('eval --request: inline and @file, with --explain', async (t) => {
       policy: 'egress-baseline',
       rule: 'egress-baseline#2',
       because: 'private ranges',
-      source: 'good/base.pol:6:3',
+      source: 'base.pol:6:3', // named relative to the policy root, not the working directory
     },
   ]);
   const ex = await run(

@@ -5,7 +5,7 @@
  * PDP sees it, so that a policy written against "127.0.0.1" or "api.github.com" cannot be side-
  * stepped by "2130706433", "0x7f.1", "[::ffff:127.0.0.1]" or "API.GitHub.com.". The rules are
  * the WHATWG URL host parser's (IPv4 shorthand, hex and octal parts; IDN via UTS #46, which
- * url.domainToASCII implements) plus the policy language's host normalisation (dsl/LANGUAGE.md) (lower case, one
+ * url.domainToASCII implements) plus the policy language's host normalisation (lower case, one
  * trailing dot removed, labels of letters, digits, '-' and '_'), and RFC 5952 text for IPv6
  * (addresses themselves are @portcullis/protocol/ip's, shared with the policy language).
  */

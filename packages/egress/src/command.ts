@@ -3,7 +3,18 @@
  * options, wire the protocol clients into the proxy core, log, stop cleanly on SIGTERM/SIGINT.
  */
 import { parseArgs } from 'node:util';
-import { AuditClient, PcxError, PdpClient, type RequestContext } from '@portcullis/protocol';
+import {
+  AuditClient,
+  createLogger,
+  formatOptions,
+  HELP_OPTION,
+  PcxError,
+  PdpClient,
+  positiveIntOption,
+  type LogLevel,
+  type OptionTable,
+  type RequestContext,
+} from '@portcullis/protocol';
 import { canonicalHost, parseCidrOption, splitHostPort } from './address.js';
 import { coalescePerTurn } from './coalesce.js';
 import { checkMetricsHost, EgressMetrics, serveMetrics } from './metrics.js';
@@ -16,36 +27,67 @@ export interface CommandIO {
   stderr: NodeJS.WritableStream;
 }
 
+/** The proxy's options: its parser, its --help and `portcullis up` all read this one table. */
+export const EGRESS_OPTIONS = {
+  listen: { type: 'string', value: 'HOST:PORT', default: '127.0.0.1:3128', help: 'where to listen' },
+  pdp: { type: 'string', value: 'SOCK', help: "the PDP's Unix socket" },
+  audit: { type: 'string', value: 'SOCK', help: "the audit sink's Unix socket" },
+  principal: { type: 'string', value: 'ID', help: 'the agent this sidecar belongs to' },
+  role: { type: 'string', value: 'ROLE', multiple: true, default: [], help: 'a role of the principal' },
+  project: { type: 'string', value: 'P', help: 'the request context: project' },
+  blueprint: { type: 'string', value: 'B', help: 'the request context: blueprint' },
+  session: {
+    type: 'string',
+    value: 'S',
+    help:
+      'the request context: session; a client may add lease tokens with Proxy-Authorization:\n' +
+      'Basic base64(session:tokens), and name another session only with an identity token (else 407)',
+  },
+  mode: {
+    type: 'string',
+    value: 'enforce|report',
+    default: 'enforce',
+    help: 'report: would-deny requests are audited as such and forwarded',
+  },
+  'allow-cidr': {
+    type: 'string',
+    value: 'CIDR',
+    multiple: true,
+    default: [],
+    help:
+      'opt a range out of the built-in floor (loopback, link-local,\n' +
+      'metadata, unspecified), e.g. --allow-cidr 10.1.2.0/24',
+  },
+  dns: {
+    type: 'string',
+    value: 'HOST:PORT',
+    multiple: true,
+    default: [],
+    help: 'resolve with this DNS server instead of the system resolver',
+  },
+  metrics: {
+    type: 'string',
+    value: 'HOST:PORT',
+    help: 'serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)',
+  },
+  'header-timeout': { type: 'string', value: 'MS', default: '10000', help: 'time allowed for a request head' },
+  'max-header-bytes': { type: 'string', value: 'N', default: '16384', help: 'largest request head accepted' },
+  'pdp-timeout': { type: 'string', value: 'MS', default: '250', help: 'PDP deadline per decision' },
+} satisfies OptionTable;
+
 const USAGE = `usage: portcullis egress --pdp SOCK --audit SOCK --principal ID [options]
 
 A deny-by-default HTTP/HTTPS forward proxy. Point clients at it with HTTP_PROXY/HTTPS_PROXY.
 Absolute-URI requests are checked as net.http, CONNECT tunnels as net.connect.
 
 options:
-  --listen HOST:PORT      where to listen (default 127.0.0.1:3128)
-  --pdp SOCK              the PDP's Unix socket
-  --audit SOCK            the audit sink's Unix socket
-  --principal ID          the agent this sidecar belongs to
-  --role ROLE             a role of the principal (repeatable)
-  --project P --blueprint B --session S
-                          the request context; a client may add lease tokens with
-                          Proxy-Authorization: Basic base64(session:tokens), and name another
-                          session only with an identity token for it (else 407)
-  --mode enforce|report   report: would-deny requests are audited as such and forwarded
-  --allow-cidr CIDR       opt a range out of the built-in floor (loopback, link-local,
-                          metadata, unspecified); repeatable, e.g. --allow-cidr 10.1.2.0/24
-  --dns HOST:PORT         resolve with this DNS server instead of the system resolver (repeatable)
-  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)
-  --header-timeout MS     time allowed for a request head (default 10000)
-  --max-header-bytes N    largest request head accepted (default 16384)
-  --pdp-timeout MS        PDP deadline per decision (default 250)
-`;
+${formatOptions(EGRESS_OPTIONS)}`;
 
-function positiveInt(name: string, text: string): number {
-  const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n <= 0)
-    throw new PcxError('PCX_USAGE', `${name} ${text} is not a positive whole number`);
-  return n;
+/** The proxy's events, by how much an operator should care. */
+function eventLevel(event: string): LogLevel {
+  if (event === 'internal_error') return 'error';
+  if (event.endsWith('_failed') || event.endsWith('_unavailable') || event.startsWith('report_only')) return 'warn';
+  return 'info';
 }
 
 function endpoint(name: string, text: string): { host: string; port: number } {
@@ -65,24 +107,7 @@ function endpoint(name: string, text: string): { host: string; port: number } {
 export async function egressCommand(argv: string[], io: CommandIO): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      listen: { type: 'string', default: '127.0.0.1:3128' },
-      pdp: { type: 'string' },
-      audit: { type: 'string' },
-      principal: { type: 'string' },
-      role: { type: 'string', multiple: true, default: [] },
-      project: { type: 'string' },
-      blueprint: { type: 'string' },
-      session: { type: 'string' },
-      mode: { type: 'string', default: 'enforce' },
-      'allow-cidr': { type: 'string', multiple: true, default: [] },
-      dns: { type: 'string', multiple: true, default: [] },
-      metrics: { type: 'string' },
-      'header-timeout': { type: 'string', default: '10000' },
-      'max-header-bytes': { type: 'string', default: '16384' },
-      'pdp-timeout': { type: 'string', default: '250' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: { ...EGRESS_OPTIONS, help: HELP_OPTION },
     strict: true,
     allowPositionals: false,
   });
@@ -107,12 +132,13 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
   if (values.blueprint) context.blueprint = values.blueprint;
   if (values.session) context.session = values.session;
 
-  const say = (line: string): void => void io.stderr.write(`portcullis egress: ${line}\n`);
+  const log = createLogger({ daemon: 'egress', stream: io.stderr });
+  const say = (msg: string, fields?: Record<string, unknown>): void => log('info', msg, fields);
   // One pipelined connection to each peer: the calls of a loop turn are coalesced (below), and a
   // second connection would only split each batch into two writes and two peer wake-ups.
   const pdp = new PdpClient({
     socketPath: values.pdp!,
-    timeoutMs: positiveInt('--pdp-timeout', values['pdp-timeout']),
+    timeoutMs: positiveIntOption('--pdp-timeout', values['pdp-timeout']),
     connections: 1,
   });
   const audit = new AuditClient({ socketPath: values.audit!, connections: 1 });
@@ -137,33 +163,40 @@ export async function egressCommand(argv: string[], io: CommandIO): Promise<numb
       mode,
       ...(values.dns.length > 0 ? { resolve: dnsResolver({ servers: values.dns }) } : {}),
       allowCidrs,
-      headersTimeoutMs: positiveInt('--header-timeout', values['header-timeout']),
-      maxHeaderBytes: positiveInt('--max-header-bytes', values['max-header-bytes']),
+      headersTimeoutMs: positiveIntOption('--header-timeout', values['header-timeout']),
+      maxHeaderBytes: positiveIntOption('--max-header-bytes', values['max-header-bytes']),
       metrics,
       ...(metricsServer
         ? { selfEndpoints: [{ host: metricsAt!.host, port: (metricsServer.address() as { port: number }).port }] }
         : {}),
-      log: (e) => {
-        if (e.event !== 'listening') say(JSON.stringify(e));
+      log: ({ event, ...fields }) => {
+        if (event !== 'listening') log(eventLevel(String(event)), String(event), fields);
       },
     });
     const shown = proxy.address.host.includes(':') ? `[${proxy.address.host}]` : proxy.address.host;
-    say(`listening on ${shown}:${proxy.address.port} (mode ${mode}); PDP ${values.pdp}, audit sink ${values.audit}`);
+    say(`listening on ${shown}:${proxy.address.port} (mode ${mode}); PDP ${values.pdp}, audit sink ${values.audit}`, {
+      host: proxy.address.host,
+      port: proxy.address.port,
+      mode,
+    });
     if (allowCidrs.length > 0) say(`floor opt-outs: ${allowCidrs.join(', ')}`);
     if (metricsAt) {
       const host = metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host;
-      say(`metrics at http://${host}:${metricsAt.port}/metrics`);
+      const url = `http://${host}:${(metricsServer!.address() as { port: number }).port}/metrics`;
+      say(`metrics at ${url}`, { metrics: url });
     }
     if (mode === 'report') {
-      say(
+      log(
+        'warn',
         '*** REPORT-ONLY MODE: requests the policy denies are FORWARDED and audited as would-deny. ' +
           'Do not run this in production. ***',
       );
     }
     const health = await pdp.health({ timeoutMs: 1000 });
     if (health.status !== 'ok')
-      say(
-        `warning: the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); ` +
+      log(
+        'warn',
+        `the PDP is ${health.status} (${health.error?.message ?? 'no policy loaded'}); ` +
           'every request is denied until it answers',
       );
     const signal = await signalled;

@@ -6,4 +6,4 @@ export type { CanonicalHost } from './address.js';
 export { Floor } from './floor.js';
 export { EgressMetrics, serveMetrics } from './metrics.js';
 export { dnsResolver } from './resolve.js';
-export { egressCommand } from './command.js';
+export { EGRESS_OPTIONS, egressCommand } from './command.js';

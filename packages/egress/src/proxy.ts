@@ -60,6 +60,8 @@ export interface EgressAuditRecord {
   context?: RequestContext;
   decision: 'allow' | 'deny' | 'ask';
   reasons: Reason[];
+  /** The deciding policy set's version (absent when no policy decided: PDP down, a refusal). */
+  policy_version?: string;
   outcome: {
     /** "decision" (acknowledged before any byte is forwarded) or "close" (the totals, same event_id). */
     phase: 'decision' | 'close';
@@ -811,6 +813,7 @@ class EgressCore {
         ...outcome,
       },
     };
+    if (verdict.policyVersion) rec.policy_version = verdict.policyVersion;
     const ctx = redactContext(context);
     if (ctx) rec.context = ctx;
     return rec;

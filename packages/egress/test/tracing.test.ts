@@ -16,6 +16,7 @@ import {
 import t from 'tap';
 import { rawExchange, statusOf } from './fixtures.js';
 import { proxyFor, world } from './harness.js';
+import { needs } from '../../../test/helpers/tools.js';
 
 interface Recorded {
   name: string;
@@ -71,7 +72,7 @@ class RecordingTracer implements Tracer {
 const provider: TracerProvider = { getTracer: () => new RecordingTracer() };
 trace.setGlobalTracerProvider(provider);
 
-t.test('server and client spans carry the decision', async (tt) => {
+t.test('server and client spans carry the decision', needs('openssl'), async (tt) => {
   const w = await world();
   tt.teardown(() => w.close());
   const proxy = await proxyFor(w);

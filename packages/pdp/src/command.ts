@@ -1,10 +1,12 @@
 /**
  * `portcullis pdp`, the daemon: parse options, start, wait for a signal, drain. Thin.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PcxError } from '@portcullis/protocol';
+import { formatOptions, HELP_OPTION, PcxError, type OptionTable } from '@portcullis/protocol';
 import { startPdp, streamLog, type PdpHandle } from './daemon.js';
 import { parseMetricsAddress } from './metrics.js';
+import { defaultVersionsDir } from './versions.js';
 
 /** What a command reads and writes (the CLI's CommandIO, structurally). */
 export interface CommandIO {
@@ -15,40 +17,73 @@ export interface CommandIO {
 
 export const DEFAULT_SOCKET = '/run/portcullis/pdp.sock';
 
+/** The daemon's options: its parser, its --help and `portcullis up` all read this one table. */
+export const PDP_OPTIONS = {
+  policy: {
+    type: 'string',
+    value: 'PATH',
+    help: 'policy file or directory of *.pol files (watched, reloaded on change)',
+  },
+  socket: {
+    type: 'string',
+    value: 'PATH',
+    default: DEFAULT_SOCKET,
+    help: `Unix socket to serve (default ${DEFAULT_SOCKET}); created mode 0660`,
+  },
+  'lease-keys': {
+    type: 'string',
+    value: 'FILE',
+    help: 'JWKS of the Ed25519 public keys that sign leases and identity tokens (watched, last good kept)',
+  },
+  'lease-audience': {
+    type: 'string',
+    value: 'NAME',
+    help: 'the audience (aud) leases and identity tokens must name; needed with --lease-keys',
+  },
+  'lease-clock-skew': {
+    type: 'string',
+    value: 'SEC',
+    default: '60',
+    help: "clock skew tolerated on a token's iat, nbf and exp",
+  },
+  revoked: {
+    type: 'string',
+    value: 'FILE',
+    help: 'revoked token ids, "JTI" or "JTI EXP" per line (watched; kept until the token expired)',
+  },
+  metrics: {
+    type: 'string',
+    value: 'HOST:PORT',
+    help: 'serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)',
+  },
+  'metrics-allow-remote': { type: 'boolean', default: false, help: 'allow --metrics on a non-loopback address' },
+  'drain-timeout': {
+    type: 'string',
+    value: 'MS',
+    default: '5000',
+    help: 'on SIGTERM, wait at most this long for in-flight requests',
+  },
+  'versions-dir': {
+    type: 'string',
+    value: 'DIR',
+    help:
+      'keep every policy version served here, content-addressed, for `audit replay`\n' +
+      '(default $XDG_STATE_HOME/portcullis/policy-versions or ~/.local/state/portcullis/policy-versions)',
+  },
+} satisfies OptionTable;
+
 const PDP_USAGE = `usage: portcullis pdp --policy PATH [options]
 
-Serve policy decisions over a Unix socket (newline-delimited JSON; see packages/pdp/README.md).
+Serve policy decisions over a Unix socket (newline-delimited JSON; the protocol is in
+packages/pdp/README.md, the architecture in docs/architecture.md).
 
 options:
-  --policy PATH            policy file or directory of *.pol files (watched; reloaded on change)
-  --socket PATH            Unix socket to serve (default ${DEFAULT_SOCKET}); created mode 0660
-  --lease-keys FILE        JWKS file of the Ed25519 public keys that sign leases and identity
-                           tokens (watched; reloaded on change, the last good keys kept)
-  --lease-audience NAME    the audience (aud) leases and identity tokens must name; needed with
-                           --lease-keys (the same name \`portcullis lease issue --audience\` writes)
-  --lease-clock-skew SEC   clock skew tolerated on a token's iat, nbf and exp (default 60)
-  --revoked FILE           revoked token ids, "JTI" or "JTI EXP" per line (watched; an entry stays
-                           revoked until its token has expired, even once the file drops it)
-  --metrics HOST:PORT      serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)
-  --metrics-allow-remote   allow --metrics on a non-loopback address
-  --drain-timeout MS       on SIGTERM, wait at most this long for in-flight requests (default 5000)
-`;
+${formatOptions(PDP_OPTIONS)}`;
 
 export async function pdpCommand(argv: string[], io: CommandIO): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      policy: { type: 'string' },
-      socket: { type: 'string', default: DEFAULT_SOCKET },
-      'lease-keys': { type: 'string' },
-      'lease-audience': { type: 'string' },
-      'lease-clock-skew': { type: 'string', default: '60' },
-      revoked: { type: 'string' },
-      metrics: { type: 'string' },
-      'metrics-allow-remote': { type: 'boolean', default: false },
-      'drain-timeout': { type: 'string', default: '5000' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: { ...PDP_OPTIONS, help: HELP_OPTION },
     strict: true,
     allowPositionals: false,
   });
@@ -89,6 +124,7 @@ export async function pdpCommand(argv: string[], io: CommandIO): Promise<number>
       revokedPath: values.revoked,
       metrics,
       log,
+      versionsDir: resolve(io.cwd, values['versions-dir'] ?? defaultVersionsDir()),
     });
   } catch (e) {
     process.removeListener('SIGTERM', onSignal);

@@ -7,12 +7,13 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { compile, renderDiagnostic } from '@portcullis/policy';
-import { isPcxError, isTokenName, PcxError, type PcxCode, parseTrustedKeys } from '@portcullis/protocol';
+import { createLogger, isPcxError, isTokenName, PcxError, type PcxCode, parseTrustedKeys } from '@portcullis/protocol';
 import { Engine, type Health, type TrustFileStatus } from './engine.js';
 import { LeaseVerifier, RevocationList } from './leases.js';
 import { PdpMetrics, serveMetrics, type MetricsAddress } from './metrics.js';
 import { PdpServer, type DrainOptions, type Log } from './server.js';
 import { readPolicySources, readSettled, type PolicySource } from './sources.js';
+import { keepVersion, openVersionsDir } from './versions.js';
 import { watchPaths, type Watcher } from './watch.js';
 
 /** The largest JWKS or revocation list read (a revocation line is at most ~150 bytes: ~100k entries). */
@@ -36,6 +37,12 @@ export interface PdpOptions {
   pollMs?: number;
   /** Clock skew allowed on token exp, nbf and iat, in seconds. Default 60. */
   leaseClockSkewSec?: number;
+  /**
+   * Directory where every policy version is kept (content-addressed, see versions.ts) before it
+   * is served. Default: none kept — `portcullis pdp` always passes one (--versions-dir, default
+   * defaultVersionsDir()).
+   */
+  versionsDir?: string;
 }
 
 export interface PdpHandle {
@@ -49,9 +56,9 @@ export interface PdpHandle {
   close(options?: DrainOptions): Promise<void>;
 }
 
-/** Log lines on a stream: "portcullis pdp: [level: ]message". */
+/** The PDP's log on a stream: protocol's JSON lines, `"daemon": "pdp"`. */
 export function streamLog(stream: NodeJS.WritableStream): Log {
-  return (level, message) => void stream.write(`portcullis pdp: ${level === 'info' ? '' : `${level}: `}${message}\n`);
+  return createLogger({ daemon: 'pdp', stream });
 }
 
 /** Reload a file only when its content changed, one reload at a time, a change during one rerunning it. */
@@ -135,6 +142,15 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
         { code: 'PCX_POLICY_COMPILE', message: `${options.policyPath} has ${errors} error(s); ${keeping}` },
         rendered,
       );
+    }
+    if (options.versionsDir !== undefined) {
+      // Kept before served: a decision whose version was not kept could never be replayed exactly.
+      try {
+        await keepVersion(options.versionsDir, policy.version, sources);
+      } catch (e) {
+        const keeping = engine.policy ? `keeping ${engine.policy.version}` : 'no policy is in force';
+        return failReload({ code: 'PCX_PDP_VERSION_STORE', message: `${(e as Error).message}; ${keeping}` }, []);
+      }
     }
     engine.install({ policy, files: sources.length, loadedAt: new Date().toISOString() }, rendered);
     metrics.reloads.ok++;
@@ -223,6 +239,7 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
     : undefined;
   await loadKeys?.(true);
   await loadRevoked?.(true);
+  if (options.versionsDir !== undefined) await openVersionsDir(options.versionsDir);
 
   const reloadPolicy = serialized(loadPolicy);
   await reloadPolicy();
@@ -244,8 +261,11 @@ export async function startPdp(options: PdpOptions): Promise<PdpHandle> {
   if (reloadRevoked)
     watchers.push(watchPaths([options.revokedPath!], () => void reloadRevoked(), { pollMs: options.pollMs }));
 
-  const metricsAt = metricsServer ? `; metrics on http://${options.metrics!.host}:${metricsServer.port}/metrics` : '';
-  log('info', `listening on ${options.socketPath}${metricsAt}`);
+  const metricsUrl = metricsServer ? `http://${options.metrics!.host}:${metricsServer.port}/metrics` : undefined;
+  log('info', `listening on ${options.socketPath}${metricsUrl ? `; metrics on ${metricsUrl}` : ''}`, {
+    socket: options.socketPath,
+    ...(metricsUrl ? { metrics: metricsUrl } : {}),
+  });
 
   return {
     socketPath: options.socketPath,

@@ -4,7 +4,7 @@
  * loading and watching live in the daemon shell (daemon.ts).
  */
 import type { CompiledPolicy, EvaluateOptions } from '@portcullis/policy';
-import type { Decision, ErrorInfo } from '@portcullis/protocol';
+import { truncateText, type Decision, type ErrorInfo } from '@portcullis/protocol';
 import type { IdentityCheck, LeaseResolution, LeaseVerifier } from './leases.js';
 
 export interface LoadedPolicy {
@@ -177,14 +177,17 @@ function unproven(version: string, why: string): Decision {
   return { decision: 'deny', reasons: [{ error }], policy_version: version, error };
 }
 
-/** Health answers must stay far below the 1 MiB frame limit, however broken the policy is. */
+/**
+ * Health answers must stay far below the 1 MiB frame limit, however broken the policy is: at
+ * most 20 diagnostics, each at most 4096 characters (a rendered diagnostic quotes its source
+ * line, which may be a whole minified file).
+ */
 const MAX_HEALTH_DIAGNOSTICS = 20;
+const MAX_DIAGNOSTIC_CHARS = 4096;
 function capped(diagnostics: string[]): string[] {
-  if (diagnostics.length <= MAX_HEALTH_DIAGNOSTICS) return diagnostics;
-  return [
-    ...diagnostics.slice(0, MAX_HEALTH_DIAGNOSTICS),
-    `… and ${diagnostics.length - MAX_HEALTH_DIAGNOSTICS} more (see the PDP log)`,
-  ];
+  const shown = diagnostics.slice(0, MAX_HEALTH_DIAGNOSTICS).map((d) => truncateText(d, MAX_DIAGNOSTIC_CHARS));
+  if (diagnostics.length <= MAX_HEALTH_DIAGNOSTICS) return shown;
+  return [...shown, `… and ${diagnostics.length - MAX_HEALTH_DIAGNOSTICS} more (see the PDP log)`];
 }
 
 function noPolicyDecision(why: string): Decision {

@@ -47,33 +47,43 @@ export class PdpMetrics {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) =>
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    family('pcx_pdp_decisions_total', 'counter', 'Decisions answered, by outcome.');
-    for (const [k, v] of Object.entries(this.decisions)) out.push(`pcx_pdp_decisions_total{decision="${k}"} ${v}`);
+    family('portcullis_pdp_decisions_total', 'counter', 'Decisions answered, by outcome.');
+    for (const [k, v] of Object.entries(this.decisions))
+      out.push(`portcullis_pdp_decisions_total{decision="${k}"} ${v}`);
     family(
-      'pcx_pdp_decision_duration_seconds',
+      'portcullis_pdp_decision_duration_seconds',
       'histogram',
       "Time from a request's arrival (its read chunk) to its answer encoded.",
     );
     let cumulative = 0;
     for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
       cumulative += this.bucketCounts[i]!;
-      out.push(`pcx_pdp_decision_duration_seconds_bucket{le="${LATENCY_BUCKETS[i]}"} ${cumulative}`);
+      out.push(`portcullis_pdp_decision_duration_seconds_bucket{le="${LATENCY_BUCKETS[i]}"} ${cumulative}`);
     }
-    out.push(`pcx_pdp_decision_duration_seconds_bucket{le="+Inf"} ${this.latencyCount}`);
-    out.push(`pcx_pdp_decision_duration_seconds_sum ${this.latencySum}`);
-    out.push(`pcx_pdp_decision_duration_seconds_count ${this.latencyCount}`);
-    family('pcx_pdp_reloads_total', 'counter', 'Policy reloads, by result (a failed reload keeps the last good set).');
-    for (const [k, v] of Object.entries(this.reloads)) out.push(`pcx_pdp_reloads_total{result="${k}"} ${v}`);
-    family('pcx_pdp_errors_total', 'counter', 'Errors by stable code: protocol errors and malformed requests.');
-    for (const [k, v] of this.errors) out.push(`pcx_pdp_errors_total{code="${escapeLabel(k)}"} ${v}`);
-    family('pcx_pdp_leases_ignored_total', 'counter', 'Leases presented but ignored, by reason.');
-    for (const [k, v] of this.leasesIgnored) out.push(`pcx_pdp_leases_ignored_total{reason="${escapeLabel(k)}"} ${v}`);
-    family('pcx_pdp_in_flight', 'gauge', 'Requests received and not yet answered.');
-    out.push(`pcx_pdp_in_flight ${this.inFlight}`);
-    family('pcx_pdp_connections', 'gauge', 'Open client connections.');
-    out.push(`pcx_pdp_connections ${this.connections}`);
-    family('pcx_pdp_policy_loaded', 'gauge', '1 when a valid policy set is loaded, else 0 (every request is denied).');
-    out.push(`pcx_pdp_policy_loaded ${this.policyLoaded}`);
+    out.push(`portcullis_pdp_decision_duration_seconds_bucket{le="+Inf"} ${this.latencyCount}`);
+    out.push(`portcullis_pdp_decision_duration_seconds_sum ${this.latencySum}`);
+    out.push(`portcullis_pdp_decision_duration_seconds_count ${this.latencyCount}`);
+    family(
+      'portcullis_pdp_reloads_total',
+      'counter',
+      'Policy reloads, by result (a failed reload keeps the last good set).',
+    );
+    for (const [k, v] of Object.entries(this.reloads)) out.push(`portcullis_pdp_reloads_total{result="${k}"} ${v}`);
+    family('portcullis_pdp_errors_total', 'counter', 'Errors by stable code: protocol errors and malformed requests.');
+    for (const [k, v] of this.errors) out.push(`portcullis_pdp_errors_total{code="${escapeLabel(k)}"} ${v}`);
+    family('portcullis_pdp_leases_ignored_total', 'counter', 'Leases presented but ignored, by reason.');
+    for (const [k, v] of this.leasesIgnored)
+      out.push(`portcullis_pdp_leases_ignored_total{reason="${escapeLabel(k)}"} ${v}`);
+    family('portcullis_pdp_in_flight', 'gauge', 'Requests received and not yet answered.');
+    out.push(`portcullis_pdp_in_flight ${this.inFlight}`);
+    family('portcullis_pdp_connections', 'gauge', 'Open client connections.');
+    out.push(`portcullis_pdp_connections ${this.connections}`);
+    family(
+      'portcullis_pdp_policy_loaded',
+      'gauge',
+      '1 when a valid policy set is loaded, else 0 (every request is denied).',
+    );
+    out.push(`portcullis_pdp_policy_loaded ${this.policyLoaded}`);
     return out.join('\n') + '\n';
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The PDP's socket server: NDJSON frames over a Unix socket (DESIGN.md, "PDP wire protocol").
+ * The PDP's socket server: NDJSON frames over a Unix socket (packages/pdp/README.md, "Wire protocol").
  *
  * Hot path, per request frame: JSON.parse, the engine's decision (a decision-tree walk), one
  * JSON.stringify of the decision spliced after the id, appended to the connection's outbox. The
@@ -14,11 +14,23 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { stat, unlink } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { trace, SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import { LineDecoder, MAX_FRAME_BYTES, listenUnixSocket, type Decision, type PcxCode } from '@portcullis/protocol';
+import {
+  LineDecoder,
+  MAX_FRAME_BYTES,
+  MAX_ID_CHARS,
+  encodeFrameId,
+  isFrameId,
+  listenUnixSocket,
+  type Decision,
+  type Logger,
+  type PcxCode,
+} from '@portcullis/protocol';
+import { AnswerEncoder } from './answer.js';
 import type { Engine } from './engine.js';
 import type { PdpMetrics } from './metrics.js';
 
-export type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
+/** The PDP logs through protocol's one logger (JSON lines). */
+export type Log = Logger;
 
 export interface ServerOptions {
   socketPath: string;
@@ -35,7 +47,6 @@ export interface DrainOptions {
   idleMs?: number;
 }
 
-const MAX_ID_CHARS = 256;
 /**
  * Requests awaiting asynchronous work (a first lease verification) per connection before we stop
  * reading from it: a client pipelining fresh tokens cannot queue unbounded work.
@@ -48,6 +59,8 @@ export class PdpServer {
   private socketIno = 0;
   private closing: Promise<void> | undefined;
   readonly tracer: Tracer = trace.getTracer('portcullis-pdp');
+  /** Encodes every answer of this server (it remembers the last policy version's JSON). */
+  readonly answers = new AnswerEncoder();
 
   private constructor(readonly options: ServerOptions) {
     // allowHalfOpen: a client may send its frames and shut down its side; it still gets every
@@ -213,15 +226,15 @@ class Connection {
     }
     const f = frame as { id?: unknown; request?: unknown; health?: unknown };
     const id = f.id;
-    if (!((typeof id === 'number' && Number.isFinite(id)) || (typeof id === 'string' && id.length <= MAX_ID_CHARS))) {
+    if (!isFrameId(id)) {
       this.fatal(
         null,
         'PCX_PDP_BAD_FRAME',
-        `frame has no valid "id" (a number, or a string of at most ${MAX_ID_CHARS} characters)`,
+        `frame has no valid "id" (a safe integer, or a string of at most ${MAX_ID_CHARS} characters)`,
       );
       return;
     }
-    const head = typeof id === 'number' ? '{"id":' + id + ',' : '{"id":' + JSON.stringify(id) + ',';
+    const head = '{"id":' + encodeFrameId(id) + ',';
     if (f.request !== undefined) {
       const span = this.server.tracer.startSpan('pdp.decide');
       let d: Decision | Promise<Decision>;
@@ -269,7 +282,7 @@ class Connection {
 
   /** `t0` is when the request's chunk arrived, for asynchronous answers; -1 for synchronous ones (timed per chunk). */
   private answer(head: string, d: Decision, t0: number, span: ReturnType<Tracer['startSpan']>, request: unknown): void {
-    this.send(encodeAnswer(head, d));
+    this.send(this.server.answers.encode(head, d));
     const m = this.server.options.metrics;
     m.decisions[d.decision]++;
     if (d.error) m.countError(d.error.code);
@@ -355,55 +368,9 @@ class Connection {
   }
 }
 
-const DECISION_FIELD: Record<string, string> = {
-  allow: '"decision":"allow","reasons":[',
-  deny: '"decision":"deny","reasons":[',
-  ask: '"decision":"ask","reasons":[',
-};
-/** JSON of the evaluator's reasons, which are frozen objects shared by every decision they explain. */
-const reasonJson = new WeakMap<object, string>();
-let lastVersion = '';
-let lastVersionJson = '';
-
-/**
- * The answer line: `head` (`{"id":…,`) then the decision's fields. Hot path: the reasons a rule
- * produces are frozen and shared, so each is stringified once, ever; the version string once per
- * policy set. Only the fields of the protocol's Decision are written.
- */
-function encodeAnswer(head: string, d: Decision): string {
-  const prefix = DECISION_FIELD[d.decision];
-  if (prefix === undefined) return head + JSON.stringify(d).substring(1) + '\n';
-  let s = head + prefix;
-  const reasons = d.reasons;
-  for (let i = 0; i < reasons.length; i++) {
-    const r = reasons[i]!;
-    let j = reasonJson.get(r);
-    if (j === undefined) {
-      j = JSON.stringify(r);
-      if (Object.isFrozen(r)) reasonJson.set(r, j);
-    }
-    s += i === 0 ? j : ',' + j;
-  }
-  s += ']';
-  if (d.policy_version !== undefined) {
-    if (d.policy_version !== lastVersion) {
-      lastVersion = d.policy_version;
-      lastVersionJson = ',"policy_version":' + JSON.stringify(d.policy_version);
-    }
-    s += lastVersionJson;
-  }
-  if (d.error !== undefined) s += ',"error":' + JSON.stringify(d.error);
-  return s + '}\n';
-}
-
 function internalError(e: unknown, log: Log): Decision {
   // Not reachable by design (the engine never rejects); if it happens, fail closed and say so.
   log('error', `internal error while deciding: ${(e as Error)?.stack ?? String(e)}`);
   const error = { code: 'PCX_PDP_INTERNAL', message: 'the PDP failed to decide this request; denied' };
   return { decision: 'deny', reasons: [{ error }], error };
 }
-
-/**
- * Make the socket path bindable: create its directory, and remove a socket file left by a
- * crashed PDP (nobody accepts on it) — but never a live one, and never a non-socket file.
- */

@@ -1,17 +1,24 @@
 /**
  * Reading a policy path: a file, or a directory meaning every *.pol below it, loaded together
- * as one policy set. Files are returned sorted by path so that the set (and its version hash)
- * does not depend on directory order. Kubernetes ConfigMap volumes keep their files behind
- * `..data` symlinks and timestamped `..2024_…` directories: entries whose names start with
- * ".." are skipped, and symlinks are followed, so each file is read once via its visible name.
+ * as one policy set. Files are returned sorted by path so that the set does not depend on
+ * directory order; each carries its name relative to the policy root, which is all of its
+ * location that the version hash sees (not the working directory, not where the root is).
+ * Kubernetes ConfigMap volumes keep their files behind `..data` symlinks and timestamped
+ * `..2024_…` directories: entries whose names start with ".." are skipped, and symlinks are
+ * followed, so each file is read once via its visible name.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import { PcxError } from '@portcullis/protocol';
 
 export interface PolicySource {
   /** The path shown in diagnostics: relative to the working directory when below it. */
   path: string;
+  /**
+   * The name relative to the policy root (`/`-separated; a single file: its base name), which
+   * policy_version hashes: the same set has the same version wherever it is loaded from.
+   */
+  name: string;
   text: string;
 }
 
@@ -67,7 +74,8 @@ export async function readPolicySources(path: string, options: { cwd?: string } 
       );
     }
     const rel = relative(cwd, file);
-    out.push({ path: rel.startsWith('..') || rel === '' ? file : rel, text: await readFile(file, 'utf8') });
+    const name = info.isDirectory() ? relative(path, file).split(sep).join('/') : basename(file);
+    out.push({ path: rel.startsWith('..') || rel === '' ? file : rel, name, text: await readFile(file, 'utf8') });
   }
   return out;
 }

@@ -36,6 +36,8 @@ import { normalizeHost, normalizePath, parseHostGlob } from './values.js';
 
 export interface ParsedFile {
   path: string;
+  /** The name relative to the policy root (SourceFile.name): what a reason's `source` shows. */
+  name?: string;
   text: string;
   ast: FileAst;
 }
@@ -100,11 +102,15 @@ export class Checker {
   private readonly sources = new Map<string, string>();
   /** `principal.NAME` / `context.NAME` → the type and place of its declaration (`attributes` blocks). */
   private readonly declared = new Map<string, { type: RefType; loc: Loc }>();
+  private readonly names = new Map<string, string>();
 
   constructor(files: readonly ParsedFile[]) {
     const builder = new SchemaBuilder();
     this.schema = builder.schema;
-    for (const f of files) this.sources.set(f.path, f.text);
+    for (const f of files) {
+      this.sources.set(f.path, f.text);
+      if (f.name !== undefined) this.names.set(f.path, f.name);
+    }
     const decls = files.flatMap((f) => f.ast.decls);
     // Pass 1: declarations that others refer to (actions, constants, roles), in any order.
     for (const d of decls) {
@@ -410,7 +416,9 @@ export class Checker {
     const cond = r.when ? this.cond(r.when, actions) : ({ k: 'true' } as const);
     if (this.errorCount() > before || !cond) return null;
     if (r.effect === 'deny' && r.when) this.warnOptional(r, cond, actions);
-    const source = `${r.loc.file}:${r.loc.line}:${r.loc.col}`;
+    // Named relative to the policy root, like policy_version: a decision must not depend on the
+    // directory the set was loaded from (diagnostics keep the path, for the author's editor).
+    const source = `${this.names.get(r.loc.file) ?? r.loc.file}:${r.loc.line}:${r.loc.col}`;
     const reason: Reason = Object.freeze(
       r.because === undefined
         ? { effect: r.effect, policy: info.policy, rule: info.id, source }

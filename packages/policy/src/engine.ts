@@ -746,7 +746,7 @@ function grantReasons(q: NormalRequest, grants: readonly GrantSet[] | undefined)
   return out;
 }
 
-/** Deny-overrides (POLICY-LANGUAGE.md "Decision semantics" steps 2–7). */
+/** Deny-overrides (dsl/LANGUAGE.md, "Requests and decisions"): an applicable deny wins, then ask, then allow. */
 function decide(
   denies: CRule[],
   asks: CRule[],

@@ -18,5 +18,7 @@ export type {
   EvaluateOptions,
   SkippedEntry,
 } from './policy.js';
-export { compile } from './policy.js';
+export { compile, policyVersion } from './policy.js';
 export { format } from './format.js';
+export type { SymbolKind, SymbolSpan, SymbolOccurrence, PolicySymbols } from './symbols.js';
+export { policySymbols } from './symbols.js';

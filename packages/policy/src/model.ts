@@ -65,7 +65,7 @@ export interface ScopeIR {
 }
 
 export interface RuleIR {
-  /** Position in the set (files sorted by path, then source order): the reason order. */
+  /** Position in the set (files sorted by name, then source order): the reason order. */
   ordinal: number;
   id: string;
   policy: string;

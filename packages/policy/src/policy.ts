@@ -11,8 +11,15 @@ import type { RuleIR } from './model.js';
 import { parseFile, parseGrant } from './parse.js';
 
 export interface SourceFile {
+  /** Where the file is, as diagnostics show it (relative to the working directory, or absolute). */
   path: string;
   text: string;
+  /**
+   * The file's name relative to the policy root, `/`-separated (a single-file set: its base
+   * name). This, not `path`, is what policy_version hashes, so that the version does not depend
+   * on where the set is loaded from. Default: `path`.
+   */
+  name?: string;
 }
 /** Room to grow: no options yet, so none is accepted. */
 export type CompileOptions = Record<string, never>;
@@ -65,7 +72,7 @@ export interface SkippedEntry {
 }
 
 export interface CompiledPolicy {
-  /** "sha256:<hex>" over the sources (path + text, sorted by path): the policy_version. */
+  /** "sha256:<hex>" over the sources (name + text, sorted by name): the policy_version (see policyVersion). */
   readonly version: string;
   readonly ruleCount: number;
   /** Never throws. Malformed request → deny with `error` {code, message} (a request code such as PCX_REQ_BAD_TYPE). */
@@ -92,26 +99,41 @@ export interface CompileResult {
   diagnostics: Diagnostic[];
 }
 
+/**
+ * The policy_version of a set (the recipe dsl/LANGUAGE.md documents, so that anyone can
+ * recompute it): SHA-256 over the files sorted by the UTF-8 bytes of their names (ties, which
+ * only a set assembled from several roots can have, by text), each contributing
+ * `<bytes of name>:<name>\n<bytes of text>:<text>\n`, written "sha256:<lower-case hex>". Only
+ * names relative to the policy root and contents count: never the directory it was loaded from.
+ */
 export function policyVersion(files: readonly SourceFile[]): string {
+  const entries = files.map((f) => ({ name: Buffer.from(f.name ?? f.path), text: Buffer.from(f.text) }));
+  entries.sort((a, b) => Buffer.compare(a.name, b.name) || Buffer.compare(a.text, b.text));
   const h = createHash('sha256');
-  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
-    // Length-prefixed so that moving text between path and content cannot collide.
-    h.update(`${Buffer.byteLength(f.path)}:${f.path}\n${Buffer.byteLength(f.text)}:`);
-    h.update(f.text);
-    h.update('\n');
+  for (const e of entries) {
+    // Length-prefixed so that moving text between name and content cannot collide.
+    h.update(`${e.name.length}:`).update(e.name).update(`\n${e.text.length}:`).update(e.text).update('\n');
   }
   return `sha256:${h.digest('hex')}`;
 }
 
-/** Parses every file; returns the ASTs (sorted by path) and all syntax diagnostics. */
+/**
+ * Parses every file; returns the ASTs and all syntax diagnostics. Files are in the order the
+ * version hashes them (by name): source order, which orders reasons, must not depend on where
+ * the set was loaded from either.
+ */
 export function parseAll(files: readonly SourceFile[]): { parsed: ParsedFile[]; diagnostics: Diagnostic[] } {
   const parsed: ParsedFile[] = [];
   const diagnostics: Diagnostic[] = [];
-  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const sorted = files
+    .map((f) => ({ f, name: Buffer.from(f.name ?? f.path) }))
+    .sort((a, b) => Buffer.compare(a.name, b.name))
+    .map((e) => e.f);
   for (const f of sorted) {
     const r = parseFile(f.text, f.path);
     diagnostics.push(...r.diagnostics);
-    if (r.ast) parsed.push({ path: f.path, text: f.text, ast: r.ast });
+    if (r.ast)
+      parsed.push({ path: f.path, ...(f.name !== undefined ? { name: f.name } : {}), text: f.text, ast: r.ast });
   }
   return { parsed, diagnostics };
 }

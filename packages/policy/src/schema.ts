@@ -1,4 +1,4 @@
-/** Built-in actions and their resource attributes (POLICY-LANGUAGE.md), plus custom `action` schemas. */
+/** Built-in actions and their resource attributes (dsl/LANGUAGE.md), plus custom `action` schemas. */
 import type { ActionSchema, AttrType, Schema } from './model.js';
 import { reader } from './request.js';
 

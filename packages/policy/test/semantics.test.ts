@@ -1,4 +1,4 @@
-// Decision semantics and request normalisation, case by case against POLICY-LANGUAGE.md.
+// Decision semantics and request normalisation, case by case against dsl/LANGUAGE.md.
 import t from 'tap';
 import type { Decision } from '@portcullis/protocol';
 import { compile } from '../src/index.js';

@@ -1,5 +1,5 @@
 /**
- * The audit record (DESIGN.md "Audit record and log"): its shape, validation of what a PEP sends,
+ * The audit record (docs/architecture.md, "The audit log"): its shape, validation of what a PEP sends,
  * the redaction rules applied before anything is hashed or written, and RFC 8785 canonical JSON.
  *
  * Redaction runs in the client (so a secret never crosses the socket) and again in the sink
@@ -31,6 +31,8 @@ export interface AuditRecordInput {
   context?: RequestContext;
   decision: Effect;
   reasons: Reason[];
+  /** The decision's policy_version, when a policy set made it: `audit replay` evaluates against that version. */
+  policy_version?: string;
   outcome?: AuditOutcome;
 }
 
@@ -57,6 +59,7 @@ const INPUT_KEYS = new Set([
   'context',
   'decision',
   'reasons',
+  'policy_version',
   'outcome',
 ]);
 const EFFECTS = new Set(['allow', 'deny', 'ask']);
@@ -96,6 +99,8 @@ export function prepareAuditRecord(value: unknown): AuditRecordInput {
     throw invalid('"decision" must be "allow", "deny" or "ask"');
   if (!Array.isArray(v.reasons) || !v.reasons.every(isObject)) throw invalid('"reasons" must be an array of objects');
   if (v.outcome !== undefined && !isObject(v.outcome)) throw invalid('"outcome" must be an object');
+  if (v.policy_version !== undefined && (typeof v.policy_version !== 'string' || v.policy_version.length > 128))
+    throw invalid('"policy_version" must be a string of at most 128 characters (the decision\'s policy_version)');
   // Canonical JSON must be possible (finite numbers, well-formed strings, plain data), checked
   // here so that a bad value is refused with a reason instead of failing at write time. The
   // check is made by the redacting copy itself (one walk instead of two: this runs for every

@@ -16,7 +16,7 @@ export const ERROR_CODES = {
   PCX_RPC_UNAVAILABLE: 'the peer is not listening on its socket (missing, refused or not permitted)',
   PCX_RPC_TIMEOUT: 'the peer did not answer a call within its deadline',
   PCX_RPC_CLOSED: 'the connection to the peer closed, or the client was closed, before the answer came',
-  PCX_RPC_BAD_FRAME: 'the peer sent a frame that is not JSON, has no numeric id or is over the frame limit',
+  PCX_RPC_BAD_FRAME: 'the peer sent a frame that is not JSON, has no safe-integer id or is over the frame limit',
   PCX_RPC_OVERLOADED: 'too many calls are in flight on one connection; the call was not sent',
   PCX_RPC_FRAME_TOO_LARGE: 'the request frame is over the frame limit; it was not sent',
 
@@ -121,6 +121,9 @@ export const ERROR_CODES = {
   PCX_PDP_NO_POLICY: 'no valid policy is loaded, so every request is denied',
   PCX_PDP_INTERNAL: 'the PDP failed to decide this request (a bug); denied',
   PCX_PDP_FILE: 'a file the PDP needs (lease keys, revocations) cannot be read',
+  PCX_PDP_VERSION_STORE: 'the policy versions directory cannot be written, so the policy version is not served',
+  PCX_PDP_VERSION_MISSING: 'a policy version named for replay is not kept in the versions directory',
+  PCX_PDP_VERSION_CORRUPT: 'a kept policy version does not hash to its name (edited or replaced)',
   PCX_PDP_SOCKET_PATH: 'the socket path cannot be used: not a socket, or its directory cannot be created',
   PCX_PDP_SOCKET_IN_USE: 'another process is serving the socket path',
   PCX_PDP_LISTEN: 'the PDP cannot listen on its socket',
@@ -142,7 +145,9 @@ export const ERROR_CODES = {
   PCX_LEASE_ISSUE: 'a lease or identity token cannot be issued as asked (lifetime, audience, subject, size)',
 
   // Audit: the sink, its log and the offline tools
-  PCX_AUDIT_BAD_FRAME: 'a client sent a frame that is not JSON, has no numeric id, or has neither record nor health',
+  PCX_AUDIT_BAD_FRAME:
+    'a client sent a frame that is not JSON, has no valid id (a safe integer or a short string), ' +
+    'or has neither record nor health',
   PCX_AUDIT_FRAME_TOO_LARGE: 'a client sent a frame over the frame limit; the connection is closed',
   PCX_AUDIT_INVALID_RECORD: 'the audit record is malformed; it was not written',
   PCX_AUDIT_CLOSED: 'the audit sink is shutting down; the record was not written',
@@ -230,9 +235,26 @@ export const ERROR_CODES = {
   PCX_VAULT_FINGERPRINTS: 'the fingerprint file cannot be written',
   PCX_VAULT_CREDENTIAL_FILE: 'a --passphrase-file or --pin-file cannot be read, or is empty',
 
-  // Scan: fingerprint files (packages/scan)
+  // Scan: fingerprint and rules files (packages/scan)
+  PCX_SCAN_BAD_RULES: 'the rules file is not JSON, or a field is missing, misspelt or wrong (with file:line:col)',
   PCX_SCAN_BAD_FINGERPRINTS: 'the fingerprint file is not JSON or not the shape `portcullis vault fingerprints` writes',
   PCX_SCAN_FINGERPRINTS_VERSION: 'the fingerprint file has a format version this scanner does not read',
+
+  // Comms: the message filter (packages/comms) and its client
+  PCX_COMMS_SOCKET_PATH:
+    "the message filter's socket path cannot be used: not a socket, or its directory cannot be created",
+  PCX_COMMS_SOCKET_IN_USE: "another process is serving the message filter's socket path",
+  PCX_COMMS_LISTEN: 'the message filter cannot listen on its socket',
+  PCX_COMMS_FILE: 'the --fingerprints or --rules file cannot be read',
+  PCX_COMMS_BAD_REQUEST: 'the check request is not JSON {channel, to, text} with the right types and sizes',
+  PCX_COMMS_BODY_TOO_LARGE: 'the check request body is over the size limit',
+  PCX_COMMS_MEDIA_TYPE: 'the check request is not sent as application/json',
+  PCX_COMMS_NOT_FOUND: 'no such endpoint (the filter serves POST /v1/messages/check and GET /v1/health)',
+  PCX_COMMS_METHOD: 'the endpoint does not take this HTTP method',
+  PCX_COMMS_AUDIT_UNAVAILABLE: 'the audit sink did not acknowledge the record; the message is denied',
+  PCX_COMMS_INTERNAL: 'the message filter failed on this request (a bug); the message is denied',
+  PCX_COMMS_UNAVAILABLE: 'the client could not reach the message filter, or it did not answer in time',
+  PCX_COMMS_BAD_ANSWER: 'the message filter sent an answer the client cannot read',
 
   // CLI: one-shot commands
   PCX_CLI_REQUEST_FILE: 'the request file given with --request @FILE cannot be read',

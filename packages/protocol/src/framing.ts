@@ -4,7 +4,7 @@
  *
  * The decoder never buffers more than the limit: a line that grows past it is reported once
  * through onOverflow and the decoder stops delivering (the caller closes the connection, as
- * DESIGN.md requires). Chunks are kept as a list and joined only when a newline arrives, so a
+ * docs/architecture.md requires). Chunks are kept as a list and joined only when a newline arrives, so a
  * large frame delivered in many small chunks costs O(n), not O(n²).
  */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -86,6 +86,42 @@ export class LineDecoder {
     this.stop();
     this.onOverflow();
   }
+}
+
+/** The longest string id a frame may carry (in UTF-16 code units). */
+export const MAX_ID_CHARS = 256;
+
+/** An id as a frame carries it: a safe integer, or a string of at most MAX_ID_CHARS characters. */
+export type FrameId = number | string;
+
+/**
+ * Whether `id` is a valid frame id. Numbers must be safe integers: a larger one (or `1e400`,
+ * which JSON.parse reads as Infinity) cannot be echoed back exactly, so an answer could reach
+ * the wrong caller or none. Strings are bounded so that echoing one cannot grow an answer.
+ */
+export function isFrameId(id: unknown): id is FrameId {
+  return Number.isSafeInteger(id) || (typeof id === 'string' && id.length <= MAX_ID_CHARS);
+}
+
+/** The JSON text of a valid id, for answers built by hand on hot paths. */
+export function encodeFrameId(id: FrameId): string {
+  return typeof id === 'number' ? String(id) : JSON.stringify(id);
+}
+
+/** Appended to a text cut by truncateText. */
+export const TRUNCATED_MARK = '… [truncated]';
+
+/**
+ * `text` if it has at most `maxChars` UTF-16 units, else its first `maxChars` units followed by
+ * TRUNCATED_MARK, never cut between the halves of a surrogate pair (a lone surrogate is not
+ * valid Unicode: an audit record holding one would be refused).
+ */
+export function truncateText(text: string, maxChars: number): string {
+  if (text.length <= maxChars) return text;
+  let end = maxChars;
+  const c = text.charCodeAt(end - 1);
+  if (c >= 0xd800 && c <= 0xdbff) end--;
+  return text.slice(0, end) + TRUNCATED_MARK;
 }
 
 /** Encode one frame. JSON.stringify never emits a raw newline, so the line is the frame. */

@@ -2,8 +2,17 @@ export type { Effect, Principal, RequestContext, DecisionRequest, Reason, ErrorI
 export { PcxError, isPcxError } from './errors.js';
 export { ERROR_CODES, isPcxCode } from './codes.js';
 export type { PcxCode } from './codes.js';
-export { LineDecoder, encodeFrame, MAX_FRAME_BYTES } from './framing.js';
-export type { LineDecoderOptions } from './framing.js';
+export {
+  LineDecoder,
+  encodeFrame,
+  encodeFrameId,
+  isFrameId,
+  truncateText,
+  MAX_FRAME_BYTES,
+  MAX_ID_CHARS,
+  TRUNCATED_MARK,
+} from './framing.js';
+export type { FrameId, LineDecoderOptions } from './framing.js';
 export { RpcClient } from './rpc.js';
 export type { RpcClientOptions, ResponseFrame } from './rpc.js';
 export { AuditClient } from './audit-client.js';
@@ -23,6 +32,9 @@ export type { PdpClientOptions, PdpHealth } from './pdp-client.js';
 export { closestName } from './suggest.js';
 export { listenUnixSocket } from './unix-socket.js';
 export type { ListenUnixOptions } from './unix-socket.js';
+export { CommsClient } from './comms-client.js';
+export type { CommsCheckRequest, CommsCheckResult, CommsClientOptions, CommsFinding } from './comms-client.js';
+export { positiveIntOption } from './cli-options.js';
 export {
   LEASE_TYP,
   IDENTITY_TYP,
@@ -43,3 +55,7 @@ export {
   issueIdentityToken,
 } from './lease.js';
 export type { SigningKey, TrustedKey, IssuedToken, IssueLeaseOptions, IssueIdentityOptions } from './lease.js';
+export { createLogger, isListeningLine } from './logger.js';
+export type { Logger, LoggerOptions, LogLevel } from './logger.js';
+export { formatOptions, HELP_OPTION, toArgv } from './options.js';
+export type { OptionSpec, OptionTable } from './options.js';

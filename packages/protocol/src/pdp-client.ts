@@ -2,7 +2,7 @@
  * The PDP client every PEP and agent runtime uses. `decide` never rejects: every failure —
  * the PDP unreachable, slow, closing the connection, answering garbage, an error frame, a
  * malformed decision — becomes a deny whose reason carries an `error` with a stable code, so
- * that the deny says "this was a failure, not policy" (DESIGN.md, "Fail closed, always").
+ * that the deny says "this was a failure, not policy" (docs/architecture.md, "Fail closed").
  *
  * Optional decision cache (off by default): keyed by the SHA-256 of the canonical JSON of the
  * whole request (never the request itself, which can be large), an LRU bounded by entries and
@@ -163,6 +163,9 @@ function parseDecision(frame: Record<string, unknown>): Decision {
       if ((r as Record<string, unknown>)[f] !== undefined && typeof (r as Record<string, unknown>)[f] !== 'string')
         return bad(`a reason's "${f}" is not a string`);
     }
+    const tr = (r as Reason).truncated;
+    if (tr !== undefined && !(Number.isSafeInteger(tr) && tr >= 0))
+      return bad('a reason\'s "truncated" is not a count');
     const re = (r as Reason).error;
     if (re !== undefined && !isErrorInfo(re)) return bad('a reason\'s "error" is not {code, message}');
   }

@@ -61,18 +61,27 @@ class Connection {
         new PcxError('PCX_RPC_OVERLOADED', `${this.options.peerName}: too many calls in flight (${this.pending.size})`),
       );
     }
-    if (!this.socket) this.open();
-    const id = this.nextId++;
+    const id = this.nextId;
+    // Ids stay safe integers (the peer refuses any other number); wrapping after 2^53 calls
+    // cannot collide with a call still in flight.
+    this.nextId = id === Number.MAX_SAFE_INTEGER ? 1 : id + 1;
     // Spread into a fresh object so that a caller's `id` field can never shadow ours.
     const line = JSON.stringify({ ...body, id }) + '\n';
-    if (line.length > MAX_FRAME_BYTES) {
-      return Promise.reject(
-        new PcxError(
-          'PCX_RPC_FRAME_TOO_LARGE',
-          `${this.options.peerName}: request frame is ${line.length} bytes; the limit is ${MAX_FRAME_BYTES}`,
-        ),
-      );
+    // The limit is in bytes, as the peer counts it: a line of 600k "é" is 600k UTF-16 units but
+    // 1.2 MB, and the peer would close the connection, failing every call pipelined with it.
+    // (UTF-8 takes at most 3 bytes per UTF-16 unit, so short lines skip the count.)
+    if (line.length > MAX_FRAME_BYTES / 3) {
+      const bytes = Buffer.byteLength(line);
+      if (bytes > MAX_FRAME_BYTES) {
+        return Promise.reject(
+          new PcxError(
+            'PCX_RPC_FRAME_TOO_LARGE',
+            `${this.options.peerName}: request frame is ${bytes} bytes; the limit is ${MAX_FRAME_BYTES}`,
+          ),
+        );
+      }
     }
+    if (!this.socket) this.open();
     return new Promise<ResponseFrame>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) {
@@ -138,17 +147,17 @@ class Connection {
       return;
     }
     const id = (frame as { id?: unknown } | null)?.id;
-    if (typeof frame !== 'object' || frame === null || Array.isArray(frame) || typeof id !== 'number') {
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame) || !Number.isSafeInteger(id)) {
       this.drop(
         socket,
-        new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame without a numeric id`),
+        new PcxError('PCX_RPC_BAD_FRAME', `${this.options.peerName} sent a frame without a safe-integer id`),
       );
       return;
     }
-    const p = this.pending.get(id);
+    const p = this.pending.get(id as number);
     // An unknown id is the late answer to a call that already timed out: nothing waits for it.
     if (!p) return;
-    this.pending.delete(id);
+    this.pending.delete(id as number);
     clearTimeout(p.timer);
     p.resolve(frame as ResponseFrame);
   }

@@ -1,5 +1,5 @@
 /**
- * The contracts between Portcullis parts (see ../shared/DESIGN.md and POLICY-LANGUAGE.md).
+ * The contracts between Portcullis parts (docs/architecture.md, dsl/LANGUAGE.md).
  * These types are the JSON shapes that cross process boundaries; keep them
  * backwards-compatible: add optional fields, never change a meaning.
  */
@@ -58,6 +58,11 @@ export interface Reason {
   /** A sentence saying why, for reasons that need more than the word (lease ceilings). */
   detail?: string;
   error?: ErrorInfo;
+  /**
+   * Only on the last reason of an answer that was cut to fit the frame limit: how many reasons
+   * were left out (long texts in the others end in "… [truncated]"). The decision is unchanged.
+   */
+  truncated?: number;
 }
 
 export interface ErrorInfo {

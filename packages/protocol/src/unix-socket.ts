@@ -1,7 +1,7 @@
 /**
- * Serving on a Unix socket the way every Portcullis daemon must (DESIGN.md, "Identity and
- * context"): the socket file is mode 0660 (or 0600) from the moment it exists, a stale socket left by a
- * crashed daemon is replaced, and a live one, or a path that is not a socket, is never touched.
+ * Serving on a Unix socket the way every Portcullis daemon must (docs/architecture.md,
+ * "Identity and sockets"): the socket file is mode 0660 (or 0600) from the moment it exists, a stale socket
+ * left by a crashed daemon is replaced, and a live one, or a path that is not a socket, is never touched.
  */
 import { createConnection, type Server } from 'node:net';
 import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';

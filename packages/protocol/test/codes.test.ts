@@ -3,7 +3,7 @@
 // prefixes, nothing assembled at run time), every entry is used somewhere, and each meaning is
 // one lower-case line without a final period.
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, isPcxCode } from '../src/index.js';
@@ -14,6 +14,8 @@ const TABLE = join(root, 'packages', 'protocol', 'src', 'codes.ts');
 const LITERAL = /\bPCX_[A-Z0-9_]+/g;
 
 function filesUnder(dir: string, keep: (name: string) => boolean): string[] {
+  // A package may have no test/ directory yet.
+  if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((f) => !f.split('/').includes('node_modules') && keep(f))
     .map((f) => join(dir, f));

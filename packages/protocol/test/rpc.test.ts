@@ -96,6 +96,10 @@ t.test('garbage, id-less and oversized answers fail the calls on that connection
   for (const [name, reply] of [
     ['not JSON', 'this is not json\n'],
     ['no id', '{"decision":"allow"}\n'],
+    ['a fractional id', '{"id":1.5,"decision":"allow"}\n'],
+    ['an id past 2^53', '{"id":9007199254740993,"decision":"allow"}\n'],
+    ['an id of 1e400 (Infinity)', '{"id":1e400,"decision":"allow"}\n'],
+    ['a string id', '{"id":"1","decision":"allow"}\n'],
     ['oversized', '{"id":1,"pad":"' + 'x'.repeat(1024 * 1024) + '"}\n'],
   ] as const) {
     const path = sock();
@@ -128,3 +132,28 @@ t.test('too many calls in flight are refused rather than queued without bound', 
   const calls = Array.from({ length: 4 }, () => c.call({}).catch((e: PcxError) => e.code));
   t.same(await Promise.all(calls), ['PCX_RPC_TIMEOUT', 'PCX_RPC_TIMEOUT', 'PCX_RPC_TIMEOUT', 'PCX_RPC_OVERLOADED']);
 });
+
+t.test(
+  'the frame limit counts bytes: a request of 600k "é" is refused unsent; calls pipelined with it get answers',
+  async (t) => {
+    const path = sock();
+    let received = 0;
+    const srv = await server(path, (f, s) => {
+      received++;
+      s.write(encodeFrame({ id: f.id, echo: f.x }));
+    });
+    t.teardown(() => srv.close());
+    const c = new RpcClient({ socketPath: path, timeoutMs: 5000 });
+    t.teardown(() => c.close());
+    const wide = 'é'.repeat(600_000); // 600,000 UTF-16 units, 1,200,000 UTF-8 bytes
+    const calls = [c.call({ x: 1 }), c.call({ x: wide }), c.call({ x: 3 })];
+    const [a, big, b] = await Promise.allSettled(calls);
+    t.match(big, { status: 'rejected', reason: { code: 'PCX_RPC_FRAME_TOO_LARGE', message: /1200\d{3} bytes/ } });
+    t.match(a, { status: 'fulfilled', value: { echo: 1 } });
+    t.match(b, { status: 'fulfilled', value: { echo: 3 } });
+    t.equal(received, 2, 'the oversized frame never reached the peer');
+    // Just under the limit in bytes (but not in characters) still goes through.
+    const fits = 'é'.repeat(500_000);
+    t.equal((await c.call({ x: fits })).echo, fits);
+  },
+);

@@ -14,7 +14,8 @@ import { foldBytes } from './fold.js';
 import { SCAN_KEY_BYTES, confirmDigest, deriveScanKey, deriveScanKeys, DIGEST_BYTES, rollingHash } from './keys.js';
 
 export const FINGERPRINT_FORMAT = 'portcullis-fingerprints';
-export const FINGERPRINT_VERSION = 1;
+/** 2: the fold decodes `%XX` and drops decoded whitespace (a version-1 file folded its forms differently). */
+export const FINGERPRINT_VERSION = 2;
 /** Secrets shorter than this are not fingerprinted (they would match ordinary text). */
 export const MIN_SECRET_BYTES = 8;
 /** Secrets longer than this are not fingerprinted (they would stretch the streaming window). */

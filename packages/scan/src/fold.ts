@@ -9,7 +9,9 @@
  *  - a backslash before a line break, or the escapes `\n`, `\r`, `\t`, is dropped (a line broken
  *    inside a string literal or a JSON string);
  *  - `\"`, `\'`, `\/`, `\\` become the escaped character; `\uXXXX` (surrogate pairs joined) and
- *    `\xXX` become the UTF-8 bytes of the character;
+ *    `\xXX` become the UTF-8 bytes of the character, and `%XX` (percent-encoding, whichever
+ *    characters the encoder chose to escape) the byte; a decoded whitespace character is dropped;
+ *  - the shell's quote inside a single-quoted word, `'\''`, becomes `'`;
  *  - a string join, the same quote closing and reopening with nothing but whitespace and at most one
  *    `+` or `.` between (`"abc" +\n "def"`, Python's implicit `'abc' 'def'`), is dropped;
  *  - A-Z become a-z (hex, percent-encoding and header spellings differ only in case);
@@ -86,7 +88,7 @@ function joinLength(source: Uint8Array, at: number, to: number): number {
  */
 export function fold(source: Uint8Array, from = 0, to = source.length, scratch?: Folded): Folded {
   const size = to - from;
-  // A folded byte never comes from less than one source byte, except `\uXXXX` (up to 3 UTF-8
+  // A folded byte never comes from less than one source byte (`%XX`: 1 from 3), except `\uXXXX` (up to 3 UTF-8
   // bytes from 6 source bytes) and a surrogate pair (4 from 12): the folded view is never longer.
   const out =
     scratch && scratch.bytes.length >= size
@@ -107,6 +109,18 @@ export function fold(source: Uint8Array, from = 0, to = source.length, scratch?:
       end[n++] = i + 1;
       i++;
       continue;
+    }
+    if (c === 0x25) {
+      const v = readHex(source, i + 1, 2, to);
+      if (v >= 0) {
+        if (!isSpace(v)) {
+          bytes[n] = v >= 0x41 && v <= 0x5a ? v | 0x20 : v;
+          start[n] = i;
+          end[n++] = i + 3;
+        }
+        i += 3;
+        continue;
+      }
     }
     if (c === 0x5c && i + 1 < to) {
       const e = source[i + 1] as number;
@@ -139,14 +153,23 @@ export function fold(source: Uint8Array, from = 0, to = source.length, scratch?:
       } else if (e === 0x78) {
         const v = readHex(source, i + 2, 2, to);
         if (v >= 0) {
-          bytes[n] = v >= 0x41 && v <= 0x5a ? v | 0x20 : v;
-          start[n] = i;
-          end[n++] = i + 4;
+          if (!isSpace(v)) {
+            bytes[n] = v >= 0x41 && v <= 0x5a ? v | 0x20 : v;
+            start[n] = i;
+            end[n++] = i + 4;
+          }
           i += 4;
           continue;
         }
       }
     } else if (c === 0x22 || c === 0x27) {
+      if (c === 0x27 && source[i + 1] === 0x5c && source[i + 2] === 0x27 && source[i + 3] === 0x27 && i + 3 < to) {
+        bytes[n] = 0x27;
+        start[n] = i;
+        end[n++] = i + 4;
+        i += 4;
+        continue;
+      }
       const join = joinLength(source, i, to);
       if (join > 0) {
         i += join;
@@ -169,8 +192,9 @@ function emitCodePoint(out: Folded, n: number, cp: number, from: number, to: num
     out.start[n] = from;
     out.end[n++] = to;
   };
-  if (cp < 0x80) put(cp >= 0x41 && cp <= 0x5a ? cp | 0x20 : cp);
-  else if (cp < 0x800) {
+  if (cp < 0x80) {
+    if (!isSpace(cp)) put(cp >= 0x41 && cp <= 0x5a ? cp | 0x20 : cp);
+  } else if (cp < 0x800) {
     put(0xc0 | (cp >> 6));
     put(0x80 | (cp & 0x3f));
   } else if (cp < 0x10000) {

@@ -25,5 +25,6 @@ export { ENCODINGS } from './encodings.js';
 export type { Encoding } from './encodings.js';
 export { createScanner } from './scanner.js';
 export type { Finding, ScanResult, Scanner, ScannerOptions, ScanStream } from './scanner.js';
-export { BUILTIN_RULES } from './rules.js';
+export { BUILTIN_RULES, MAX_PATTERN_SPAN } from './rules.js';
+export { parseRules, RULES_FORMAT, RULES_VERSION } from './rules-file.js';
 export type { PatternRule } from './rules.js';

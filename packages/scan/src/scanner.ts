@@ -10,7 +10,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Encoding } from './encodings.js';
 import type { FingerprintFile } from './fingerprints.js';
 import { type Folded, fold } from './fold.js';
-import { matchRules, type PatternRule, BUILTIN_RULES } from './rules.js';
+import { BUILTIN_RULES, MAX_PATTERN_SPAN, matchRules, type PatternRule } from './rules.js';
 import { confirmDigest, deriveScanKeys, rollingHash, rollingOutFactor } from './keys.js';
 
 /** One secret found in a text. */
@@ -56,14 +56,15 @@ export interface Scanner {
   readonly windowBytes: number;
 }
 
-/** Longest match of a pattern rule (a private-key block: 12,000 bytes of body and its two lines). */
-const PATTERN_SPAN_BYTES = 12_288;
 /** Left context a stream keeps for the patterns (keyword before the value, word boundaries). */
 const CONTEXT_BYTES = 256;
 
-/** A known secret's folded form may be spread over this many source bytes at most. */
+/**
+ * A known secret's folded form may be spread over this many source bytes at most: 6 per byte is
+ * every character written as `\u00XX`, and 256 leaves room for line breaks and string joins.
+ */
 function maxKnownSpan(length: number): number {
-  return 4 * length + 256;
+  return 6 * length + 256;
 }
 
 interface Candidate {
@@ -152,7 +153,7 @@ export function createScanner(options: ScannerOptions = {}): Scanner {
 
   let longestForm = 0;
   for (const s of file?.secrets ?? []) for (const f of s.forms) longestForm = Math.max(longestForm, f.length);
-  const windowBytes = Math.max(PATTERN_SPAN_BYTES, maxKnownSpan(longestForm));
+  const windowBytes = Math.max(MAX_PATTERN_SPAN, maxKnownSpan(longestForm));
 
   function findAll(bytes: Uint8Array): Finding[] {
     const found = known(bytes);

@@ -88,6 +88,7 @@ async function release(
         ...(options.context ? { context: options.context } : {}),
         decision: decisions[i]!.decision,
         reasons: decisions[i]!.reasons,
+        ...(decisions[i]!.policy_version ? { policy_version: decisions[i]!.policy_version } : {}),
         outcome: { status: refused < 0 ? 'released' : 'refused' },
       }),
     ),

@@ -25,7 +25,14 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync, lstatSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { LineDecoder, encodeFrame, isPcxError, listenUnixSocket } from '@portcullis/protocol';
+import {
+  createLogger,
+  LineDecoder,
+  encodeFrame,
+  isPcxError,
+  listenUnixSocket,
+  type Logger,
+} from '@portcullis/protocol';
 import { fromBase64, toBase64, wipe } from './crypto.js';
 import { vaultError } from './errors.js';
 import type { Kek, WrapSubject } from './kek.js';
@@ -39,8 +46,8 @@ export interface VaultAgentOptions {
   socketPath?: string;
   /** Lock a workspace after this long without a wrap or unwrap, in milliseconds. Default 900000 (15 min). */
   idleTimeoutMs?: number;
-  /** Log lines (default: stderr, as "portcullis vault agent: …"). */
-  log?: (line: string) => void;
+  /** Where the agent logs (default: protocol's JSON lines on stderr, `"daemon": "vault-agent"`). */
+  log?: Logger;
 }
 
 export interface VaultAgentHandle {
@@ -67,7 +74,7 @@ interface Entry {
 export async function startVaultAgent(options: VaultAgentOptions = {}): Promise<VaultAgentHandle> {
   const socketPath = options.socketPath ?? defaultAgentSocket();
   const idleMs = options.idleTimeoutMs ?? 900_000;
-  const log = options.log ?? ((line: string) => process.stderr.write(`portcullis vault agent: ${line}\n`));
+  const log = options.log ?? createLogger({ daemon: 'vault-agent' });
   preparePrivateDirectory(socketPath);
   const entries = new Map<string, Entry>();
   const sockets = new Set<Socket>();
@@ -79,7 +86,7 @@ export async function startVaultAgent(options: VaultAgentOptions = {}): Promise<
     entries.delete(workspace);
     clearTimeout(e.timer);
     e.kek.destroy();
-    log(`locked workspace "${workspace}" (${why})`);
+    log('info', `locked workspace "${workspace}" (${why})`, { workspace });
     return true;
   };
 
@@ -189,7 +196,10 @@ export async function startVaultAgent(options: VaultAgentOptions = {}): Promise<
           lastUsed: Date.now(),
           timer,
         });
-        log(`unlocked workspace "${workspace}" (KEK version ${kek.binding.kekVersion})`);
+        log('info', `unlocked workspace "${workspace}" (KEK version ${kek.binding.kekVersion})`, {
+          workspace,
+          kek_version: kek.binding.kekVersion,
+        });
         return { workspace, kek_version: kek.binding.kekVersion, idle_timeout_ms: idleMs };
       } finally {
         provider.dispose();
@@ -204,7 +214,7 @@ export async function startVaultAgent(options: VaultAgentOptions = {}): Promise<
     // The peer check Node allows (see agent-socket.ts): the socket must still be private.
     const problem = socketProblem(socketPath, ino);
     if (problem) {
-      log(`refused a connection: ${problem}; locking everything`);
+      log('warn', `refused a connection: ${problem}; locking everything`);
       for (const w of [...entries.keys()]) lock(w, 'socket no longer private');
       socket.destroy();
       return;
@@ -258,7 +268,7 @@ export async function startVaultAgent(options: VaultAgentOptions = {}): Promise<
     mode: 0o600,
     codes: { path: 'PCX_VAULT_AGENT_SOCKET', inUse: 'PCX_VAULT_AGENT_SOCKET_IN_USE', listen: 'PCX_VAULT_AGENT_LISTEN' },
   }));
-  log(`listening on ${socketPath}`);
+  log('info', `listening on ${socketPath}`, { socket: socketPath });
 
   let closing: Promise<void> | undefined;
   return {

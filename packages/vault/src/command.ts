@@ -17,7 +17,14 @@
 import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AuditClient, isPcxError, PdpClient, type Principal, type RequestContext } from '@portcullis/protocol';
+import {
+  AuditClient,
+  createLogger,
+  isPcxError,
+  PdpClient,
+  type Principal,
+  type RequestContext,
+} from '@portcullis/protocol';
 import { buildFingerprints, serializeFingerprints } from '@portcullis/scan';
 import { openSecretForReading, openSecretsForInjection, type ReleaseOptions } from './access.js';
 import { AgentClient } from './agent-client.js';
@@ -421,14 +428,16 @@ async function agent(c: Ctx): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
+    const log = createLogger({ daemon: 'vault-agent', stream: c.io.stderr });
     const handle = await startVaultAgent({
       socketPath: c.values.socket ? path(c, c.values.socket) : defaultAgentSocket(),
       idleTimeoutMs: Number(idle) * 1000,
-      log: (line) => say(c, line),
+      log,
     });
     const signal = await signalled;
-    say(c, `${signal}: locking every workspace and stopping`);
+    log('info', `${signal}: locking every workspace and stopping`);
     await handle.close();
+    log('info', 'stopped');
     return 0;
   } finally {
     process.removeListener('SIGTERM', onSignal);

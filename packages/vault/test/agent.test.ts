@@ -32,7 +32,7 @@ async function setup(t: TestT, idleTimeoutMs = 60_000, withPassphrase = false) {
   const agent = await startVaultAgent({
     socketPath: join(dir, 'agent', 'agent.sock'),
     idleTimeoutMs,
-    log: (l) => logs.push(l),
+    log: (_level, msg) => logs.push(msg),
   });
   t.teardown(() => agent.close());
   const client = new AgentClient({ socketPath: agent.socketPath });

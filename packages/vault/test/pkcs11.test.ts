@@ -11,13 +11,13 @@ import pkcs11js from 'pkcs11js';
 import { destroyPkcs11Key, pkcs11Provider } from '../src/pkcs11.js';
 import { initVault, openVault } from '../src/store.js';
 import { bytes, codeOf, tempDir, text } from './helpers.js';
+import { missingTools, SOFTHSM2_MODULES } from '../../../test/helpers/tools.js';
 
-const MODULES = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so'];
-const module = MODULES.find((m) => existsSync(m));
-const util = spawnSync('softhsm2-util', ['--version'], { encoding: 'utf8' });
+const module = SOFTHSM2_MODULES.find((m) => existsSync(m))!;
+const missing = missingTools('softhsm2');
 
-if (util.error || !module) {
-  t.comment('skipped: softhsm2-util or libsofthsm2.so is missing (apt-get install softhsm2)');
+if (missing) {
+  t.plan(0, missing);
 } else {
   const dir = tempDir(t, 'pcx-vault-hsm-');
   mkdirSync(join(dir, 'tokens'));

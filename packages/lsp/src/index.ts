@@ -1,0 +1,3 @@
+/** @portcullis/lsp — the policy language server (`portcullis lsp`). */
+export type { LspCommandIO } from './command.js';
+export { lspCommand } from './command.js';
