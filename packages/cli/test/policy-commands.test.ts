@@ -222,7 +222,8 @@ t.test('eval --explain lists skipped rules; eval reports the leases it cannot ve
     {
       rule: 'role:lead#1',
       effect: 'allow',
-      source: 'good/roles.pol:5:3',
+      // Sources are relative to the policy root (the directory given), whatever the working directory.
+      source: 'roles.pol:5:3',
       skipped: 'role',
       why: 'applies to role "lead" (or a role extending it); the principal holds no roles',
     },
