@@ -383,7 +383,7 @@ export const grantArb: fc.Arbitrary<string> = fc
  * (exp - iat, s). Mostly issuer "gen" within a 10-minute ceiling; also the key id alone, an
  * issuer with a short ceiling or none, and lifetimes over the ceilings.
  */
-export const leaseArb: fc.Arbitrary<{ text: string; issuers: string[]; lifetimeSec: number }> = fc.record({
+export const leaseArb: fc.Arbitrary<{ text: string; issuers: readonly string[]; lifetimeSec: number }> = fc.record({
   text: grantArb,
   issuers: fc.oneof(
     { weight: 6, arbitrary: fc.constant(['gen']) },

@@ -564,7 +564,7 @@ export interface OracleLease {
   id: string;
   text: string;
   /** The names the issuer goes by (key id, bound `iss`). */
-  issuers: string[];
+  issuers: readonly string[];
   /** exp - iat, in seconds. */
   lifetimeSec: number;
 }
